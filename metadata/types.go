@@ -1,0 +1,47 @@
+// Package metadata reads the Hetzner Cloud server metadata service.
+//
+// The service lives at http://169.254.169.254/hetzner/v1/metadata and serves a
+// YAML summary plus one sub-path per key. Values are parsed into typed Go
+// values (net/netip for addresses) and validated: a malformed value is an
+// error naming the field, never a zero value.
+package metadata
+
+import (
+	"net"
+	"net/netip"
+)
+
+// DefaultEndpoint is the metadata base URL on every Hetzner Cloud server.
+const DefaultEndpoint = "http://169.254.169.254/hetzner/v1/metadata"
+
+// Summary is the metadata summary document (GET {endpoint}).
+type Summary struct {
+	// Hostname is the server name as set in the API.
+	Hostname string
+	// InstanceID is the server ID. It identifies "self"; the hostname does not.
+	InstanceID int64
+	// PublicIPv4 is the primary public IPv4 address, or the zero Addr when
+	// the server has none.
+	PublicIPv4 netip.Addr
+	// AvailabilityZone is e.g. "hel1-dc2".
+	AvailabilityZone string
+	// Region is the network zone, e.g. "eu-central".
+	Region string
+	// Extra holds every key the reference does not document (real servers
+	// send network-config, public-keys, local-ipv4, ...), decoded as generic
+	// YAML values. It is never an error to receive one.
+	Extra map[string]any
+}
+
+// PrivateNetwork is one entry of the private-networks document.
+type PrivateNetwork struct {
+	IP           netip.Addr       // ip
+	AliasIPs     []netip.Addr     // alias_ips
+	InterfaceNum int              // interface_num
+	MACAddress   net.HardwareAddr // mac_address
+	NetworkID    int64            // network_id
+	NetworkName  string           // network_name
+	Network      netip.Prefix     // network
+	Subnet       netip.Prefix     // subnet
+	Gateway      netip.Addr       // gateway
+}
