@@ -1,0 +1,382 @@
+package netconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Hotplug refresh: metadata can lag a hot-added NIC by seconds, so after a
+// new private NIC shows up whose MAC metadata does not list yet, metadata is
+// read again with a short backoff until it does or hotplugWindow passes. The
+// backoff is capped at 500ms so that a NIC is configured well within a second
+// of metadata showing it; a local metadata read every half second for at most
+// 30 s is cheap.
+const (
+	hotplugFirstRetry = 200 * time.Millisecond
+	hotplugMaxRetry   = 500 * time.Millisecond
+	hotplugWindow     = 30 * time.Second
+)
+
+// SubscribeFunc subscribes to link updates the way
+// netlink.LinkSubscribeWithOptions does: updates go to ch until done is
+// closed.
+type SubscribeFunc func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error
+
+// ReconcilerOption configures a Reconciler.
+type ReconcilerOption func(*Reconciler)
+
+// WithNetns makes the Reconciler subscribe to link events in ns (the
+// namespace its netlink handle works in). Without it, and without
+// WithSubscribe, the current namespace is used.
+func WithNetns(ns netns.NsHandle) ReconcilerOption {
+	return func(r *Reconciler) {
+		r.subscribe = func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
+			return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
+				Namespace:     &ns,
+				ErrorCallback: r.subscribeError,
+			})
+		}
+	}
+}
+
+// WithSubscribe replaces the link event source (tests inject events).
+func WithSubscribe(f SubscribeFunc) ReconcilerOption {
+	return func(r *Reconciler) { r.subscribe = f }
+}
+
+// WithOnReconcile registers a callback run after every reconcile, from the
+// Run goroutine: the daemon uses it for metrics and the systemd READY and
+// watchdog notifications.
+func WithOnReconcile(f func(Result, error)) ReconcilerOption {
+	return func(r *Reconciler) { r.onReconcile = f }
+}
+
+// WithOwned starts from an ownership record loaded earlier.
+func WithOwned(o Owned) ReconcilerOption {
+	return func(r *Reconciler) { r.owned = o.Clone() }
+}
+
+// WithOwnedFile loads the ownership record from path when Run starts and
+// saves it there whenever it changes.
+func WithOwnedFile(path string) ReconcilerOption {
+	return func(r *Reconciler) { r.ownedPath = path }
+}
+
+// Reconciler keeps the private networks configured: it reconciles at start,
+// on every jittered poll, on link events (hotplug) and on Trigger.
+type Reconciler struct {
+	opts        Options
+	src         Source
+	h           nlHandle
+	log         *slog.Logger
+	subscribe   SubscribeFunc
+	onReconcile func(Result, error)
+	ownedPath   string
+	trigger     chan struct{}
+	linkEvents  chan linkEvent
+
+	mu         sync.Mutex
+	lastGood   []metadata.PrivateNetwork
+	haveGood   bool
+	owned      Owned
+	blackholed bool
+	lastErr    string
+	// pending holds the MACs of hot-added private NICs that metadata does
+	// not list yet, with when to give up on them.
+	pending map[string]time.Time
+}
+
+type linkEvent struct {
+	mac   string
+	added bool
+}
+
+// New returns a Reconciler that reads metadata from src and configures the
+// host through h (a *netlink.Handle). logger must not be nil.
+func New(opts Options, src Source, h nlHandle, logger *slog.Logger, ropts ...ReconcilerOption) *Reconciler {
+	r := &Reconciler{
+		opts:       opts,
+		src:        src,
+		h:          h,
+		log:        logger,
+		trigger:    make(chan struct{}, 1),
+		linkEvents: make(chan linkEvent, 64),
+		pending:    map[string]time.Time{},
+	}
+	r.owned.normalize()
+	for _, o := range ropts {
+		o(r)
+	}
+	if r.subscribe == nil {
+		r.subscribe = func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
+			return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{ErrorCallback: r.subscribeError})
+		}
+	}
+	return r
+}
+
+func (r *Reconciler) subscribeError(err error) {
+	r.log.Warn("link event subscription error", "err", err)
+	r.Trigger()
+}
+
+// Trigger asks for a reconcile soon. It never blocks.
+func (r *Reconciler) Trigger() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// LastKnownGood returns the private networks of the last successful metadata
+// read, and whether there was one.
+func (r *Reconciler) LastKnownGood() ([]metadata.PrivateNetwork, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lastGood), r.haveGood
+}
+
+// Owned returns a copy of the ownership record.
+func (r *Reconciler) Owned() Owned {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.owned.Clone()
+}
+
+// Run reconciles until ctx is done, then returns nil. It returns an error
+// only when it cannot start (ownership record unreadable, link events
+// unavailable).
+func (r *Reconciler) Run(ctx context.Context) error {
+	if r.ownedPath != "" {
+		o, err := LoadOwned(r.ownedPath)
+		if err != nil {
+			return fmt.Errorf("start private network reconciler: %w", err)
+		}
+		r.mu.Lock()
+		r.owned = o
+		r.mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	updates := make(chan netlink.LinkUpdate, 64)
+	if err := r.subscribe(updates, ctx.Done()); err != nil {
+		return fmt.Errorf("subscribe to link events: %w", err)
+	}
+	// Exits when updates is closed (the subscription ends with ctx) or ctx
+	// is done.
+	go r.watchLinks(ctx, updates)
+
+	poll := time.NewTimer(jitter(r.opts.pollInterval()))
+	defer poll.Stop()
+	var (
+		retry   *time.Timer
+		retryC  <-chan time.Time
+		backoff = hotplugFirstRetry
+	)
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	for {
+		r.reconcile(ctx)
+		if r.hasPending() {
+			if retry == nil {
+				retry = time.NewTimer(backoff)
+			} else {
+				retry.Reset(backoff)
+			}
+			retryC = retry.C
+			backoff = min(backoff*2, hotplugMaxRetry)
+		} else {
+			retryC = nil
+			backoff = hotplugFirstRetry
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C:
+			poll.Reset(jitter(r.opts.pollInterval()))
+		case <-r.trigger:
+		case <-retryC:
+		case ev := <-r.linkEvents:
+			r.noteLink(ev)
+			backoff = hotplugFirstRetry
+		}
+	}
+}
+
+// jitter spreads d by ±10% so a fleet started from one image does not poll
+// in step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + rand.N(d/5+1)
+}
+
+// watchLinks turns kernel link updates into link events: a new private NIC
+// (MAC 86:00:00…) or a link that went away. Changes of an existing link
+// (including the MTU and up that Apply sets) are not events; the periodic
+// poll restores those.
+func (r *Reconciler) watchLinks(ctx context.Context, updates <-chan netlink.LinkUpdate) {
+	known := map[int]string{}
+	for {
+		var u netlink.LinkUpdate
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok = <-updates:
+			if !ok {
+				return
+			}
+		}
+		if u.Link == nil || u.Link.Attrs() == nil {
+			continue
+		}
+		a := u.Link.Attrs()
+		mac := a.HardwareAddr.String()
+		var ev linkEvent
+		switch u.Header.Type {
+		case unix.RTM_NEWLINK:
+			if known[a.Index] == mac {
+				continue
+			}
+			known[a.Index] = mac
+			if !IsPrivateMAC(a.HardwareAddr) {
+				continue
+			}
+			ev = linkEvent{mac: mac, added: true}
+		case unix.RTM_DELLINK:
+			prev, seen := known[a.Index]
+			delete(known, a.Index)
+			if !seen {
+				prev = mac
+			}
+			ev = linkEvent{mac: prev}
+		default:
+			continue
+		}
+		select {
+		case r.linkEvents <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// noteLink records a link event for the next reconcile.
+func (r *Reconciler) noteLink(ev linkEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ev.added {
+		r.log.Info("private nic appeared", "mac", ev.mac)
+		r.pending[ev.mac] = time.Now().Add(hotplugWindow)
+		return
+	}
+	delete(r.pending, ev.mac)
+}
+
+func (r *Reconciler) hasPending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending) > 0
+}
+
+// reconcile reads metadata and applies it once. A failed metadata read keeps
+// the last known good networks: it never means "no networks".
+func (r *Reconciler) reconcile(ctx context.Context) {
+	res, err := r.ReconcileOnce(ctx)
+	if r.onReconcile != nil {
+		r.onReconcile(res, err)
+	}
+}
+
+// ReconcileOnce reads metadata and applies it once. Run calls it; the daemon
+// may call it for a first, synchronous reconcile.
+func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
+	nets, mdErr := r.src.PrivateNetworks(ctx)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if mdErr != nil {
+		mdErr = fmt.Errorf("read private networks from metadata: %w", mdErr)
+		if !r.haveGood {
+			// Nothing is known yet: configure nothing and remove nothing.
+			r.logError(mdErr)
+			return Result{}, mdErr
+		}
+		nets = r.lastGood
+	} else {
+		r.lastGood, r.haveGood = slices.Clone(nets), true
+	}
+
+	now := time.Now()
+	for mac, deadline := range r.pending {
+		if listsMAC(nets, mac) && mdErr == nil {
+			delete(r.pending, mac)
+		} else if now.After(deadline) {
+			r.log.Warn("metadata does not list hot-added private nic", "mac", mac, "waited", hotplugWindow)
+			delete(r.pending, mac)
+		}
+	}
+
+	desired := Desired(nets, r.opts)
+	before := r.owned.Clone()
+	res, applyErr := Apply(ctx, r.h, desired, &r.owned)
+	if r.ownedPath != "" && !slices.Equal(before.Addresses, r.owned.Addresses) {
+		if err := SaveOwned(r.ownedPath, r.owned); err != nil {
+			applyErr = errors.Join(applyErr, err)
+		}
+	}
+	for _, c := range res.Changes {
+		r.log.Info("private network change", "op", string(c.Op), "kind", c.Kind, "object", c.Object, "dev", c.Dev, "reason", c.Reason)
+	}
+	if res.MetadataBlackholed != r.blackholed {
+		r.blackholed = res.MetadataBlackholed
+		if r.blackholed {
+			r.log.Warn("metadata service is routed through a private nic", "dev", res.MetadataRoute.Dev, "mac", res.MetadataRoute.MAC, "gateway", res.MetadataRoute.Gw.String(), "pin_metadata_route", r.opts.PinMetadataRoute)
+		} else {
+			r.log.Info("metadata service route is no longer through a private nic", "dev", res.MetadataRoute.Dev)
+		}
+	}
+	err := errors.Join(mdErr, applyErr)
+	r.logError(err)
+	return res, err
+}
+
+// logError logs a repeating error once until it changes. Called with mu held.
+func (r *Reconciler) logError(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == r.lastErr {
+		return
+	}
+	r.lastErr = msg
+	if err != nil {
+		r.log.Error("reconcile private networks", "err", err)
+	} else {
+		r.log.Info("private networks reconciled")
+	}
+}
+
+func listsMAC(nets []metadata.PrivateNetwork, mac string) bool {
+	for _, n := range nets {
+		if n.MACAddress.String() == mac {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,65 @@
+package netconf
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// RunOnce is `hc-agent apply`: it reads the private networks from src,
+// computes the desired state and either prints the plan (dryRun, nothing is
+// changed) or applies it once and prints what it changed. ownedPath is the
+// ownership record shared with the daemon ("" keeps it in memory). It
+// returns an error when metadata cannot be read or any write failed; a
+// metadata error changes nothing.
+func RunOnce(ctx context.Context, opts Options, src Source, h nlHandle, ownedPath string, out io.Writer, dryRun bool) error {
+	nets, err := src.PrivateNetworks(ctx)
+	if err != nil {
+		return fmt.Errorf("read private networks from metadata: %w", err)
+	}
+	owned := Owned{}
+	owned.normalize()
+	if ownedPath != "" {
+		if owned, err = LoadOwned(ownedPath); err != nil {
+			return err
+		}
+	}
+	desired := Desired(nets, opts)
+	if desired.Disabled {
+		fmt.Fprintln(out, "private network management is disabled: nothing to do")
+		return nil
+	}
+	for _, p := range desired.Problems {
+		fmt.Fprintf(out, "skip %s\n", p)
+	}
+	if dryRun {
+		changes, err := Plan(ctx, h, desired, owned)
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			fmt.Fprintln(out, "nothing to change")
+			return nil
+		}
+		fmt.Fprint(out, FormatChanges(changes))
+		return nil
+	}
+	before := owned.Clone()
+	res, applyErr := Apply(ctx, h, desired, &owned)
+	for _, m := range res.MissingLinks {
+		fmt.Fprintf(out, "waiting for nic %s: metadata lists it, the host has no such link yet\n", m)
+	}
+	if len(res.Changes) == 0 && applyErr == nil {
+		fmt.Fprintln(out, "nothing to change")
+	}
+	fmt.Fprint(out, FormatChanges(res.Changes))
+	if res.MetadataBlackholed {
+		fmt.Fprintf(out, "warning: the metadata service is routed through private nic %s\n", res.MetadataRoute.Dev)
+	}
+	if ownedPath != "" && fmt.Sprint(before.Addresses) != fmt.Sprint(owned.Addresses) {
+		if err := SaveOwned(ownedPath, owned); err != nil {
+			return fmt.Errorf("apply private networks: %w", err)
+		}
+	}
+	return applyErr
+}
