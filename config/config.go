@@ -3,13 +3,72 @@
 // the host.
 //
 // This file is the schema. Every key is optional; Default returns the values
-// used for keys that are absent.
+// used for keys that are absent. The commented example packaging/config.yaml
+// lists every key with its default, and a test keeps the two in step.
+//
+// The usual sequence is Load (or Parse), ResolveToken, Validate.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+
+	"github.com/hc-agent/hc-agent/metadata"
+)
 
 // DefaultPath is where the daemon looks for its configuration.
 const DefaultPath = "/etc/hc-agent/config.yaml"
+
+// Defaults of the configuration keys. Default and DefaultGroup use them; the
+// comments on the struct fields below name them too.
+const (
+	DefaultLogLevel               = "info"
+	DefaultLogFormat              = "text"
+	DefaultStateDir               = "/var/lib/hc-agent"
+	DefaultRuntimeDir             = "/run/hc-agent"
+	DefaultMetadataTimeout        = 2 * time.Second
+	DefaultMetadataAttempts       = 5
+	DefaultMetadataPollInterval   = 30 * time.Second
+	DefaultAPIEndpoint            = hcloud.Endpoint // https://api.hetzner.cloud/v1
+	DefaultAPIPollInterval        = 20 * time.Minute
+	DefaultMTU                    = 1450
+	DefaultDefaultRouteMetric     = 1024
+	DefaultIPv6Host               = "::1"
+	DefaultMetricsListen          = "127.0.0.1:9183"
+	DefaultGroupMode              = ModeMemberlist
+	DefaultGroupPriority          = 100
+	DefaultGroupPort              = 7946
+	DefaultGroupPreemptDelay      = 30 * time.Second
+	DefaultGroupMaxMovesPerMinute = 3
+	DefaultHealthType             = HealthNone
+	DefaultHealthInterval         = time.Second
+	DefaultHealthTimeout          = 500 * time.Millisecond
+	DefaultHealthRise             = 2
+	DefaultHealthFall             = 2
+	MetricsOff                    = "off" // Metrics.Listen value that disables the listener
+	MaxGroupPriority              = 255
+	MinMTU                        = 576
+	MaxMTU                        = 1450 // the MTU of Hetzner private networks
+	maxGroupNameLen               = 63
+)
+
+// Group modes.
+const (
+	// ModeMemberlist decides the holder with hashicorp/memberlist gossip.
+	ModeMemberlist = "memberlist"
+	// ModeKeepalived follows keepalived's notify_fifo; hc-agent only does
+	// the API work.
+	ModeKeepalived = "keepalived"
+)
+
+// Health check types.
+const (
+	HealthNone    = "none"
+	HealthHTTP    = "http"
+	HealthTCP     = "tcp"
+	HealthCommand = "command"
+)
 
 // Config is the whole configuration file.
 type Config struct {
@@ -20,7 +79,7 @@ type Config struct {
 	API             API             `yaml:"api"`
 	PrivateNetworks PrivateNetworks `yaml:"private_networks"`
 	FloatingIPs     FloatingIPs     `yaml:"floating_ips"`
-	Groups          []Group         `yaml:"groups"`
+	Groups          []Group         `yaml:"groups"` // default none
 	Metrics         Metrics         `yaml:"metrics"`
 }
 
@@ -40,48 +99,58 @@ type Metadata struct {
 
 // API configures the Hetzner Cloud API client. The token comes from the
 // HCLOUD_TOKEN environment variable or from TokenFile; HCLOUD_ENDPOINT
-// overrides Endpoint.
+// overrides Endpoint. See ResolveToken.
 type API struct {
 	Endpoint     string        `yaml:"endpoint"`      // default https://api.hetzner.cloud/v1
-	TokenFile    string        `yaml:"token_file"`    // must not be group- or world-readable
+	TokenFile    string        `yaml:"token_file"`    // must not be group- or world-readable; default none
 	PollInterval time.Duration `yaml:"poll_interval"` // floating IP assignment refresh, default 20m (jittered)
 	Token        Secret        `yaml:"-"`             // resolved token, never printed
 }
 
 // PrivateNetworks configures netconf.
 type PrivateNetworks struct {
-	Enabled            *bool    `yaml:"enabled"`              // default true
-	MTU                int      `yaml:"mtu"`                  // default 1450
+	Enabled            *bool    `yaml:"enabled"`              // default true; see IsEnabled
+	MTU                int      `yaml:"mtu"`                  // default 1450, 576..1450
 	DefaultRoute       bool     `yaml:"default_route"`        // default false
 	DefaultRouteMetric int      `yaml:"default_route_metric"` // default 1024
-	Exclude            []string `yaml:"exclude"`              // network IDs or names
+	Exclude            []string `yaml:"exclude"`              // network IDs or names; default none
 	PinMetadataRoute   bool     `yaml:"pin_metadata_route"`   // default false: only report the black hole
 }
 
+// IsEnabled reports whether private networks are configured (nil means the
+// default, true).
+func (p PrivateNetworks) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
 // FloatingIPs configures host configuration of floating IPs assigned here.
 type FloatingIPs struct {
-	Enabled       *bool  `yaml:"enabled"`        // default true
-	LabelSelector string `yaml:"label_selector"` // only floating IPs matching it; default all
+	Enabled       *bool  `yaml:"enabled"`        // default true; see IsEnabled
+	LabelSelector string `yaml:"label_selector"` // only floating IPs matching it; default "" (all)
 	IPv6Host      string `yaml:"ipv6_host"`      // interface ID within the /64, default "::1"
 }
 
-// Group is one failover group.
+// IsEnabled reports whether floating IPs are configured on the host (nil
+// means the default, true).
+func (f FloatingIPs) IsEnabled() bool { return f.Enabled == nil || *f.Enabled }
+
+// Group is one failover group. Every key is optional in the file, but
+// Validate requires name, floating_ips or floating_ip_selector, and the keys
+// its mode needs (see Validate).
 type Group struct {
-	Name               string        `yaml:"name"`
+	Name               string        `yaml:"name"`                 // required, unique, [A-Za-z0-9_.-], at most 63 characters
 	FloatingIPs        []string      `yaml:"floating_ips"`         // names or IDs
-	FloatingIPSelector string        `yaml:"floating_ip_selector"` // label selector
-	Priority           int           `yaml:"priority"`             // higher wins, default 100
+	FloatingIPSelector string        `yaml:"floating_ip_selector"` // label selector; both keys may be set (union)
+	Priority           int           `yaml:"priority"`             // higher wins, 0..255, default 100
 	Peers              []string      `yaml:"peers"`                // private addresses (host or host:port)
 	PeerSelector       string        `yaml:"peer_selector"`        // discover peers by server label selector
-	Bind               string        `yaml:"bind"`                 // private address to bind gossip to; default: first private IP
+	Bind               string        `yaml:"bind"`                 // private IP to bind gossip to; default: first private IP
 	Port               int           `yaml:"port"`                 // gossip port, default 7946
 	KeyFile            string        `yaml:"key_file"`             // gossip encryption key (16/24/32 bytes, raw or base64)
-	Insecure           bool          `yaml:"insecure"`             // allow a group without a key
+	Insecure           bool          `yaml:"insecure"`             // allow a group without a key, default false
 	Mode               string        `yaml:"mode"`                 // memberlist (default) or keepalived
 	KeepalivedFIFO     string        `yaml:"keepalived_fifo"`      // notify_fifo path in keepalived mode
-	KeepalivedInstance string        `yaml:"keepalived_instance"`  // VRRP instance name to follow
+	KeepalivedInstance string        `yaml:"keepalived_instance"`  // VRRP instance name to follow; default: any
 	Preempt            bool          `yaml:"preempt"`              // default false
-	PreemptDelay       time.Duration `yaml:"preempt_delay"`        // default 30s
+	PreemptDelay       time.Duration `yaml:"preempt_delay"`        // default 30s; 0 preempts at once
 	MaxMovesPerMinute  int           `yaml:"max_moves_per_minute"` // default 3
 	Health             HealthCheck   `yaml:"health"`
 }
@@ -92,7 +161,7 @@ type HealthCheck struct {
 	Target   string        `yaml:"target"`   // URL for http, host:port for tcp
 	Command  []string      `yaml:"command"`  // argv for command
 	Interval time.Duration `yaml:"interval"` // default 1s
-	Timeout  time.Duration `yaml:"timeout"`  // default 500ms
+	Timeout  time.Duration `yaml:"timeout"`  // default 500ms, at most interval
 	Rise     int           `yaml:"rise"`     // default 2
 	Fall     int           `yaml:"fall"`     // default 2
 }
@@ -102,6 +171,60 @@ type Metrics struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:9183; "" keeps the default, "off" disables
 }
 
-// Secret is a string that never prints: it implements fmt.Stringer,
-// slog.LogValuer and yaml/json marshalling as "[redacted]".
+// Enabled reports whether the metrics listener runs.
+func (m Metrics) Enabled() bool { return m.Listen != MetricsOff }
+
+// Secret is a string that never prints: it implements fmt.Formatter,
+// fmt.Stringer, slog.LogValuer and yaml/json marshalling as "[redacted]".
+// An empty Secret prints as empty so that users see it is unset. Reveal
+// returns the value for the one place that needs it.
 type Secret string
+
+// Default returns the configuration used when the file is absent or empty.
+func Default() Config {
+	pn, fip := true, true
+	return Config{
+		Log:        Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		StateDir:   DefaultStateDir,
+		RuntimeDir: DefaultRuntimeDir,
+		Metadata: Metadata{
+			Endpoint:     metadata.DefaultEndpoint,
+			Timeout:      DefaultMetadataTimeout,
+			Attempts:     DefaultMetadataAttempts,
+			PollInterval: DefaultMetadataPollInterval,
+		},
+		API: API{
+			Endpoint:     DefaultAPIEndpoint,
+			PollInterval: DefaultAPIPollInterval,
+		},
+		PrivateNetworks: PrivateNetworks{
+			Enabled:            &pn,
+			MTU:                DefaultMTU,
+			DefaultRouteMetric: DefaultDefaultRouteMetric,
+		},
+		FloatingIPs: FloatingIPs{
+			Enabled:  &fip,
+			IPv6Host: DefaultIPv6Host,
+		},
+		Metrics: Metrics{Listen: DefaultMetricsListen},
+	}
+}
+
+// DefaultGroup returns the values a group entry gets for the keys it does
+// not set. Name and the floating IP and peer keys have no default.
+func DefaultGroup() Group {
+	return Group{
+		Priority:          DefaultGroupPriority,
+		Port:              DefaultGroupPort,
+		Mode:              DefaultGroupMode,
+		PreemptDelay:      DefaultGroupPreemptDelay,
+		MaxMovesPerMinute: DefaultGroupMaxMovesPerMinute,
+		Health: HealthCheck{
+			Type:     DefaultHealthType,
+			Interval: DefaultHealthInterval,
+			Timeout:  DefaultHealthTimeout,
+			Rise:     DefaultHealthRise,
+			Fall:     DefaultHealthFall,
+		},
+	}
+}
