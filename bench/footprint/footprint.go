@@ -1,0 +1,177 @@
+// Package footprint measures what an idle process costs: resident memory
+// from /proc/PID/status, CPU time from /proc/PID/stat over a window, and the
+// size of a stripped build of a binary.
+package footprint
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// UserHZ is the unit of utime and stime in /proc/PID/stat. The kernel
+// exports these in USER_HZ, which is 100 on every architecture Linux
+// exposes to userspace, whatever the kernel's internal HZ.
+const UserHZ = 100
+
+// Sample is one reading of a process.
+type Sample struct {
+	RSS      int64 // resident set size in bytes (VmRSS)
+	CPUTicks int64 // utime+stime of all threads, in 1/UserHZ seconds
+}
+
+// Result is the footprint of a process over a window.
+type Result struct {
+	Window     time.Duration `json:"window_ns"`
+	RSSMax     int64         `json:"rss_max_bytes"`
+	RSSLast    int64         `json:"rss_last_bytes"`
+	CPUSeconds float64       `json:"cpu_seconds"` // over Window
+	CPUPercent float64       `json:"cpu_percent"` // of one core, averaged over Window
+	Samples    int           `json:"samples"`
+}
+
+// ReadProc reads a Sample of pid from /proc.
+func ReadProc(pid int) (Sample, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Sample{}, fmt.Errorf("read status of pid %d: %w", pid, err)
+	}
+	rss, err := ParseStatusRSS(status)
+	if err != nil {
+		return Sample{}, fmt.Errorf("parse status of pid %d: %w", pid, err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Sample{}, fmt.Errorf("read stat of pid %d: %w", pid, err)
+	}
+	ticks, err := ParseStatCPU(stat)
+	if err != nil {
+		return Sample{}, fmt.Errorf("parse stat of pid %d: %w", pid, err)
+	}
+	return Sample{RSS: rss, CPUTicks: ticks}, nil
+}
+
+// ParseStatusRSS returns VmRSS from the text of /proc/PID/status, in bytes.
+func ParseStatusRSS(status []byte) (int64, error) {
+	for line := range bytes.Lines(status) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("parse VmRSS line %q: want \"<n> kB\"", bytes.TrimSpace(line))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb < 0 || kb > 1<<40 {
+			return 0, fmt.Errorf("parse VmRSS value %q: out of range or not a number", f[0])
+		}
+		return kb * 1024, nil
+	}
+	return 0, fmt.Errorf("parse status: no VmRSS line (kernel thread or zombie)")
+}
+
+// ParseStatCPU returns utime+stime (fields 14 and 15) from the text of
+// /proc/PID/stat. The command name in field 2 may contain spaces and
+// parentheses, so fields are counted after its last closing parenthesis.
+func ParseStatCPU(stat []byte) (int64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse stat: no command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse stat: %d fields after the command name, want at least 13", len(f))
+	}
+	var sum int64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("parse stat cpu time %q: not a non-negative number", s)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// Clock is the time source of Measure.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
+
+// After returns time.After(d).
+func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Measure samples a process with read every interval for window and returns
+// its peak and last resident memory and the CPU it used in the window.
+func Measure(ctx context.Context, read func() (Sample, error), window, interval time.Duration, clock Clock) (Result, error) {
+	first, err := read()
+	if err != nil {
+		return Result{}, fmt.Errorf("measure footprint: %w", err)
+	}
+	start := clock.Now()
+	res := Result{RSSMax: first.RSS, RSSLast: first.RSS, Samples: 1}
+	last := first
+	for {
+		elapsed := clock.Now().Sub(start)
+		if elapsed >= window {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return Result{}, fmt.Errorf("measure footprint: %w", ctx.Err())
+		case <-clock.After(min(interval, window-elapsed)):
+		}
+		s, err := read()
+		if err != nil {
+			return Result{}, fmt.Errorf("measure footprint: %w", err)
+		}
+		last = s
+		res.Samples++
+		res.RSSLast = s.RSS
+		res.RSSMax = max(res.RSSMax, s.RSS)
+	}
+	res.Window = clock.Now().Sub(start)
+	res.CPUSeconds = float64(last.CPUTicks-first.CPUTicks) / UserHZ
+	if res.Window > 0 {
+		res.CPUPercent = 100 * res.CPUSeconds / res.Window.Seconds()
+	}
+	return res, nil
+}
+
+// BinarySize builds pkg (e.g. ./cmd/hc-agent) in module directory dir the
+// way releases are built (CGO_ENABLED=0, -trimpath, -ldflags "-s -w") into a
+// temporary directory and returns the size of the result in bytes.
+func BinarySize(ctx context.Context, goTool, dir, pkg string) (int64, error) {
+	tmp, err := os.MkdirTemp("", "hc-bench-build-")
+	if err != nil {
+		return 0, fmt.Errorf("create build directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "bin")
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build %s: %w: %s", pkg, err, bytes.TrimSpace(b))
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return 0, fmt.Errorf("stat build of %s: %w", pkg, err)
+	}
+	return fi.Size(), nil
+}
