@@ -405,7 +405,16 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 	// Our routes that are no longer wanted: a detached network, a changed
 	// gateway or metric, a pin that was turned off. Routes on NICs of
 	// excluded networks are left alone.
-	for _, r := range snap.routes {
+	// Routes via a gateway go before link-scope routes (the reverse of the
+	// add order), so a next hop is never left unreachable in between.
+	stale := slices.Clone(snap.routes)
+	slices.SortStableFunc(stale, func(a, b netlink.Route) int {
+		if c := cmpBool(!routeGw(a).IsValid(), !routeGw(b).IsValid()); c != 0 {
+			return c
+		}
+		return routeDst(a).Addr().Compare(routeDst(b).Addr())
+	})
+	for _, r := range stale {
 		if r.Protocol != RouteProtocol || wanted(r, desiredByIx) {
 			continue
 		}
@@ -430,25 +439,19 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 	// Our addresses that are no longer wanted. Addresses on NICs of excluded
 	// networks stay, and stay owned, until the exclusion is lifted.
 	for _, oa := range owned.Addresses {
-		if wantAddr[oa] {
-			continue
-		}
-		mac, err := net.ParseMAC(oa.MAC)
-		if err != nil {
+		link, ok := snap.byMAC[oa.MAC]
+		if !ok {
+			// The NIC went away, and its addresses with it. Should it come
+			// back, Apply adds them again and owns them again.
 			p.forget = append(p.forget, oa)
 			continue
 		}
-		if desired.ignored(mac) {
-			continue
-		}
-		link, ok := snap.byMAC[oa.MAC]
-		if !ok {
-			p.forget = append(p.forget, oa) // the NIC went away, and its addresses with it
+		if wantAddr[oa] || desired.ignored(link.Attrs().HardwareAddr) {
 			continue
 		}
 		ix, dev := link.Attrs().Index, link.Attrs().Name
 		if !slices.ContainsFunc(snap.addrs[ix], func(a netlink.Addr) bool { return addrPrefix(a) == oa.Prefix }) {
-			p.forget = append(p.forget, oa)
+			p.forget = append(p.forget, oa) // someone else removed it already
 			continue
 		}
 		why := "address of hc-agent no longer in metadata"
@@ -507,4 +510,14 @@ func metadataPin(snap *snapshot) (int, string, Route, bool) {
 		Gw:  routeGw(*best),
 		Why: "metadata pin",
 	}, true
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
 }
