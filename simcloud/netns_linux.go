@@ -1,0 +1,277 @@
+package simcloud
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// netnsDir is where iproute2 and vishvananda/netns keep named namespaces.
+const netnsDir = "/run/netns"
+
+// namePrefix starts every namespace this package creates. The full name is
+// hcs-<pid>-<run>-<role>: the PID lets a later run remove namespaces left
+// behind by a process that was killed before it could clean up.
+const namePrefix = "hcs-"
+
+// nsName is the parsed form of one of our namespace names.
+type nsName struct {
+	PID  int
+	Run  int
+	Role string
+}
+
+// String formats the name as it appears under /run/netns.
+func (n nsName) String() string {
+	return fmt.Sprintf("%s%d-%d-%s", namePrefix, n.PID, n.Run, n.Role)
+}
+
+// parseNSName parses a namespace name made by nsName.String. ok is false for
+// names this package did not make.
+func parseNSName(s string) (n nsName, ok bool) {
+	rest, found := strings.CutPrefix(s, namePrefix)
+	if !found {
+		return nsName{}, false
+	}
+	parts := strings.SplitN(rest, "-", 3)
+	if len(parts) != 3 || parts[2] == "" {
+		return nsName{}, false
+	}
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil || pid <= 0 || strconv.Itoa(pid) != parts[0] {
+		return nsName{}, false
+	}
+	run, err := strconv.Atoi(parts[1])
+	if err != nil || run < 0 || strconv.Itoa(run) != parts[1] {
+		return nsName{}, false
+	}
+	return nsName{PID: pid, Run: run, Role: parts[2]}, true
+}
+
+// namespace is one named network namespace with an open handle and a netlink
+// handle bound to it.
+type namespace struct {
+	name  string
+	ns    netns.NsHandle
+	nl    *netlink.Handle
+	inode uint64
+}
+
+// newNamespace creates the named namespace without moving the calling
+// goroutine's thread into it for longer than the creation takes.
+func newNamespace(name string) (*namespace, error) {
+	var (
+		h   netns.NsHandle
+		err error
+	)
+	doErr := onLockedThread(func() error {
+		h, err = netns.NewNamed(name)
+		return err
+	})
+	if doErr != nil {
+		return nil, fmt.Errorf("create namespace %s: %w", name, doErr)
+	}
+	nlh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		h.Close()
+		_ = netns.DeleteNamed(name)
+		return nil, fmt.Errorf("open netlink in namespace %s: %w", name, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h), &st); err != nil {
+		nlh.Close()
+		h.Close()
+		_ = netns.DeleteNamed(name)
+		return nil, fmt.Errorf("stat namespace %s: %w", name, err)
+	}
+	n := &namespace{name: name, ns: h, nl: nlh, inode: st.Ino}
+	if err := n.setLinkUp("lo"); err != nil {
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// onLockedThread runs fn on a locked OS thread and restores the thread's
+// original network namespace afterwards. fn may change the namespace (as
+// netns.NewNamed does). When the namespace cannot be restored the thread stays
+// locked, so the Go runtime throws it away when the goroutine ends instead of
+// reusing a thread in the wrong namespace.
+func onLockedThread(fn func() error) error {
+	errc := make(chan error, 1)
+	// The goroutine exits when fn returns; its thread exits with it when
+	// the namespace could not be restored.
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("get current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("restore namespace: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// do runs fn with the calling thread inside the namespace. Sockets created
+// by fn stay in the namespace after do returns.
+func (n *namespace) do(fn func() error) error {
+	return onLockedThread(func() error {
+		if err := netns.Set(n.ns); err != nil {
+			return fmt.Errorf("enter namespace %s: %w", n.name, err)
+		}
+		return fn()
+	})
+}
+
+// sysctl writes a value below /proc/sys/net inside the namespace.
+func (n *namespace) sysctl(key, value string) error {
+	return n.do(func() error {
+		p := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+		if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("set sysctl %s in namespace %s: %w", key, n.name, err)
+		}
+		return nil
+	})
+}
+
+// setLinkUp sets the named link up.
+func (n *namespace) setLinkUp(name string) error {
+	l, err := n.nl.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find link %s in namespace %s: %w", name, n.name, err)
+	}
+	if err := n.nl.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set link %s up in namespace %s: %w", name, n.name, err)
+	}
+	return nil
+}
+
+// setLinkDown sets the named link down.
+func (n *namespace) setLinkDown(name string) error {
+	l, err := n.nl.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find link %s in namespace %s: %w", name, n.name, err)
+	}
+	if err := n.nl.LinkSetDown(l); err != nil {
+		return fmt.Errorf("set link %s down in namespace %s: %w", name, n.name, err)
+	}
+	return nil
+}
+
+// pids lists the processes whose network namespace is this one.
+func (n *namespace) pids() []int {
+	return pidsInNetNS(n.inode)
+}
+
+// close releases the handles and deletes the namespace. Deleting the last
+// reference to a namespace deletes its links, and a veth dies with either
+// end. Already-deleted counts as success.
+func (n *namespace) close() error {
+	if n.nl != nil {
+		n.nl.Close()
+		n.nl = nil
+	}
+	if n.ns.IsOpen() {
+		n.ns.Close()
+	}
+	if err := netns.DeleteNamed(n.name); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete namespace %s: %w", n.name, err)
+	}
+	return nil
+}
+
+// pidsInNetNS scans /proc for processes in the network namespace with the
+// given inode. Processes that exit during the scan are skipped.
+func pidsInNetNS(inode uint64) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat("/proc/"+e.Name()+"/ns/net", &st); err != nil {
+			continue
+		}
+		if st.Ino == inode {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// removeStale deletes namespaces left behind by runs whose process is gone,
+// killing any process still inside them. It returns the names it removed.
+func removeStale() ([]string, error) {
+	ents, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces in %s: %w", netnsDir, err)
+	}
+	var (
+		removed []string
+		errs    []error
+	)
+	for _, e := range ents {
+		n, ok := parseNSName(e.Name())
+		if !ok || processAlive(n.PID) {
+			continue
+		}
+		p := filepath.Join(netnsDir, e.Name())
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err == nil {
+			for _, pid := range pidsInNetNS(st.Ino) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if err := netns.DeleteNamed(e.Name()); err != nil {
+			// An unmounted leftover file: remove it all the same.
+			if rmErr := os.Remove(p); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("delete stale namespace %s: %w", e.Name(), err))
+				continue
+			}
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
+}
+
+// processAlive reports whether a process with the PID exists and is not a
+// zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
+}
