@@ -25,6 +25,8 @@ type Member struct {
 	Candidate bool `json:"candidate"`
 	// Holding reports that the member claims to hold the group's floating IPs.
 	Holding bool `json:"holding"`
+	// Left reports that the member left the group gracefully.
+	Left bool `json:"left,omitempty"`
 	// Since is when this server last saw the member become alive, healthy and
 	// a candidate; it times the preemption delay.
 	Since time.Time `json:"since,omitzero"`

@@ -63,10 +63,12 @@ func TestHealthCheckerRiseFall(t *testing.T) {
 					defer close(done)
 					h.Run(ctx, func(b bool) { changes = append(changes, b) })
 				}()
-				for range tt.want {
+				for i := range tt.want {
+					if i > 0 {
+						time.Sleep(time.Second) // fake time inside the bubble
+					}
 					synctest.Wait()
 					got = append(got, h.Healthy())
-					time.Sleep(time.Second) // fake time inside the bubble
 				}
 				cancel()
 				<-done
