@@ -1,0 +1,594 @@
+// Package agent is the hc-agent daemon: it composes the metadata client,
+// private-network reconcile (netconf), floating IP host configuration and
+// failover groups (floatingip), the metrics listener, systemd notification
+// and the instance-keyed state directory.
+//
+// The agent applies nothing before it has read the metadata summary: the
+// instance ID decides whether the state directory belongs to this server or
+// to the server a snapshot image was made on.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/logging"
+	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/hc-agent/hc-agent/metrics"
+)
+
+// Component names: the component label of the reconcile metrics and the
+// keys of Status.Components.
+const (
+	ComponentNetconf    = metrics.ComponentNetconf
+	ComponentFloatingIP = metrics.ComponentFloatingIP
+)
+
+// Component is a long-running part of the agent, such as the netconf
+// reconciler or the floating IP manager. Run returns nil or ctx.Err() once
+// ctx is done, and an error only when the component cannot go on.
+type Component interface {
+	Run(ctx context.Context) error
+}
+
+// Triggerer is implemented by components whose reconcile can be requested
+// out of turn; the agent uses it to keep the loop running at least every
+// half watchdog interval.
+type Triggerer interface {
+	Trigger()
+}
+
+// Group is one failover group.
+type Group interface {
+	Component
+	// Name is the group name from the configuration.
+	Name() string
+	// Handover hands the group's floating IPs to a healthy peer when this
+	// server holds them; it is called on shutdown while Run still runs.
+	Handover(ctx context.Context) error
+	// Status is the group's JSON-serialisable view for /status.
+	Status() any
+}
+
+// roler is optionally implemented by a Group to show its role in STATUS=.
+type roler interface {
+	Role() string
+}
+
+// SummaryReader reads the metadata summary.
+type SummaryReader interface {
+	Summary(ctx context.Context) (metadata.Summary, error)
+}
+
+// Report is what a component tells the agent after each reconcile run.
+type Report struct {
+	// Component is ComponentNetconf or ComponentFloatingIP.
+	Component string
+	// Duration is how long the run took.
+	Duration time.Duration
+	// Changes is the number of netlink writes the run made.
+	Changes int
+	// Blackholed is netconf's metadata black-hole check.
+	Blackholed bool
+	// Err is the run's error, nil on success.
+	Err error
+}
+
+// Env is what the component constructors get from the agent.
+type Env struct {
+	Config   config.Config
+	Summary  metadata.Summary
+	StateDir string
+	Log      *slog.Logger
+	Metrics  *metrics.Metrics
+	// Report must be called after every reconcile run (success or not): it
+	// records metrics, pings the systemd watchdog and sends READY=1 after the
+	// first success.
+	Report func(Report)
+}
+
+// Deps are the agent's injectable dependencies. Metadata is required; a nil
+// constructor leaves its component out.
+type Deps struct {
+	Log      *slog.Logger
+	Registry *prometheus.Registry // default: a new private registry
+	Build    metrics.BuildInfo
+	Metadata SummaryReader
+
+	NewNetconf    func(ctx context.Context, env Env) (Component, error)
+	NewFloatingIP func(ctx context.Context, env Env) (Component, error)
+	NewGroups     func(ctx context.Context, env Env) ([]Group, error)
+
+	// Notify sends one sd_notify message (default daemon.SdNotify, a no-op
+	// without NOTIFY_SOCKET).
+	Notify func(state string) error
+	// Watchdog returns the systemd watchdog interval, 0 when disabled
+	// (default daemon.SdWatchdogEnabled, which reads WATCHDOG_USEC).
+	Watchdog func() (time.Duration, error)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// RetryDelay is the first delay between metadata attempts at startup; it
+	// doubles up to 30s (default 1s).
+	RetryDelay time.Duration
+	// HandoverTimeout bounds the group handover on shutdown (default 10s).
+	HandoverTimeout time.Duration
+	// StaleAfter makes /healthz fail when no reconcile reported for this
+	// long (default 5m).
+	StaleAfter time.Duration
+}
+
+type componentState struct {
+	LastRun     time.Time
+	LastSuccess time.Time
+	Duration    float64
+	Changes     int
+	Error       string
+}
+
+// Agent is the daemon. Build it with New and call Run once.
+type Agent struct {
+	cfg     config.Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	dedup   *logging.Dedup
+
+	mu         sync.Mutex
+	phase      string
+	ready      bool
+	readyOn    string // component whose first success makes the agent ready
+	started    time.Time
+	summary    metadata.Summary
+	blackholed bool
+	components map[string]*componentState
+	groups     []Group
+	statusLine string
+	watchdog   time.Duration
+}
+
+// New builds an Agent from the configuration (defaults already applied and
+// validated) and its dependencies.
+func New(cfg config.Config, deps Deps) (*Agent, error) {
+	if deps.Metadata == nil {
+		return nil, errors.New("create agent: no metadata client")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Notify == nil {
+		deps.Notify = func(state string) error {
+			_, err := daemon.SdNotify(false, state)
+			return err
+		}
+	}
+	if deps.Watchdog == nil {
+		deps.Watchdog = func() (time.Duration, error) { return daemon.SdWatchdogEnabled(false) }
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.RetryDelay <= 0 {
+		deps.RetryDelay = time.Second
+	}
+	if deps.HandoverTimeout <= 0 {
+		deps.HandoverTimeout = 10 * time.Second
+	}
+	if deps.StaleAfter <= 0 {
+		deps.StaleAfter = 5 * time.Minute
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = "/var/lib/hc-agent"
+	}
+	a := &Agent{
+		cfg:        cfg,
+		deps:       deps,
+		log:        deps.Log,
+		dedup:      logging.NewDedup(deps.Log),
+		components: map[string]*componentState{},
+		phase:      "starting",
+	}
+	a.metrics = metrics.New(deps.Registry, deps.Build, metrics.WithRuntimeCollectors(), metrics.WithClock(deps.Now))
+	return a, nil
+}
+
+// Metrics returns the agent's collectors, for wiring request observers of
+// the API client.
+func (a *Agent) Metrics() *metrics.Metrics { return a.metrics }
+
+// Run runs the daemon until ctx is done, then hands over the floating IPs of
+// the groups this server holds and stops. It returns nil after a clean
+// shutdown and an error when something could not start or a component
+// failed.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	a.mu.Lock()
+	a.started = a.deps.Now()
+	a.mu.Unlock()
+	wd, werr := a.deps.Watchdog()
+	if werr != nil {
+		a.log.Warn("systemd watchdog disabled", "error", werr.Error())
+	}
+	a.mu.Lock()
+	a.watchdog = wd
+	a.mu.Unlock()
+
+	// The listener comes first so that /healthz tells "starting" while the
+	// metadata service is not there yet.
+	var srvDone chan error
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		stopSrv()
+		if srvDone != nil {
+			if serr := <-srvDone; serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+	}()
+	if listen := a.cfg.Metrics.Listen; listen != "off" {
+		srv, lerr := metrics.Listen(listen, a.Handler(), a.log)
+		if lerr != nil {
+			return fmt.Errorf("start agent: %w", lerr)
+		}
+		srvDone = make(chan error, 1)
+		// Exits when srvCtx is cancelled by the deferred stopSrv.
+		go func() { srvDone <- srv.Serve(srvCtx) }()
+	}
+
+	sum, err := a.waitSummary(ctx)
+	if err != nil {
+		return nil // ctx done before the metadata service answered: nothing was applied
+	}
+	a.mu.Lock()
+	a.summary = sum
+	a.mu.Unlock()
+	a.log.Info("metadata read", "instance_id", sum.InstanceID, "hostname", sum.Hostname)
+	a.setPhase("applying configuration")
+
+	if err := a.checkState(sum.InstanceID); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	comps, groups, err := a.build(runCtx, sum)
+	if err != nil {
+		a.notify("STATUS=failed: " + err.Error())
+		return fmt.Errorf("start agent: %w", err)
+	}
+	a.mu.Lock()
+	a.groups = groups
+	a.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(comps)+len(groups))
+	start := func(name string, c Component) {
+		wg.Go(func() {
+			// Exits when runCtx is cancelled at shutdown, or on a fatal error.
+			if err := c.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("run %s: %w", name, err)
+			}
+		})
+	}
+	var trig []Triggerer
+	for _, nc := range comps {
+		start(nc.name, nc.c)
+		if t, ok := nc.c.(Triggerer); ok && nc.name == a.readyOn {
+			trig = append(trig, t)
+		}
+	}
+	for _, g := range groups {
+		start("group "+g.Name(), g)
+	}
+	if a.readyOn == "" {
+		// Nothing reconciles (private networks disabled, no token): ready
+		// now; the watchdog is fed by the keep-alive loop below.
+		a.setReady()
+	}
+	if wd > 0 {
+		// Make the loop that pings the watchdog run at least every half
+		// interval. The ping itself comes from Report, i.e. from the loop:
+		// a stuck loop stops pinging and systemd restarts the agent.
+		// Exits when runCtx is cancelled.
+		wg.Go(func() { a.keepLoopBusy(runCtx, wd/2, trig) })
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("stopping", "reason", context.Cause(ctx).Error())
+	case runErr = <-errc:
+		a.log.Error("component failed", "error", runErr.Error())
+	}
+	a.shutdown(groups)
+	stopRun()
+	wg.Wait()
+	return runErr
+}
+
+type namedComponent struct {
+	name string
+	c    Component
+}
+
+// build constructs the components this configuration asks for.
+func (a *Agent) build(ctx context.Context, sum metadata.Summary) ([]namedComponent, []Group, error) {
+	env := Env{
+		Config:   a.cfg,
+		Summary:  sum,
+		StateDir: a.cfg.StateDir,
+		Log:      a.log,
+		Metrics:  a.metrics,
+		Report:   a.report,
+	}
+	var comps []namedComponent
+	if a.deps.NewNetconf != nil && (a.cfg.PrivateNetworks.Enabled == nil || *a.cfg.PrivateNetworks.Enabled) {
+		c, err := a.deps.NewNetconf(ctx, env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create private network reconciler: %w", err)
+		}
+		comps = append(comps, namedComponent{ComponentNetconf, c})
+		a.readyOn = ComponentNetconf
+	}
+	if a.cfg.API.Token == "" {
+		if len(a.cfg.Groups) > 0 || a.deps.NewFloatingIP != nil {
+			a.log.Warn("no API token: floating IPs and failover groups are not started")
+		}
+		return comps, nil, nil
+	}
+	if a.deps.NewFloatingIP != nil && (a.cfg.FloatingIPs.Enabled == nil || *a.cfg.FloatingIPs.Enabled) {
+		c, err := a.deps.NewFloatingIP(ctx, env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create floating ip manager: %w", err)
+		}
+		comps = append(comps, namedComponent{ComponentFloatingIP, c})
+		if a.readyOn == "" {
+			a.readyOn = ComponentFloatingIP
+		}
+	}
+	var groups []Group
+	if a.deps.NewGroups != nil && len(a.cfg.Groups) > 0 {
+		gs, err := a.deps.NewGroups(ctx, env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create failover groups: %w", err)
+		}
+		groups = gs
+	}
+	return comps, groups, nil
+}
+
+// waitSummary reads the metadata summary until it succeeds or ctx is done.
+// Nothing is applied without it: a failed read never means "no networks".
+func (a *Agent) waitSummary(ctx context.Context) (metadata.Summary, error) {
+	a.setPhase("waiting for the metadata service")
+	delay := a.deps.RetryDelay
+	for {
+		sum, err := a.deps.Metadata.Summary(ctx)
+		a.metrics.ObserveMetadata("summary", err)
+		a.dedup.Error("metadata", "read metadata summary failed", err)
+		if err == nil {
+			return sum, nil
+		}
+		a.setPhase("waiting for the metadata service: " + err.Error())
+		// The startup loop is alive: feed the watchdog so that a slow
+		// metadata service does not look like a hang.
+		a.pingWatchdog()
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return metadata.Summary{}, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// checkState makes the state directory belong to instanceID: state written
+// on another server (this one was booted from its snapshot image) is
+// discarded before any component reads it.
+func (a *Agent) checkState(instanceID int64) error {
+	dir := a.cfg.StateDir
+	st, ok, err := LoadState(dir)
+	if err != nil {
+		// An unreadable record cannot prove the state is ours.
+		a.log.Warn("state record unreadable, discarding state", "dir", dir, "error", err.Error())
+		ok, st.InstanceID = true, 0
+	}
+	if !ok {
+		// No record: anything in the directory has no owner we can check.
+		if ents, _ := StateEntries(dir); len(ents) > 0 {
+			ok = true
+		}
+	}
+	if ok && st.InstanceID != instanceID {
+		removed, err := ClearState(dir)
+		a.log.Warn("state from another server discarded",
+			"dir", dir, "state_instance_id", st.InstanceID, "instance_id", instanceID, "removed", removed)
+		if err != nil {
+			return err
+		}
+		ok = false
+	}
+	if ok {
+		return nil
+	}
+	return SaveState(dir, State{InstanceID: instanceID, CreatedAt: a.deps.Now().UTC(), Version: a.deps.Build.Version})
+}
+
+// report is Env.Report: called by components after each reconcile run.
+func (a *Agent) report(r Report) {
+	now := a.deps.Now()
+	a.metrics.ObserveReconcile(r.Component, r.Duration, r.Changes, r.Err)
+	a.dedup.Error(r.Component, "reconcile failed", r.Err, "component", r.Component)
+
+	a.mu.Lock()
+	cs := a.components[r.Component]
+	if cs == nil {
+		cs = &componentState{}
+		a.components[r.Component] = cs
+	}
+	cs.LastRun, cs.Duration, cs.Changes, cs.Error = now, r.Duration.Seconds(), r.Changes, ""
+	if r.Err != nil {
+		cs.Error = r.Err.Error()
+	} else {
+		cs.LastSuccess = now
+	}
+	var bhChanged bool
+	if r.Component == ComponentNetconf {
+		bhChanged = a.blackholed != r.Blackholed
+		a.blackholed = r.Blackholed
+	}
+	becomeReady := !a.ready && r.Err == nil && r.Component == a.readyOn
+	a.mu.Unlock()
+
+	if r.Component == ComponentNetconf {
+		a.metrics.SetBlackholed(r.Blackholed)
+		switch {
+		case bhChanged && r.Blackholed:
+			a.log.Warn("metadata black hole: a route sends 169.254.169.254 through a private network gateway")
+		case bhChanged:
+			a.log.Info("metadata black hole gone")
+		}
+	}
+	if r.Changes > 0 {
+		a.log.Info("reconciled", "component", r.Component, "changes", r.Changes, "duration", r.Duration)
+	}
+	a.pingWatchdog()
+	if becomeReady {
+		a.setReady()
+	}
+	a.updateStatus()
+}
+
+func (a *Agent) setReady() {
+	a.mu.Lock()
+	if a.ready {
+		a.mu.Unlock()
+		return
+	}
+	a.ready = true
+	a.phase = "running"
+	a.mu.Unlock()
+	a.metrics.SetReady(true)
+	a.notify("READY=1")
+	a.log.Info("ready")
+	a.updateStatus()
+}
+
+func (a *Agent) pingWatchdog() {
+	a.mu.Lock()
+	wd := a.watchdog
+	a.mu.Unlock()
+	if wd <= 0 {
+		return
+	}
+	a.notify("WATCHDOG=1")
+	a.metrics.IncWatchdog()
+}
+
+// keepLoopBusy triggers the reconcile loop every period so that its Report
+// pings the watchdog in time even when the poll interval is longer than the
+// watchdog allows. Without a triggerable loop it pings itself.
+func (a *Agent) keepLoopBusy(ctx context.Context, period time.Duration, trig []Triggerer) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(trig) == 0 {
+			a.pingWatchdog()
+			continue
+		}
+		for _, tr := range trig {
+			tr.Trigger()
+		}
+	}
+}
+
+// shutdown tells systemd and hands over the groups' floating IPs.
+func (a *Agent) shutdown(groups []Group) {
+	a.notify("STOPPING=1")
+	if len(groups) == 0 {
+		a.setPhase("stopping")
+		return
+	}
+	a.setPhase("stopping: handing over floating IPs")
+	hctx, cancel := context.WithTimeout(context.Background(), a.deps.HandoverTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Go(func() {
+			if err := g.Handover(hctx); err != nil {
+				a.log.Error("handover failed", "group", g.Name(), "error", err.Error())
+				return
+			}
+			a.log.Info("handover done", "group", g.Name())
+		})
+	}
+	wg.Wait()
+}
+
+func (a *Agent) notify(state string) {
+	if err := a.deps.Notify(state); err != nil {
+		a.dedup.Error("sd_notify", "notify systemd failed", err)
+	}
+}
+
+func (a *Agent) setPhase(p string) {
+	a.mu.Lock()
+	a.phase = p
+	a.mu.Unlock()
+	a.updateStatus()
+}
+
+// updateStatus sends STATUS= when the one-line summary changed.
+func (a *Agent) updateStatus() {
+	a.mu.Lock()
+	line := a.statusLineLocked()
+	changed := line != a.statusLine
+	a.statusLine = line
+	a.mu.Unlock()
+	if changed {
+		a.notify("STATUS=" + line)
+	}
+}
+
+func (a *Agent) statusLineLocked() string {
+	parts := []string{a.phase}
+	names := make([]string, 0, len(a.components))
+	for n := range a.components {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if e := a.components[n].Error; e != "" {
+			parts = append(parts, n+" failing: "+e)
+		} else {
+			parts = append(parts, n+" ok")
+		}
+	}
+	for _, g := range a.groups {
+		if r, ok := g.(roler); ok {
+			parts = append(parts, "group "+g.Name()+" "+r.Role())
+		}
+	}
+	if a.blackholed {
+		parts = append(parts, "metadata black hole detected")
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// StateFile is the name of the file in the state directory that records
+// which server the state belongs to.
+const StateFile = "state.json"
+
+// State is the content of StateFile. Everything else in the state directory
+// (the netconf ownership record, group state) belongs to InstanceID: when
+// the server's instance ID differs, the server was booted from a snapshot of
+// another server and all of it is discarded.
+type State struct {
+	InstanceID int64     `json:"instance_id"`
+	CreatedAt  time.Time `json:"created_at"`
+	Version    string    `json:"version,omitempty"`
+}
+
+// LoadState reads StateFile from dir. A missing file returns ok false and no
+// error.
+func LoadState(dir string) (st State, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{}, false, nil
+	}
+	if err != nil {
+		return State{}, false, fmt.Errorf("read state %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, false, fmt.Errorf("parse state %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return st, true, nil
+}
+
+// SaveState writes st to StateFile in dir atomically (temporary file and
+// rename), creating dir with mode 0700 when it is missing.
+func SaveState(dir string, st State) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create state dir %s: %w", dir, err)
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	path := filepath.Join(dir, StateFile)
+	tmp, err := os.CreateTemp(dir, StateFile+".*")
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	_, werr := tmp.Write(append(b, '\n'))
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}
+
+// StateEntries lists the top-level entries of dir (files and directories,
+// sorted), i.e. what ClearState removes. A missing dir has none.
+func StateEntries(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list state dir %s: %w", dir, err)
+	}
+	paths := make([]string, 0, len(ents))
+	for _, e := range ents {
+		paths = append(paths, filepath.Join(dir, e.Name()))
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// ClearState removes everything inside dir but keeps dir itself (systemd
+// owns it through StateDirectory=). It returns the removed paths, also when
+// it fails part-way, and keeps going past a failure.
+func ClearState(dir string) ([]string, error) {
+	paths, err := StateEntries(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("remove state %s: %w", p, err))
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// PrepareImage cleans the state directory before a snapshot is taken, so
+// that servers created from the image start from nothing. With dryRun it
+// only lists what it would remove. It returns the paths removed (or to be
+// removed).
+func PrepareImage(dir string, dryRun bool) ([]string, error) {
+	if dryRun {
+		return StateEntries(dir)
+	}
+	return ClearState(dir)
+}

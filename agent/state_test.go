@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/config"
+)
+
+func TestCheckState(t *testing.T) {
+	tests := []struct {
+		name        string
+		files       map[string]string // relative path -> content
+		wantKept    []string          // relative paths left besides state.json
+		wantDiscard bool
+	}{
+		{name: "empty dir"},
+		{
+			name:     "same instance keeps state",
+			files:    map[string]string{StateFile: `{"instance_id": 42}`, "netconf-owned.json": "{}"},
+			wantKept: []string{"netconf-owned.json"},
+		},
+		{
+			name:        "other instance discards everything",
+			files:       map[string]string{StateFile: `{"instance_id": 41}`, "netconf-owned.json": "{}", "groups/web.json": "{}"},
+			wantDiscard: true,
+		},
+		{
+			name:        "files without a record are discarded",
+			files:       map[string]string{"netconf-owned.json": "{}"},
+			wantDiscard: true,
+		},
+		{
+			name:        "unreadable record discards",
+			files:       map[string]string{StateFile: `{not json`, "netconf-owned.json": "{}"},
+			wantDiscard: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for p, c := range tt.files {
+				writeFile(t, filepath.Join(dir, p), c)
+			}
+			var logs bytes.Buffer
+			a, err := New(config.Config{StateDir: dir}, Deps{Log: slog.New(slog.NewTextHandler(&logs, nil)), Metadata: &fakeMetadata{}})
+			require.NoError(t, err)
+			require.NoError(t, a.checkState(42))
+
+			st, ok, err := LoadState(dir)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, int64(42), st.InstanceID)
+			var got []string
+			require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				if rel, _ := filepath.Rel(dir, p); rel != StateFile {
+					got = append(got, rel)
+				}
+				return nil
+			}))
+			sort.Strings(got)
+			assert.Equal(t, tt.wantKept, got)
+			assert.Equal(t, tt.wantDiscard, bytes.Contains(logs.Bytes(), []byte("state from another server discarded")), logs.String())
+		})
+	}
+}
+
+func TestPrepareImage(t *testing.T) {
+	for _, dryRun := range []bool{true, false} {
+		t.Run(map[bool]string{true: "dry run", false: "remove"}[dryRun], func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, StateFile), `{"instance_id": 1}`)
+			writeFile(t, filepath.Join(dir, "netconf-owned.json"), `{}`)
+			writeFile(t, filepath.Join(dir, "groups", "web.json"), `{}`)
+			want := []string{filepath.Join(dir, "groups"), filepath.Join(dir, "netconf-owned.json"), filepath.Join(dir, StateFile)}
+
+			got, err := PrepareImage(dir, dryRun)
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+			left, err := StateEntries(dir)
+			require.NoError(t, err)
+			if dryRun {
+				assert.Equal(t, want, left)
+			} else {
+				assert.Empty(t, left)
+				_, err := os.Stat(dir)
+				assert.NoError(t, err, "the state dir itself belongs to systemd and stays")
+			}
+		})
+	}
+	t.Run("missing dir", func(t *testing.T) {
+		got, err := PrepareImage(filepath.Join(t.TempDir(), "nope"), false)
+		require.NoError(t, err)
+		assert.Empty(t, got)
+	})
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sub")
+	want := State{InstanceID: 99, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Version: "v1"}
+	require.NoError(t, SaveState(dir, want))
+	got, ok, err := LoadState(dir)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, want, got)
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}
+
+type countTrigger struct{ n int }
+
+func (c *countTrigger) Trigger() { c.n++ }
+
+// TestKeepLoopBusy checks that the reconcile loop is triggered every half
+// watchdog interval, in fake time.
+func TestKeepLoopBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, err := New(config.Config{StateDir: t.TempDir()}, Deps{Metadata: &fakeMetadata{}})
+		require.NoError(t, err)
+		tr := &countTrigger{}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { a.keepLoopBusy(ctx, 15*time.Second, []Triggerer{tr}); close(done) }()
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, 4, tr.n)
+		cancel()
+		<-done
+	})
+}
