@@ -67,7 +67,6 @@ type RequestRecord struct {
 	Path   string // without the prefix, e.g. /floating_ips/1/actions/assign
 	Query  string
 	Status int // 0 when the connection was dropped
-	Urgent bool
 }
 
 // AssignFunc is told where a floating IP is routed after an assign or
