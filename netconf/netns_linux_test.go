@@ -110,10 +110,28 @@ func (n *testNS) addVeth(t testing.TB, peer *testNS, mac string) string {
 	return name
 }
 
-// countingNL counts the write calls made through it.
+// countingNL counts the calls made through it.
 type countingNL struct {
 	nlHandle
 	writes atomic.Int32
+	reads  atomic.Int32
+}
+
+func (c *countingNL) LinkList() ([]netlink.Link, error) {
+	c.reads.Add(1)
+	return c.nlHandle.LinkList()
+}
+func (c *countingNL) AddrList(l netlink.Link, family int) ([]netlink.Addr, error) {
+	c.reads.Add(1)
+	return c.nlHandle.AddrList(l, family)
+}
+func (c *countingNL) RouteListFiltered(family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
+	c.reads.Add(1)
+	return c.nlHandle.RouteListFiltered(family, filter, mask)
+}
+func (c *countingNL) RouteGet(dst net.IP) ([]netlink.Route, error) {
+	c.reads.Add(1)
+	return c.nlHandle.RouteGet(dst)
 }
 
 func (c *countingNL) LinkSetMTU(l netlink.Link, mtu int) error {
