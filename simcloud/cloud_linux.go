@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 	"github.com/hc-agent/hc-agent/metadata"
 )
 
@@ -101,6 +102,7 @@ type Cloud struct {
 	attachSeq int
 	timers    []*time.Timer
 	nsList    []*namespace
+	sim       *cloudapitest.Sim // set by ConnectAPI
 }
 
 // New builds the cloud namespace (public bridge and router, metadata
@@ -133,9 +135,7 @@ func New(ctx context.Context, opts ...Option) (_ *Cloud, err error) {
 	if c.cloud, err = c.newNS("cloud", true); err != nil {
 		return nil, err
 	}
-	if err := c.setAPI(o.api); err != nil {
-		return nil, err
-	}
+	c.SetAPI(o.api)
 	if c.client, err = c.newNS("client", false); err != nil {
 		return nil, err
 	}
@@ -520,14 +520,9 @@ func (c *Cloud) StartProbe(ctx context.Context, url string, interval, timeout ti
 // handler). Use it when the API simulator needs the Cloud first, e.g. to
 // pass Cloud.OnAssign as its assign hook.
 func (c *Cloud) SetAPI(h http.Handler) {
-	_ = c.setAPI(h)
-}
-
-func (c *Cloud) setAPI(h http.Handler) error {
 	if h == nil {
 		c.api.Store(nil)
-		return nil
+		return
 	}
 	c.api.Store(&h)
-	return nil
 }

@@ -2,6 +2,7 @@ package simcloud
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -18,6 +19,8 @@ type FloatingIPSpec struct {
 	// IP is the floating IP as the API shows it: an IPv4 /32 or an IPv6
 	// /64. The zero value allocates one.
 	IP netip.Prefix
+	// Labels are the floating IP's API labels (used by the API simulator).
+	Labels map[string]string
 }
 
 // FloatingIP is a floating IP of the simulated cloud. The cloud namespace
@@ -26,6 +29,7 @@ type FloatingIP struct {
 	id     int64
 	name   string
 	ip     netip.Prefix
+	labels map[string]string
 	holder *Server
 }
 
@@ -85,8 +89,9 @@ func (c *Cloud) AddFloatingIP(spec FloatingIPSpec) (*FloatingIP, error) {
 			return nil, fmt.Errorf("add floating ip %s: id, name or address exists", spec.Name)
 		}
 	}
-	f := &FloatingIP{id: spec.ID, name: spec.Name, ip: spec.IP}
+	f := &FloatingIP{id: spec.ID, name: spec.Name, ip: spec.IP, labels: maps.Clone(spec.Labels)}
 	c.fips = append(c.fips, f)
+	c.mirrorFIPLocked(f)
 	return f, nil
 }
 

@@ -3,6 +3,7 @@ package simcloud
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -148,6 +149,8 @@ type ServerSpec struct {
 	// the network via the gateway), as an image with a DHCP client would.
 	// Leave it off when hc-agent is under test: configuring them is its job.
 	ConfigurePrivate bool
+	// Labels are the server's API labels (used by the API simulator).
+	Labels map[string]string
 }
 
 // Server is one simulated server: a namespace with a public NIC and one
@@ -162,6 +165,7 @@ type Server struct {
 	publicMAC  net.HardwareAddr
 	ns         *namespace
 	configure  bool
+	labels     map[string]string
 	crashed    bool
 	attached   []*attachment
 	// lagging are detached networks the metadata still shows.
@@ -256,6 +260,7 @@ func (c *Cloud) AddServer(spec ServerSpec) (*Server, error) {
 		publicMAC:  net.HardwareAddr{0x96, 0, 0, 0, byte(idx >> 8), byte(idx)},
 		ns:         ns,
 		configure:  spec.ConfigurePrivate,
+		labels:     maps.Clone(spec.Labels),
 	}
 	if err := c.plugPublic(s); err != nil {
 		return nil, fmt.Errorf("add server %s: %w", spec.Name, err)
@@ -266,6 +271,7 @@ func (c *Cloud) AddServer(spec ServerSpec) (*Server, error) {
 			return nil, fmt.Errorf("add server %s: %w", spec.Name, err)
 		}
 	}
+	c.mirrorServerLocked(s)
 	return s, nil
 }
 
