@@ -70,4 +70,3 @@ func TestMetadataHandler(t *testing.T) {
 		assert.Equal(t, "[]\n", string(renderPrivateNetworks(nil)))
 	})
 }
-
