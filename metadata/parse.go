@@ -49,6 +49,14 @@ var summaryKeys = map[string]bool{
 // public-ipv4 that is not an IPv4 address is a KindMalformed error naming the
 // field.
 func ParseSummary(b []byte) (Summary, error) {
+	s, err := parseSummary(b)
+	if err != nil {
+		return Summary{}, err
+	}
+	return s, nil
+}
+
+func parseSummary(b []byte) (Summary, error) {
 	var s Summary
 	root, err := parseDocument(b)
 	if err != nil {

@@ -1,0 +1,121 @@
+package metadata_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/hc-agent/hc-agent/metadata"
+)
+
+// FuzzParseSummary checks that ParseSummary never panics and that whatever
+// it accepts marshals and parses back to the same document.
+func FuzzParseSummary(f *testing.F) {
+	for _, tc := range summaryCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s, err := metadata.ParseSummary(in)
+		if err != nil {
+			if !metadata.IsMalformed(err) {
+				t.Fatalf("ParseSummary error %v is not KindMalformed", err)
+			}
+			return
+		}
+		out, err := metadata.MarshalSummary(s)
+		if err != nil {
+			t.Fatalf("MarshalSummary of parsed %q: %v", in, err)
+		}
+		s2, err := metadata.ParseSummary(out)
+		if err != nil {
+			t.Fatalf("ParseSummary of marshalled %q: %v\ninput %q", out, err, in)
+		}
+		// Compare typed fields directly and Extra through its rendering:
+		// Extra may hold NaN, which is never equal to itself.
+		if s.Hostname != s2.Hostname || s.InstanceID != s2.InstanceID || s.PublicIPv4 != s2.PublicIPv4 ||
+			s.AvailabilityZone != s2.AvailabilityZone || s.Region != s2.Region {
+			t.Fatalf("round trip changed fields:\n%+v\n%+v", s, s2)
+		}
+		out2, err := metadata.MarshalSummary(s2)
+		if err != nil {
+			t.Fatalf("MarshalSummary of reparsed: %v", err)
+		}
+		if !bytes.Equal(out, out2) {
+			t.Fatalf("marshal not stable:\n%s\n---\n%s\ninput %q", out, out2, in)
+		}
+	})
+}
+
+// FuzzParsePrivateNetworks checks that ParsePrivateNetworks never panics,
+// that every accepted entry is valid, and that parse → marshal → parse is
+// stable.
+func FuzzParsePrivateNetworks(f *testing.F) {
+	for _, tc := range privateNetworkCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		pns, err := metadata.ParsePrivateNetworks(in)
+		if err != nil {
+			if !metadata.IsMalformed(err) {
+				t.Fatalf("ParsePrivateNetworks error %v is not KindMalformed", err)
+			}
+			return
+		}
+		for i, p := range pns {
+			if !p.IP.Is4() || !p.Network.Contains(p.IP) || !p.Gateway.Is4() || len(p.MACAddress) != 6 || p.NetworkID <= 0 {
+				t.Fatalf("accepted invalid entry %d: %+v from %q", i, p, in)
+			}
+		}
+		out, err := metadata.MarshalPrivateNetworks(pns)
+		if err != nil {
+			t.Fatalf("MarshalPrivateNetworks of parsed %q: %v", in, err)
+		}
+		pns2, err := metadata.ParsePrivateNetworks(out)
+		if err != nil {
+			t.Fatalf("ParsePrivateNetworks of marshalled %q: %v", out, err)
+		}
+		out2, err := metadata.MarshalPrivateNetworks(pns2)
+		if err != nil {
+			t.Fatalf("MarshalPrivateNetworks of reparsed: %v", err)
+		}
+		if !bytes.Equal(out, out2) {
+			t.Fatalf("marshal not stable:\n%s\n---\n%s", out, out2)
+		}
+		if len(pns) != len(pns2) {
+			t.Fatalf("round trip changed length %d → %d", len(pns), len(pns2))
+		}
+		for i := range pns {
+			a, b := pns[i], pns2[i]
+			if a.IP != b.IP || a.Gateway != b.Gateway || a.Network != b.Network || a.Subnet != b.Subnet ||
+				a.NetworkID != b.NetworkID || a.NetworkName != b.NetworkName || a.InterfaceNum != b.InterfaceNum ||
+				!bytes.Equal(a.MACAddress, b.MACAddress) || len(a.AliasIPs) != len(b.AliasIPs) {
+				t.Fatalf("round trip changed entry %d:\n%+v\n%+v", i, a, b)
+			}
+			for j := range a.AliasIPs {
+				if a.AliasIPs[j] != b.AliasIPs[j] {
+					t.Fatalf("round trip changed alias %d of entry %d", j, i)
+				}
+			}
+		}
+	})
+}
+
+func BenchmarkParsePrivateNetworks(b *testing.B) {
+	in := []byte(refPrivateNetworks)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := metadata.ParsePrivateNetworks(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseSummary(b *testing.B) {
+	in := []byte(realSummary)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := metadata.ParseSummary(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
