@@ -5,26 +5,26 @@
 //
 // # Topology
 //
-//	                         client ns
-//	                      eth0 192.0.2.2/24, 2001:db8:c::2/64
-//	                              |
-//	   cloud ns ---------------- client (192.0.2.1/24)
-//	   | lo: 169.254.169.254 (metadata service, per caller)
-//	   |     203.0.113.254   (API simulator, APIEndpoint)
-//	   | br-pub: 172.31.1.1/32, fe80::1   (public bridge + router)
-//	   |   routes: 203.0.113.N/32 dev br-pub, 2001:db8:1:N::/64 dev br-pub,
-//	   |           floating IP via the holder's public address
-//	   +-- p1 ----------- eth0 96:00:00:00:00:01  server ns "alpha"
-//	   |                    203.0.113.11/32, 2001:db8:1:1::1/64
-//	   |                    default via 172.31.1.1 (on-link), via fe80::1
-//	   +-- p2 ----------- eth0 96:00:00:00:00:02  server ns "beta" ...
+//	                      client ns
+//	                   eth0 192.0.2.2/24, 2001:db8:c::2/64
+//	                           |
+//	cloud ns ---------------- client (192.0.2.1/24)
+//	| lo: 169.254.169.254 (metadata service, per caller)
+//	|     203.0.113.254   (API simulator, APIEndpoint)
+//	| br-pub: 172.31.1.1/32, fe80::1   (public bridge + router)
+//	|   routes: 203.0.113.N/32 dev br-pub, 2001:db8:1:N::/64 dev br-pub,
+//	|           floating IP via the holder's public address
+//	+-- p1 ----------- eth0 96:00:00:00:00:01  server ns "alpha"
+//	|                    203.0.113.11/32, 2001:db8:1:1::1/64
+//	|                    default via 172.31.1.1 (on-link), via fe80::1
+//	+-- p2 ----------- eth0 96:00:00:00:00:02  server ns "beta" ...
 //
-//	   net1 ns (router of private network "net-a", 10.0.0.0/16)
-//	   | lo: 10.0.0.1/32 (gateway; answers ARP on every veth)
-//	   | routes: 10.0.0.2/32 dev s1, alias IPs of alpha dev s1, ...
-//	   | partition rules: iif s1 to <beta's addresses> blackhole
-//	   +-- s1 ----------- ens10 86:00:00:01:00:01 (MTU 1450) in alpha
-//	   +-- s2 ----------- ens10 86:00:00:02:00:02 (MTU 1450) in beta
+//	net1 ns (router of private network "net-a", 10.0.0.0/16)
+//	| lo: 10.0.0.1/32 (gateway; answers ARP on every veth)
+//	| routes: 10.0.0.2/32 dev s1, alias IPs of alpha dev s1, ...
+//	| partition rules: iif s1 to <beta's addresses> blackhole
+//	+-- s1 ----------- ens10 86:00:00:01:00:01 (MTU 1450) in alpha
+//	+-- s2 ----------- ens10 86:00:00:02:00:02 (MTU 1450) in beta
 //
 // The public network is routed, as on Hetzner Cloud: each server has its
 // public IPv4 as a /32 with the on-link gateway 172.31.1.1, and all public
