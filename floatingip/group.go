@@ -73,6 +73,10 @@ type GroupConfig struct {
 	RefreshInterval time.Duration
 	// SecondPathTTL is how long a second-path answer is reused; default 10s.
 	SecondPathTTL time.Duration
+	// StartupDelay is how long a starting member only observes, so that
+	// membership settles and peers publish their state before anyone acts;
+	// default 3s. A holder by the API keeps its floating IPs meanwhile.
+	StartupDelay time.Duration
 	// HandoverTimeout bounds Handover when ctx has no deadline; default 10s.
 	HandoverTimeout time.Duration
 	// IPv6Host is the interface ID configured within IPv6 /64s; default ::1.
@@ -107,6 +111,9 @@ func (c GroupConfig) withDefaults() GroupConfig {
 	}
 	if c.SecondPathTTL <= 0 {
 		c.SecondPathTTL = 10 * time.Second
+	}
+	if c.StartupDelay == 0 {
+		c.StartupDelay = 3 * time.Second
 	}
 	if c.HandoverTimeout <= 0 {
 		c.HandoverTimeout = 10 * time.Second
@@ -144,6 +151,7 @@ type Group struct {
 	health *HealthChecker
 	owner  string
 
+	startedAt  time.Time
 	healthCh   chan bool
 	handoverCh chan chan struct{}
 	refreshCh  chan struct{}
@@ -251,6 +259,7 @@ func (g *Group) Run(ctx context.Context) error {
 		return fmt.Errorf("run group %s: already running", g.cfg.Name)
 	}
 	g.running = true
+	g.startedAt = time.Now()
 	g.mu.Unlock()
 
 	// The first probe decides the initial health, before peers see us.
@@ -642,7 +651,7 @@ func (g *Group) evaluate(ctx context.Context) {
 	}
 	g.decision = d
 	holding, draining, holder := g.holding, g.draining, g.knownHolder
-	backoff := now.Before(g.backoffUntil)
+	backoff := now.Before(g.backoffUntil) || now.Sub(g.startedAt) < g.cfg.StartupDelay
 	g.mu.Unlock()
 
 	switch {

@@ -1,0 +1,437 @@
+package floatingip
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	fipID  = 1
+	detect = time.Second
+)
+
+var vip = netip.MustParsePrefix("203.0.113.10/32")
+
+// node is one simulated server running a group.
+type node struct {
+	id     int64
+	prio   int
+	host   *fakeHost
+	probe  *switchProbe
+	group  *Group
+	member *fakeMember
+	cancel context.CancelFunc
+	done   chan error
+	moves  []MoveRecord
+	mu     sync.Mutex
+}
+
+type cluster struct {
+	t         *testing.T
+	cloud     *fakeCloud
+	hub       *hub
+	nodes     map[int64]*node
+	peerCheck PeerCheck
+	cfgHook   func(*GroupConfig)
+	size      int
+}
+
+// newCluster starts one group member per priority (server IDs 1..n) with
+// the floating IP assigned to holder. Call it inside a synctest bubble.
+func newCluster(t *testing.T, holder int64, prios ...int) *cluster {
+	c := &cluster{
+		t:     t,
+		cloud: newFakeCloud(500*time.Millisecond, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: holder}),
+		hub:   newHub(detect),
+		nodes: map[int64]*node{},
+		size:  len(prios),
+	}
+	for i, p := range prios {
+		id := int64(i + 1)
+		c.nodes[id] = &node{id: id, prio: p, host: &fakeHost{}, probe: &switchProbe{}}
+	}
+	if holder != 0 {
+		// The holder's address is configured, as a running holder has it.
+		require.NoError(t, c.nodes[holder].host.Set(t.Context(), "group:web", []netip.Prefix{vip}))
+	}
+	for id := range c.nodes {
+		c.start(id)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *cluster) start(id int64) {
+	n := c.nodes[id]
+	n.member = c.hub.join(id)
+	cfg := GroupConfig{
+		Name: "web", Self: id, Priority: n.prio, FloatingIPs: []string{"vip"},
+		ExpectedSize: c.size, Health: HealthConfig{Interval: time.Second, Rise: 2, Fall: 2},
+	}
+	if c.cfgHook != nil {
+		c.cfgHook(&cfg)
+	}
+	g, err := NewGroup(cfg, GroupDeps{
+		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
+		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
+			n.mu.Lock()
+			n.moves = append(n.moves, m)
+			n.mu.Unlock()
+		}},
+	})
+	require.NoError(c.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	n.group, n.cancel, n.done = g, cancel, make(chan error, 1)
+	go func() { n.done <- g.Run(ctx) }()
+}
+
+// crash stops a member the way a killed process stops: no leave, no
+// handover, addresses stay.
+func (c *cluster) crash(id int64) {
+	c.hub.crash(id)
+	c.stop(id)
+}
+
+func (c *cluster) stop(id int64) {
+	n := c.nodes[id]
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	require.NoError(c.t, <-n.done)
+	n.cancel = nil
+}
+
+func (c *cluster) stopAll() {
+	for id := range c.nodes {
+		c.stop(id)
+	}
+}
+
+// configuredOn lists the servers that have the floating IP configured.
+func (c *cluster) configuredOn() []int64 {
+	var out []int64
+	for id := int64(1); id <= int64(len(c.nodes)); id++ {
+		if len(c.nodes[id].host.configured("group:web")) > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (c *cluster) successfulMoves() int {
+	k := 0
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		for _, m := range n.moves {
+			if m.Result == "success" {
+				k++
+			}
+		}
+		n.mu.Unlock()
+	}
+	return k
+}
+
+func TestGroupSteadyState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 100, 150, 120)
+		time.Sleep(10 * time.Second)
+		assert.Equal(t, int64(1), c.cloud.holder(fipID), "a healthy holder keeps the IP over a higher priority")
+		assert.Empty(t, c.cloud.assignCalls())
+		assert.Equal(t, []int64{1}, c.configuredOn())
+		st := c.nodes[1].group.Status()
+		assert.Equal(t, RoleHolder, st.Role)
+		assert.Len(t, st.Members, 3)
+		assert.Equal(t, RoleStandby, c.nodes[2].group.Status().Role)
+		_, err := json.Marshal(st)
+		require.NoError(t, err)
+	})
+}
+
+func TestGroupUnassignedStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 0, 100, 150, 120)
+		time.Sleep(5 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID), "highest priority takes an unassigned IP")
+		assert.Equal(t, []int64{2}, c.configuredOn())
+		assert.Equal(t, 1, c.successfulMoves())
+	})
+}
+
+func TestGroupFailover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		start := time.Now()
+		c.crash(1)
+		time.Sleep(5 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID))
+		assert.Equal(t, []string{"1->2"}, c.cloud.assignCalls())
+		// Node 1 is dead; its stale address does not matter, the cloud
+		// routes to node 2. Among the living exactly node 2 has it.
+		assert.Contains(t, c.configuredOn(), int64(2))
+		assert.NotContains(t, c.configuredOn(), int64(3))
+		st := c.nodes[2].group.Status()
+		require.NotNil(t, st.LastMove)
+		assert.Equal(t, "success", st.LastMove.Result)
+		assert.Equal(t, int64(1), st.LastMove.From)
+		assert.Equal(t, 500*time.Millisecond, st.LastMove.Duration, "the move takes the action's latency")
+		took := st.LastMove.At.Add(st.LastMove.Duration).Sub(start)
+		assert.LessOrEqual(t, took, 2*time.Second, "failover within detection + tick + action")
+		assert.Equal(t, RoleHolder, st.Role)
+		assert.Equal(t, 1, st.MovesLastMinute)
+	})
+}
+
+func TestGroupHealthFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		c.nodes[1].probe.fail.Store(true)
+		time.Sleep(6 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID))
+		assert.Equal(t, []int64{2}, c.configuredOn(), "the unhealthy holder stepped down")
+		assert.False(t, c.nodes[1].group.Status().Healthy)
+		assert.Equal(t, RoleStandby, c.nodes[1].group.Status().Role)
+		// Recovery does not move it back (no preemption).
+		c.nodes[1].probe.fail.Store(false)
+		time.Sleep(60 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID))
+		assert.Equal(t, 1, c.successfulMoves())
+	})
+}
+
+func TestGroupPlannedShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		start := time.Now()
+		require.NoError(t, c.nodes[1].group.Handover(t.Context()))
+		assert.Less(t, time.Since(start), 3*time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID))
+		assert.Equal(t, []int64{2}, c.configuredOn(), "handed over: the old holder removed its address")
+		c.stop(1)
+		time.Sleep(5 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID))
+		assert.Equal(t, 1, c.successfulMoves())
+	})
+}
+
+func TestGroupHandoverWithoutPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150)
+		c.nodes[2].probe.fail.Store(true)
+		time.Sleep(5 * time.Second)
+		err := c.nodes[1].group.Handover(t.Context())
+		require.Error(t, err, "no healthy peer: the holder keeps the IP")
+		assert.Equal(t, []int64{1}, c.configuredOn())
+		assert.Equal(t, int64(1), c.cloud.holder(fipID))
+	})
+}
+
+func TestGroupStandbyHandoverIsImmediate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150)
+		time.Sleep(2 * time.Second)
+		start := time.Now()
+		require.NoError(t, c.nodes[2].group.Handover(t.Context()))
+		assert.Less(t, time.Since(start), time.Second)
+		assert.Equal(t, int64(1), c.cloud.holder(fipID))
+	})
+}
+
+func TestGroupGracefulStopWithoutHandover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A pair whose second path says the peer server runs: only the
+		// graceful leave lets the standby take over.
+		c := &cluster{}
+		_ = c
+		c = newClusterWith(t, func(c *cluster) {
+			c.peerCheck = func(context.Context, int64) (PeerState, error) { return PeerUp, nil }
+		}, 1, 200, 150)
+		time.Sleep(3 * time.Second)
+		c.stop(1)
+		time.Sleep(3 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID), "a stopped agent does not keep the IP")
+	})
+}
+
+func TestGroupSplitMajority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, func(c *cluster) {
+			c.cfgHook = func(cfg *GroupConfig) { cfg.RefreshInterval = time.Minute }
+		}, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		// The holder ends up alone: the majority side takes over.
+		c.hub.split([]int64{1}, []int64{2, 3})
+		time.Sleep(5 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID))
+		assert.Equal(t, []string{"1->2"}, c.cloud.assignCalls(), "the minority never assigns")
+		// The old holder learns from its periodic API read and steps down.
+		time.Sleep(80 * time.Second)
+		assert.Equal(t, []int64{2}, c.configuredOn())
+	})
+}
+
+func TestGroupSplitMinority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 300)
+		time.Sleep(3 * time.Second)
+		// Node 3 (highest priority) is cut off alone: it must not act.
+		c.hub.split([]int64{3}, []int64{1, 2})
+		time.Sleep(30 * time.Second)
+		assert.Equal(t, int64(1), c.cloud.holder(fipID))
+		assert.Empty(t, c.cloud.assignCalls())
+		assert.Equal(t, []int64{1}, c.configuredOn())
+		assert.Contains(t, c.nodes[3].group.Status().Decision, "no majority")
+	})
+}
+
+func newClusterWith(t *testing.T, setup func(*cluster), holder int64, prios ...int) *cluster {
+	// Start with nothing, configure, then start: newCluster starts at once,
+	// so build by hand.
+	c := &cluster{
+		t:     t,
+		cloud: newFakeCloud(500*time.Millisecond, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: holder}),
+		hub:   newHub(detect),
+		nodes: map[int64]*node{},
+		size:  len(prios),
+	}
+	for i, p := range prios {
+		id := int64(i + 1)
+		c.nodes[id] = &node{id: id, prio: p, host: &fakeHost{}, probe: &switchProbe{}}
+	}
+	setup(c)
+	if holder != 0 {
+		require.NoError(t, c.nodes[holder].host.Set(t.Context(), "group:web", []netip.Prefix{vip}))
+	}
+	for id := range c.nodes {
+		c.start(id)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func TestGroupPairSecondPath(t *testing.T) {
+	tests := []struct {
+		name       string
+		peer       PeerState
+		wantHolder int64
+	}{
+		{"peer server up: no move", PeerUp, 1},
+		{"peer server down: move", PeerDown, 2},
+		{"second path unknown: no move", PeerUnknown, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var asked []int64
+				var mu sync.Mutex
+				c := newClusterWith(t, func(c *cluster) {
+					c.peerCheck = func(_ context.Context, id int64) (PeerState, error) {
+						mu.Lock()
+						defer mu.Unlock()
+						asked = append(asked, id)
+						return tt.peer, nil
+					}
+				}, 1, 200, 150)
+				time.Sleep(3 * time.Second)
+				c.hub.split([]int64{1}, []int64{2})
+				time.Sleep(30 * time.Second)
+				assert.Equal(t, tt.wantHolder, c.cloud.holder(fipID))
+				mu.Lock()
+				assert.Contains(t, asked, int64(1), "node 2 asked the second path about node 1")
+				assert.LessOrEqual(t, len(asked), 2*(30/10+1), "second path answers are reused")
+				mu.Unlock()
+			})
+		})
+	}
+}
+
+func TestGroupAgentRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		c.crash(1)
+		time.Sleep(400 * time.Millisecond)
+		c.start(1)
+		time.Sleep(30 * time.Second)
+		assert.Equal(t, int64(1), c.cloud.holder(fipID))
+		assert.Empty(t, c.cloud.assignCalls(), "nothing moved")
+		assert.Equal(t, []int64{1}, c.configuredOn())
+		assert.Equal(t, RoleHolder, c.nodes[1].group.Status().Role)
+	})
+}
+
+func TestGroupPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		c.hub.setPaused(1, true)
+		time.Sleep(600 * time.Millisecond)
+		c.hub.setPaused(1, false)
+		time.Sleep(30 * time.Second)
+		assert.Equal(t, int64(1), c.cloud.holder(fipID))
+		assert.Empty(t, c.cloud.assignCalls(), "a 600 ms pause moves nothing")
+		assert.Equal(t, []int64{1}, c.configuredOn())
+	})
+}
+
+func TestGroupStandbysRace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Node 2 was unhealthy and recovers just as the holder dies; node 3
+		// still sees the old gossip (2 unhealthy) for a moment, so 2 and 3
+		// both decide to take.
+		c := newCluster(t, 1, 300, 200, 200)
+		c.nodes[2].probe.fail.Store(true)
+		time.Sleep(5 * time.Second)
+		c.hub.freeze(2, 3, true)
+		c.nodes[2].probe.fail.Store(false)
+		time.Sleep(3 * time.Second)
+		c.crash(1)
+		time.Sleep(2 * time.Second)
+		c.hub.freeze(2, 3, false)
+		time.Sleep(20 * time.Second)
+		h := c.cloud.holder(fipID)
+		assert.Contains(t, []int64{2, 3}, h)
+		assert.Equal(t, []int64{h}, c.configuredOn()[1:], "exactly one of the living has the address")
+		assert.Len(t, c.cloud.assignCalls(), 2, "both tried")
+		loser := int64(5) - h
+		assert.Equal(t, RoleHolder, c.nodes[h].group.Status().Role)
+		st := c.nodes[loser].group.Status()
+		require.NotNil(t, st.LastMove)
+		assert.Equal(t, "lost", st.LastMove.Result)
+		assert.NotEqual(t, RoleHolder, st.Role)
+		assert.Equal(t, 1, c.successfulMoves())
+	})
+}
+
+func TestGroupMoveCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, func(c *cluster) {
+			c.cfgHook = func(cfg *GroupConfig) { cfg.Backoff = time.Second }
+		}, 1, 200, 150, 100)
+		c.cloud.mu.Lock()
+		c.cloud.failAssign = errorString("conflict")
+		c.cloud.mu.Unlock()
+		time.Sleep(4 * time.Second)
+		c.crash(1)
+		time.Sleep(59 * time.Second)
+		// Without a cap a backoff of 1 s would allow ~50 attempts.
+		assert.Len(t, c.cloud.assignCalls(), 3)
+		assert.Empty(t, c.configuredOn()[1:], "failed moves remove the address")
+	})
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
