@@ -174,9 +174,17 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if err := r.subscribe(updates, ctx.Done()); err != nil {
 		return fmt.Errorf("subscribe to link events: %w", err)
 	}
-	// Exits when updates is closed (the subscription ends with ctx) or ctx
-	// is done.
-	go r.watchLinks(ctx, updates)
+	// Exits once ctx is done and the subscription has closed updates; Run
+	// waits for it so that no goroutine outlives Run.
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		r.watchLinks(ctx, updates)
+	}()
+	defer func() {
+		cancel()
+		<-watching
+	}()
 
 	poll := time.NewTimer(jitter(r.opts.pollInterval()))
 	defer poll.Stop()
@@ -227,22 +235,45 @@ func jitter(d time.Duration) time.Duration {
 // watchLinks turns kernel link updates into link events: a new private NIC
 // (MAC 86:00:00…) or a link that went away. Changes of an existing link
 // (including the MTU and up that Apply sets) are not events; the periodic
-// poll restores those.
-func (r *Reconciler) watchLinks(ctx context.Context, updates <-chan netlink.LinkUpdate) {
+// poll restores those. When the subscription breaks (the kernel drops
+// messages with ENOBUFS when a burst overflows the socket), it subscribes
+// again and triggers a full reconcile, since events may have been missed.
+//
+// It returns when ctx is done and the subscription's channel is closed: it
+// keeps draining until then so that netlink's receive goroutine, which may be
+// blocked sending, can exit too.
+func (r *Reconciler) watchLinks(ctx context.Context, updates chan netlink.LinkUpdate) {
 	known := map[int]string{}
 	for {
-		var u netlink.LinkUpdate
-		var ok bool
-		select {
-		case <-ctx.Done():
+		r.consumeLinks(ctx, updates, known)
+		if ctx.Err() != nil {
 			return
-		case u, ok = <-updates:
-			if !ok {
-				return
-			}
 		}
-		if u.Link == nil || u.Link.Attrs() == nil {
-			continue
+		r.log.Warn("link event subscription ended, subscribing again")
+		for {
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			updates = make(chan netlink.LinkUpdate, 64)
+			err := r.subscribe(updates, ctx.Done())
+			if err == nil {
+				break
+			}
+			r.log.Warn("subscribe to link events", "err", err)
+		}
+		r.Trigger()
+	}
+}
+
+// consumeLinks handles updates until the channel is closed.
+func (r *Reconciler) consumeLinks(ctx context.Context, updates <-chan netlink.LinkUpdate, known map[int]string) {
+	for u := range updates {
+		if ctx.Err() != nil || u.Link == nil || u.Link.Attrs() == nil {
+			continue // draining after ctx is done, or nothing to look at
 		}
 		a := u.Link.Attrs()
 		mac := a.HardwareAddr.String()
@@ -270,7 +301,6 @@ func (r *Reconciler) watchLinks(ctx context.Context, updates <-chan netlink.Link
 		select {
 		case r.linkEvents <- ev:
 		case <-ctx.Done():
-			return
 		}
 	}
 }

@@ -97,6 +97,10 @@ func startRig(t *testing.T, f *fakeNL, nets []metadata.PrivateNetwork, opts Opti
 	rg.r = New(opts, rg.src, f, slog.New(rg.logs),
 		WithSubscribe(func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
 			subscribed <- ch
+			go func() {
+				<-done
+				close(ch)
+			}()
 			return nil
 		}),
 		WithOnReconcile(func(_ Result, err error) {
@@ -272,7 +276,7 @@ func TestReconcilerOwnedFile(t *testing.T) {
 		path := t.TempDir() + "/netconf-owned.json"
 		f := host()
 		r := New(Options{}, &fakeSource{nets: both()}, f, slog.New(&recordHandler{}), WithOwnedFile(path),
-			WithSubscribe(func(chan<- netlink.LinkUpdate, <-chan struct{}) error { return nil }))
+			WithSubscribe(closeOnDone))
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- r.Run(ctx) }()
@@ -287,7 +291,7 @@ func TestReconcilerOwnedFile(t *testing.T) {
 		n1 := nwTest1()
 		n1.AliasIPs = nil
 		r2 := New(Options{}, &fakeSource{nets: []metadata.PrivateNetwork{n1, nwTest2()}}, f, slog.New(&recordHandler{}), WithOwnedFile(path),
-			WithSubscribe(func(chan<- netlink.LinkUpdate, <-chan struct{}) error { return nil }))
+			WithSubscribe(closeOnDone))
 		ctx, cancel = context.WithCancel(t.Context())
 		go func() { done <- r2.Run(ctx) }()
 		synctest.Wait()
@@ -299,4 +303,14 @@ func TestReconcilerOwnedFile(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, o.Addresses, 2)
 	})
+}
+
+// closeOnDone is a subscription that sends nothing and ends with done, as
+// netlink's does.
+func closeOnDone(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
+	go func() {
+		<-done
+		close(ch)
+	}()
+	return nil
 }
