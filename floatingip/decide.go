@@ -25,6 +25,9 @@ type Member struct {
 	Candidate bool `json:"candidate"`
 	// Holding reports that the member claims to hold the group's floating IPs.
 	Holding bool `json:"holding"`
+	// Starting reports that the member (re)joined and has not published its
+	// state yet: a starting holder keeps the floating IPs (agent restart).
+	Starting bool `json:"starting,omitempty"`
 	// Left reports that the member left the group gracefully.
 	Left bool `json:"left,omitempty"`
 	// Since is when this server last saw the member become alive, healthy and
@@ -33,7 +36,7 @@ type Member struct {
 }
 
 // eligible reports whether m may hold the floating IPs.
-func (m Member) eligible() bool { return m.Alive && m.Healthy && m.Candidate }
+func (m Member) eligible() bool { return m.Alive && !m.Starting && m.Healthy && m.Candidate }
 
 // PeerState is the answer of the second path for groups of two members.
 type PeerState int
@@ -132,6 +135,8 @@ func Decide(v View) Decision {
 	}
 
 	switch {
+	case holder != nil && holder.Alive && holder.Starting:
+		d.Leader, d.Reason = holder.ID, "keep starting holder"
 	case holder != nil && holder.eligible():
 		d.Leader, d.Reason = holder.ID, "keep healthy holder"
 		if v.Preempt && best != nil && best.ID != holder.ID && best.Priority > holder.Priority &&

@@ -14,6 +14,8 @@ func TestDecide(t *testing.T) {
 	}
 	draining := m(1, 100, true, true)
 	draining.Candidate = false
+	starting := m(1, 100, true, false)
+	starting.Starting = true
 	late := m(3, 200, true, true)
 	late.Since = t0.Add(50 * time.Second)
 
@@ -39,6 +41,10 @@ func TestDecide(t *testing.T) {
 			View{Self: 2, Holder: 1, Members: []Member{draining, m(2, 50, true, true)}, ExpectedSize: 2}, 2, true},
 		{"holder not a member replaced",
 			View{Self: 2, Holder: 99, Members: []Member{m(1, 100, true, true), m(2, 150, true, true)}, ExpectedSize: 2}, 2, true},
+		{"starting holder kept",
+			View{Self: 2, Holder: 1, Members: []Member{starting, m(2, 150, true, true)}, ExpectedSize: 2}, 1, true},
+		{"starting member not elected",
+			View{Self: 2, Members: []Member{starting, m(2, 50, true, true)}, ExpectedSize: 2}, 2, true},
 		{"no eligible member",
 			View{Self: 1, Holder: 1, Members: []Member{m(1, 100, true, false), m(2, 150, true, false)}, ExpectedSize: 2}, 0, true},
 		{"minority side does not act",

@@ -15,6 +15,9 @@ import (
 
 // LocalState is what this member advertises to its peers.
 type LocalState struct {
+	// Ready is false until the member has read the API and knows its role;
+	// peers then treat it as starting.
+	Ready     bool
 	Priority  int
 	Healthy   bool
 	Candidate bool
@@ -543,7 +546,7 @@ func (g *Group) publish() {
 		return
 	}
 	g.mu.Lock()
-	st := LocalState{Priority: g.cfg.Priority, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding}
+	st := LocalState{Ready: true, Priority: g.cfg.Priority, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding}
 	g.mu.Unlock()
 	if err := g.deps.Membership.SetLocal(st); err != nil {
 		g.log.Warn("advertise local state", "err", err)
@@ -572,6 +575,7 @@ func (g *Group) view(now time.Time) View {
 		if m.ID == g.cfg.Self {
 			// Our own state is authoritative here, gossip may lag.
 			m.Healthy, m.Candidate, m.Holding, m.Priority = g.healthy, !g.draining, g.holding, g.cfg.Priority
+			m.Starting = false
 		}
 		m.Since = prev.Since
 		if !m.eligible() {
