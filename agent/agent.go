@@ -429,9 +429,14 @@ func (a *Agent) checkState(instanceID int64) error {
 
 // report is Env.Report: called by components after each reconcile run.
 func (a *Agent) report(r Report) {
+	if r.Err != nil && errors.Is(r.Err, context.Canceled) {
+		// A run cut short by shutdown is neither a failure nor a sign of life.
+		return
+	}
 	now := a.deps.Now()
 	a.metrics.ObserveReconcile(r.Component, r.Duration, r.Changes, r.Err)
-	a.dedup.Error(r.Component, "reconcile failed", r.Err, "component", r.Component)
+	// Components log their own errors (once until they change); the agent
+	// logs only its own state changes.
 
 	a.mu.Lock()
 	cs := a.components[r.Component]
@@ -482,8 +487,8 @@ func (a *Agent) setReady() {
 	a.phase = "running"
 	a.mu.Unlock()
 	a.metrics.SetReady(true)
-	a.notify("READY=1")
 	a.log.Info("ready")
+	a.notify("READY=1")
 	a.updateStatus()
 }
 

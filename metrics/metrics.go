@@ -17,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Roles a failover group member can have. SetGroup exports one series per
-// role so that a dashboard can show the current one and alerts can count
-// holders.
-var Roles = []string{"holder", "standby", "candidate", "unhealthy", "stopped"}
+// Roles a failover group member can have (floatingip.Role values). SetGroup
+// exports one series per role so that a dashboard can show the current one
+// and alerts can count holders.
+var Roles = []string{"holder", "candidate", "standby", "stepping-down"}
 
 // BuildInfo describes the running binary for hcagent_build_info.
 type BuildInfo struct {

@@ -91,8 +91,7 @@ hcagent_group_members_healthy{group="web"} 3
 hcagent_group_role{group="web",role="candidate"} 0
 hcagent_group_role{group="web",role="holder"} 1
 hcagent_group_role{group="web",role="standby"} 0
-hcagent_group_role{group="web",role="stopped"} 0
-hcagent_group_role{group="web",role="unhealthy"} 0
+hcagent_group_role{group="web",role="stepping-down"} 0
 `,
 		},
 		{

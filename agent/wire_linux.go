@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/hc-agent/hc-agent/metrics"
+	"github.com/hc-agent/hc-agent/netconf"
+)
+
+// OwnedFile is the netconf ownership record inside the state directory.
+const OwnedFile = "netconf-owned.json"
+
+// System says where the agent acts. The zero value is the host: the current
+// network namespace.
+type System struct {
+	// Netns, when set, makes netlink work in that namespace (tests create
+	// one). The metadata and API clients still dial from the current one.
+	Netns *netns.NsHandle
+}
+
+// Wire returns the production dependencies for cfg: the metadata client and
+// the private network reconciler over netlink. close releases the netlink
+// handle once Run returned.
+func Wire(cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys System) (deps Deps, close func(), err error) {
+	var h *netlink.Handle
+	if sys.Netns != nil {
+		h, err = netlink.NewHandleAt(*sys.Netns)
+	} else {
+		h, err = netlink.NewHandle()
+	}
+	if err != nil {
+		return Deps{}, nil, fmt.Errorf("open netlink handle: %w", err)
+	}
+	md := metadata.New(
+		metadata.WithEndpoint(orDefault(cfg.Metadata.Endpoint, metadata.DefaultEndpoint)),
+		metadata.WithTimeout(cfg.Metadata.Timeout),
+		metadata.WithAttempts(cfg.Metadata.Attempts),
+		metadata.WithLogger(log),
+	)
+	deps = Deps{
+		Log:        log,
+		Build:      build,
+		Metadata:   md,
+		NewNetconf: netconfFactory(h, md, sys),
+	}
+	return deps, h.Close, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// netconfOptions maps the configuration onto netconf.Options.
+func netconfOptions(cfg config.Config) netconf.Options {
+	pn := cfg.PrivateNetworks
+	return netconf.Options{
+		Disabled:           !pn.IsEnabled(),
+		MTU:                pn.MTU,
+		DefaultRoute:       pn.DefaultRoute,
+		DefaultRouteMetric: pn.DefaultRouteMetric,
+		Exclude:            pn.Exclude,
+		PinMetadataRoute:   pn.PinMetadataRoute,
+		PollInterval:       cfg.Metadata.PollInterval,
+	}
+}
+
+func netconfFactory(h *netlink.Handle, md netconf.Source, sys System) func(context.Context, Env) (Component, error) {
+	return func(_ context.Context, env Env) (Component, error) {
+		src := &timedSource{src: md, m: env.Metrics}
+		opts := []netconf.ReconcilerOption{
+			netconf.WithOwnedFile(filepath.Join(env.StateDir, OwnedFile)),
+			netconf.WithOnReconcile(func(res netconf.Result, err error) {
+				env.Report(Report{
+					Component:  ComponentNetconf,
+					Duration:   src.since(),
+					Changes:    res.Writes,
+					Blackholed: res.MetadataBlackholed,
+					Err:        err,
+				})
+			}),
+		}
+		if sys.Netns != nil {
+			opts = append(opts, netconf.WithNetns(*sys.Netns))
+		}
+		return netconf.New(netconfOptions(env.Config), src, h, env.Log.With("component", ComponentNetconf), opts...), nil
+	}
+}
+
+// timedSource counts metadata reads and notes when a reconcile started: a
+// netconf reconcile begins with its metadata read.
+type timedSource struct {
+	src netconf.Source
+	m   *metrics.Metrics
+
+	mu    sync.Mutex
+	start time.Time
+}
+
+func (s *timedSource) PrivateNetworks(ctx context.Context) ([]metadata.PrivateNetwork, error) {
+	s.mu.Lock()
+	s.start = time.Now()
+	s.mu.Unlock()
+	nets, err := s.src.PrivateNetworks(ctx)
+	s.m.ObserveMetadata("private-networks", err)
+	return nets, err
+}
+
+func (s *timedSource) since() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.start.IsZero() {
+		return 0
+	}
+	return time.Since(s.start)
+}
