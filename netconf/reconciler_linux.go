@@ -92,6 +92,7 @@ type Reconciler struct {
 	owned      Owned
 	blackholed bool
 	lastErr    string
+	lastNotes  string
 	// pending holds the MACs of hot-added private NICs that metadata does
 	// not list yet, with when to give up on them.
 	pending map[string]time.Time
@@ -369,6 +370,7 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 			applyErr = errors.Join(applyErr, err)
 		}
 	}
+	r.logNotes(desired.Problems, res.MissingLinks)
 	for _, c := range res.Changes {
 		r.log.Info("private network change", "op", string(c.Op), "kind", c.Kind, "object", c.Object, "dev", c.Dev, "reason", c.Reason)
 	}
@@ -399,6 +401,22 @@ func (r *Reconciler) logError(err error) {
 		r.log.Error("reconcile private networks", "err", err)
 	} else {
 		r.log.Info("private networks reconciled")
+	}
+}
+
+// logNotes logs unusable metadata entries and NICs that metadata lists but
+// the host lacks, once each time the set changes. Called with mu held.
+func (r *Reconciler) logNotes(problems, missing []string) {
+	notes := fmt.Sprint(problems, missing)
+	if notes == r.lastNotes {
+		return
+	}
+	r.lastNotes = notes
+	for _, p := range problems {
+		r.log.Warn("private network skipped", "problem", p)
+	}
+	for _, m := range missing {
+		r.log.Info("private network waits for its nic", "mac", m)
 	}
 }
 

@@ -2,8 +2,10 @@ package netconf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // RunOnce is `hc-agent apply`: it reads the private networks from src,
@@ -56,9 +58,11 @@ func RunOnce(ctx context.Context, opts Options, src Source, h nlHandle, ownedPat
 	if res.MetadataBlackholed {
 		fmt.Fprintf(out, "warning: the metadata service is routed through private nic %s\n", res.MetadataRoute.Dev)
 	}
-	if ownedPath != "" && fmt.Sprint(before.Addresses) != fmt.Sprint(owned.Addresses) {
+	if ownedPath != "" && !slices.Equal(before.Addresses, owned.Addresses) {
+		// Saved even after a partial failure: the record must list every
+		// address that was added, or a later run could not remove it.
 		if err := SaveOwned(ownedPath, owned); err != nil {
-			return fmt.Errorf("apply private networks: %w", err)
+			applyErr = errors.Join(applyErr, err)
 		}
 	}
 	return applyErr
