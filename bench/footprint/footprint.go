@@ -153,9 +153,21 @@ func Measure(ctx context.Context, read func() (Sample, error), window, interval 
 	return res, nil
 }
 
-// BinarySize builds pkg (e.g. ./cmd/hc-agent) in module directory dir the
-// way releases are built (CGO_ENABLED=0, -trimpath, -ldflags "-s -w") into a
-// temporary directory and returns the size of the result in bytes.
+// Build builds pkg (e.g. ./cmd/hc-agent) in module directory dir the way
+// releases are built (CGO_ENABLED=0, -trimpath, -ldflags "-s -w") and
+// writes the binary to out.
+func Build(ctx context.Context, goTool, dir, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %w: %s", pkg, err, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// BinarySize builds pkg like Build into a temporary directory and returns
+// the size of the result in bytes.
 func BinarySize(ctx context.Context, goTool, dir, pkg string) (int64, error) {
 	tmp, err := os.MkdirTemp("", "hc-bench-build-")
 	if err != nil {
@@ -163,11 +175,8 @@ func BinarySize(ctx context.Context, goTool, dir, pkg string) (int64, error) {
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "bin")
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build %s: %w: %s", pkg, err, bytes.TrimSpace(b))
+	if err := Build(ctx, goTool, dir, pkg, out); err != nil {
+		return 0, err
 	}
 	fi, err := os.Stat(out)
 	if err != nil {

@@ -1,0 +1,121 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hc-agent/hc-agent/bench"
+	"github.com/hc-agent/hc-agent/bench/footprint"
+	"github.com/hc-agent/hc-agent/config"
+)
+
+// BudgetResult is the steady-state API use of the agents of one group.
+type BudgetResult struct {
+	PerServer []bench.Budget // one per server, in server order
+	Max       bench.Budget   // the server that used the most
+	Intervals string         // the scaled intervals, for the report
+}
+
+// RunBudget runs a group of three agents whose poll intervals (metadata
+// and API) are divided by scale, waits until the group has settled, and
+// counts every API request of each server (the simulator counts per token,
+// and each server has its own) over wall. A wall of one hour divided by
+// scale is one simulated hour.
+func RunBudget(ctx context.Context, env Env, scale float64, wall time.Duration) (BudgetResult, error) {
+	var res BudgetResult
+	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0})
+	if err != nil {
+		return res, err
+	}
+	defer c.close()
+	def := config.Default()
+	c.agentCfg = func(cfg *config.Config) {
+		cfg.API.PollInterval = scaleDuration(def.API.PollInterval, scale)
+		cfg.Metadata.PollInterval = scaleDuration(def.Metadata.PollInterval, scale)
+	}
+	res.Intervals = fmt.Sprintf("api.poll_interval %v (default %v), metadata.poll_interval %v (default %v)",
+		scaleDuration(def.API.PollInterval, scale), def.API.PollInterval,
+		scaleDuration(def.Metadata.PollInterval, scale), def.Metadata.PollInterval)
+	for _, s := range c.servers {
+		if _, err := c.startAgent(ctx, s); err != nil {
+			return res, err
+		}
+	}
+	if err := c.waitAgentsSettled(ctx, 60*time.Second); err != nil {
+		return res, err
+	}
+	before := make([]int, len(c.servers))
+	for i := range c.servers {
+		before[i] = c.sim.Requests(token(i))
+	}
+	start := time.Now()
+	t := time.NewTimer(wall)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-t.C:
+	}
+	elapsed := time.Since(start)
+	for i := range c.servers {
+		b := bench.ScaleBudget(c.sim.Requests(token(i))-before[i], elapsed, scale)
+		res.PerServer = append(res.PerServer, b)
+		if b.PerHour >= res.Max.PerHour {
+			res.Max = b
+		}
+	}
+	return res, nil
+}
+
+func scaleDuration(d time.Duration, scale float64) time.Duration {
+	return time.Duration(float64(d) / scale)
+}
+
+// FootprintResult is the footprint of the idle agents of a settled group.
+type FootprintResult struct {
+	Holder  footprint.Result
+	Standby footprint.Result
+}
+
+// RunFootprint runs a group of three agents with the default configuration,
+// waits until it has settled, and measures the holder's and one standby's
+// resident memory and CPU time over window.
+func RunFootprint(ctx context.Context, env Env, window time.Duration) (FootprintResult, error) {
+	var res FootprintResult
+	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0})
+	if err != nil {
+		return res, err
+	}
+	defer c.close()
+	for _, s := range c.servers {
+		if _, err := c.startAgent(ctx, s); err != nil {
+			return res, err
+		}
+	}
+	if err := c.waitAgentsSettled(ctx, 60*time.Second); err != nil {
+		return res, err
+	}
+	holder := c.agents[c.servers[0].Name()]
+	standby := c.agents[c.servers[1].Name()]
+	type out struct {
+		r   footprint.Result
+		err error
+	}
+	ch := make(chan out, 1)
+	// The goroutine ends after window, or earlier with ctx.
+	go func() {
+		r, err := footprint.Measure(ctx, func() (footprint.Sample, error) { return footprint.ReadProc(standby.PID()) }, window, time.Second, footprint.RealClock{})
+		ch <- out{r, err}
+	}()
+	res.Holder, err = footprint.Measure(ctx, func() (footprint.Sample, error) { return footprint.ReadProc(holder.PID()) }, window, time.Second, footprint.RealClock{})
+	o := <-ch
+	if err != nil {
+		return res, fmt.Errorf("holder: %w", err)
+	}
+	if o.err != nil {
+		return res, fmt.Errorf("standby: %w", o.err)
+	}
+	res.Standby = o.r
+	return res, nil
+}

@@ -1,0 +1,180 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hc-agent/hc-agent/bench"
+	"github.com/hc-agent/hc-agent/bench/keepalived"
+	"github.com/hc-agent/hc-agent/simcloud"
+)
+
+// subject is what holds the floating IP in an outage scenario: hc-agent or
+// the keepalived baseline. The scenario crashes or stops the holder; the
+// subject starts its process on a server and knows when that server has
+// rejoined as a standby.
+type subject interface {
+	name() string
+	// start starts the subject on s.
+	start(ctx context.Context, s *simcloud.Server) error
+	// waitSettled waits until every server runs the subject and agrees on
+	// one holder.
+	waitSettled(ctx context.Context) error
+	// stop ends the subject on s gracefully (SIGTERM) and waits for it.
+	stop(ctx context.Context, s *simcloud.Server) error
+	// reap forgets the subject's process on a crashed server s, waiting
+	// for it to be gone.
+	reap(s *simcloud.Server)
+}
+
+// agentSubject runs hc-agent.
+type agentSubject struct{ c *cluster }
+
+func (a agentSubject) name() string { return bench.SubjectAgent }
+
+func (a agentSubject) start(ctx context.Context, s *simcloud.Server) error {
+	_, err := a.c.startAgent(ctx, s)
+	return err
+}
+
+func (a agentSubject) waitSettled(ctx context.Context) error {
+	return a.c.waitAgentsSettled(ctx, 60*time.Second)
+}
+
+func (a agentSubject) stop(ctx context.Context, s *simcloud.Server) error {
+	return a.c.stopAgent(ctx, s)
+}
+
+func (a agentSubject) reap(s *simcloud.Server) {
+	if p := a.c.agents[s.Name()]; p != nil {
+		_ = p.Kill()
+		_ = p.Wait()
+		delete(a.c.agents, s.Name())
+	}
+}
+
+// keepalivedSubject runs the baseline: keepalived with unicast VRRP over
+// the first private network and the notify script that calls the API.
+type keepalivedSubject struct{ c *cluster }
+
+func (k keepalivedSubject) name() string { return bench.SubjectKeepalived }
+
+func (k keepalivedSubject) start(ctx context.Context, s *simcloud.Server) error {
+	c := k.c
+	i := c.index(s)
+	dir := filepath.Join(c.dir, s.Name(), "keepalived")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create keepalived directory for %s: %w", s.Name(), err)
+	}
+	_, nets := s.Metadata()
+	if len(nets) == 0 {
+		return fmt.Errorf("start keepalived on %s: no private network", s.Name())
+	}
+	nic, err := privateNIC(s, nets[0].MACAddress)
+	if err != nil {
+		return err
+	}
+	headers := filepath.Join(dir, "headers")
+	if err := os.WriteFile(headers, []byte("Authorization: Bearer "+token(i)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write API header file for %s: %w", s.Name(), err)
+	}
+	script := filepath.Join(dir, "notify.sh")
+	text, err := keepalived.Script{
+		Endpoint: c.cloud.APIEndpoint(), HeaderFile: headers, FloatingIPID: c.fip.ID(),
+		ServerID: s.ID(), LogFile: filepath.Join(dir, "notify.log"),
+	}.Render()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(script, []byte(text), 0o700); err != nil {
+		return fmt.Errorf("write notify script for %s: %w", s.Name(), err)
+	}
+	var peers []netip.Addr
+	for _, p := range c.servers {
+		if p != s {
+			ip, err := privateIP(p)
+			if err != nil {
+				return err
+			}
+			peers = append(peers, ip)
+		}
+	}
+	conf, err := keepalived.Config{
+		RouterID: s.Name(), Interface: nic, Priority: 150 - 50*i,
+		SrcIP: nets[0].IP, Peers: peers,
+		VIP: c.fip.HostPrefix(), VIPDevice: s.PublicNIC(), NotifyMaster: script,
+	}.Render()
+	if err != nil {
+		return err
+	}
+	p, err := keepalived.Start(s.NetNS(), dir, conf, c.env.Log.With("server", s.Name()))
+	if err != nil {
+		return err
+	}
+	c.kas[s.Name()] = p
+	return nil
+}
+
+// waitSettled waits until the holder by the API is keepalived's MASTER and
+// the others have logged BACKUP. Keepalived's state is read from its log.
+func (k keepalivedSubject) waitSettled(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, s := range k.c.servers {
+		p := k.c.kas[s.Name()]
+		if p == nil {
+			return fmt.Errorf("keepalived is not running on %s", s.Name())
+		}
+		if err := k.waitState(ctx, s, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k keepalivedSubject) waitState(ctx context.Context, s *simcloud.Server, p *keepalived.Process) error {
+	k.c.kaMu.Lock()
+	st := k.c.kaState[s.Name()]
+	k.c.kaMu.Unlock()
+	if st == "MASTER" || st == "BACKUP" {
+		return nil
+	}
+	for {
+		select {
+		case ev, ok := <-p.Transitions():
+			if !ok {
+				return fmt.Errorf("keepalived on %s exited: %s", s.Name(), p.Tail())
+			}
+			k.c.kaMu.Lock()
+			k.c.kaState[s.Name()] = ev.State
+			k.c.kaMu.Unlock()
+			if ev.State == "MASTER" || ev.State == "BACKUP" {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("wait for keepalived on %s to settle: %w: %s", s.Name(), ctx.Err(), p.Tail())
+		}
+	}
+}
+
+func (k keepalivedSubject) stop(_ context.Context, s *simcloud.Server) error {
+	p := k.c.kas[s.Name()]
+	if p == nil {
+		return nil
+	}
+	delete(k.c.kas, s.Name())
+	k.c.forgetKA(s)
+	return p.Stop(10 * time.Second)
+}
+
+func (k keepalivedSubject) reap(s *simcloud.Server) {
+	if p := k.c.kas[s.Name()]; p != nil {
+		_ = p.Kill()
+		delete(k.c.kas, s.Name())
+	}
+	k.c.forgetKA(s)
+}
