@@ -106,7 +106,7 @@ func resolve(n *yaml.Node) *yaml.Node {
 // lookup returns the value of key in mapping n, following merge keys.
 func lookup(n *yaml.Node, key string) *yaml.Node {
 	var found *yaml.Node
-	eachKey(n, 0, func(k string, v *yaml.Node) {
+	eachKey(n, func(k string, v *yaml.Node) {
 		if k == key && found == nil {
 			found = v
 		}
@@ -118,7 +118,7 @@ func lookup(n *yaml.Node, key string) *yaml.Node {
 // is not null: a null value means "default", as it does for top-level keys.
 func setKeys(n *yaml.Node) map[string]bool {
 	set := map[string]bool{}
-	eachKey(n, 0, func(k string, v *yaml.Node) {
+	eachKey(n, func(k string, v *yaml.Node) {
 		if v != nil && !(v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
 			set[k] = true
 		}
@@ -128,30 +128,37 @@ func setKeys(n *yaml.Node) map[string]bool {
 
 // eachKey calls fn for each key of mapping n, direct keys first, then the
 // keys brought in by "<<" merge keys (direct keys win in yaml, and fn users
-// take the first occurrence).
-func eachKey(n *yaml.Node, depth int, fn func(key string, value *yaml.Node)) {
-	n = resolve(n)
-	if n == nil || n.Kind != yaml.MappingNode || depth > 16 {
-		return
-	}
-	var merges []*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
-		if k.Tag == "!!merge" {
-			merges = append(merges, v)
-			continue
+// take the first occurrence). Each mapping is visited once, so merges of
+// aliases cannot blow up ("billion laughs").
+func eachKey(n *yaml.Node, fn func(key string, value *yaml.Node)) {
+	seen := map[*yaml.Node]bool{}
+	var visit func(n *yaml.Node)
+	visit = func(n *yaml.Node) {
+		n = resolve(n)
+		if n == nil || n.Kind != yaml.MappingNode || seen[n] {
+			return
 		}
-		fn(k.Value, v)
-	}
-	for _, m := range merges {
-		if m != nil && m.Kind == yaml.SequenceNode {
-			for _, e := range m.Content {
-				eachKey(e, depth+1, fn)
+		seen[n] = true
+		var merges []*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], resolve(n.Content[i+1])
+			if k.Tag == "!!merge" {
+				merges = append(merges, v)
+				continue
 			}
-			continue
+			fn(k.Value, v)
 		}
-		eachKey(m, depth+1, fn)
+		for _, m := range merges {
+			if m != nil && m.Kind == yaml.SequenceNode {
+				for _, e := range m.Content {
+					visit(e)
+				}
+				continue
+			}
+			visit(m)
+		}
 	}
+	visit(n)
 }
 
 func nilIfEmpty(s []string) []string {

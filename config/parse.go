@@ -45,10 +45,13 @@ func (e *ParseError) Error() string {
 // so is the file. A missing file at any other path is an error, because the
 // operator asked for it explicitly.
 func Load(path string) (Config, error) {
-	optional := path == "" || path == DefaultPath
 	if path == "" {
 		path = DefaultPath
 	}
+	return load(path, path == DefaultPath)
+}
+
+func load(path string, optional bool) (Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if optional && errors.Is(err, fs.ErrNotExist) {
@@ -176,7 +179,15 @@ func convertTypeError(s string, idx keyIndex) *ParseError {
 	}
 	if m := typeErrRE.FindStringSubmatch(s); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		key := idx.find(line, func(k keyPos) bool { return m[3] != "" && k.value == m[3] })
+		key := idx.find(line, func(k keyPos) bool {
+			switch m[2] {
+			case "map":
+				return k.kind == yaml.MappingNode
+			case "seq":
+				return k.kind == yaml.SequenceNode
+			}
+			return k.kind == yaml.ScalarNode && k.value == m[3]
+		})
 		got := tagName(m[2])
 		if m[3] != "" {
 			got += " " + strconv.Quote(m[3])
@@ -237,6 +248,7 @@ type keyPos struct {
 	key   string // rise
 	value string // the scalar value, "" for collections
 	float bool   // value is tagged !!float
+	kind  yaml.Kind
 	line  int    // line of the value
 }
 
@@ -267,7 +279,7 @@ func indexKeys(root *yaml.Node) keyIndex {
 				if path != "" {
 					p = path + "." + k.Value
 				}
-				kp := keyPos{path: p, key: k.Value, line: v.Line}
+				kp := keyPos{path: p, key: k.Value, line: v.Line, kind: v.Kind}
 				if v.Kind == yaml.ScalarNode {
 					kp.value = v.Value
 					kp.float = v.Tag == "!!float"
