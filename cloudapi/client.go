@@ -181,16 +181,10 @@ func retryable(err error) bool {
 		}
 		return false
 	}
-	if errors.Is(err, ErrBudget) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var ne net.Error
-	if errors.Is(err, hcloud.ErrStatusCode) || errors.As(err, &ne) {
-		return true
-	}
-	// Dropped connections surface as io.EOF or similar inside *url.Error;
-	// treat any other transport failure as transient.
-	return true
+	// ErrBudget and context errors end the call; any other failure is a
+	// transport problem (dropped connection, timeout, 5xx without a JSON
+	// body) and may succeed on a new attempt.
+	return !errors.Is(err, ErrBudget) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 func backoff(attempt int) time.Duration {

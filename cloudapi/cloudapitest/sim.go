@@ -86,9 +86,21 @@ func WithTokens(tokens ...string) Option {
 	}
 }
 
-// WithActionDelay sets how long actions stay running (default 0: they are
-// already finished in the response that starts them... see SetActionDelay).
+// WithActionDelay sets how long actions stay "running" before they end in
+// "success" (or "error", see FailActions). With the default of 0 an action
+// has already succeeded in the response that starts it.
 func WithActionDelay(d time.Duration) Option { return func(s *Sim) { s.actionDelay = d } }
+
+// WithReadOnlyTokens adds tokens that may only make GET requests; anything
+// else answers 403 forbidden, as the API does for read-only tokens.
+func WithReadOnlyTokens(tokens ...string) Option {
+	return func(s *Sim) {
+		for _, t := range tokens {
+			s.tokens[t] = true
+			s.readOnly[t] = true
+		}
+	}
+}
 
 // WithClock sets the clock. Action completion and the rate limit follow it;
 // with a clock that is not time.Now, call Settle after moving it. Under
@@ -117,6 +129,7 @@ type Sim struct {
 	log         *slog.Logger
 	prefix      string
 	tokens      map[string]bool
+	readOnly    map[string]bool
 	actionDelay time.Duration
 	latency     time.Duration
 
@@ -170,6 +183,7 @@ func New(opts ...Option) *Sim {
 		log:      slog.New(slog.DiscardHandler),
 		prefix:   "/v1",
 		tokens:   map[string]bool{},
+		readOnly: map[string]bool{},
 		limit:    3600,
 		refill:   1,
 		servers:  map[int64]*Server{},
@@ -514,7 +528,12 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	if latency > 0 {
-		time.Sleep(latency)
+		t := time.NewTimer(latency)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+		case <-t.C:
+		}
 	}
 	if drop {
 		s.logRequest(rec)
@@ -559,6 +578,7 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request, p, token string) {
 		}
 	}
 	authorized := token != "" && (len(s.tokens) == 0 || s.tokens[token])
+	readOnly := s.readOnly[token] && r.Method != http.MethodGet
 	s.mu.Unlock()
 
 	switch {
@@ -566,6 +586,8 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request, p, token string) {
 		s.writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "limit of requests per hour reached", nil)
 	case !authorized:
 		s.writeError(w, http.StatusUnauthorized, "unauthorized", "unable to authenticate", nil)
+	case readOnly:
+		s.writeError(w, http.StatusForbidden, "forbidden", "token is read-only", nil)
 	case injected != nil:
 		s.writeError(w, injected.status, injected.code, "injected fault: "+injected.code, nil)
 	default:

@@ -2,6 +2,7 @@ package cloudapitest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -312,4 +313,68 @@ func BenchmarkSimListFloatingIPsSelector(b *testing.B) {
 		}
 		resp.Body.Close()
 	}
+}
+
+func TestReadOnlyToken(t *testing.T) {
+	s := New(WithReadOnlyTokens("ro"))
+	fip := s.AddFloatingIP(FloatingIP{})
+	srv := s.AddServer(Server{})
+	c := rawClient{t: t, base: "http://sim/v1", hc: &http.Client{Transport: s.Transport()}}
+	resp, _ := c.do("ro", "GET", "/floating_ips", nil)
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, m := c.do("ro", "POST", fmt.Sprintf("/floating_ips/%d/actions/assign", fip), map[string]any{"server": srv})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Equal(t, "forbidden", m["error"].(map[string]any)["code"])
+}
+
+// FuzzServe sends arbitrary requests: the simulator must not panic and must
+// answer every error with a JSON error body.
+func FuzzServe(f *testing.F) {
+	f.Add("GET", "/floating_ips", "label_selector=k+in+(a,b)&sort=id:desc&page=2&per_page=1", "")
+	f.Add("POST", "/floating_ips", "", `{"type":"ipv6","home_location":"fsn1","labels":{"a":"b"}}`)
+	f.Add("POST", "/floating_ips/1001/actions/assign", "", `{"server":1000}`)
+	f.Add("PUT", "/floating_ips/1001", "", `{"labels":{"hetzner.cloud/x":"y"}}`)
+	f.Add("GET", "/actions", "id=1&id=x&status=running", "")
+	f.Add("DELETE", "/floating_ips/1001", "", "")
+	f.Add("GET", "/servers", "label_selector=!a,b!=c&status=running", "")
+	f.Fuzz(func(t *testing.T, method, path, query, body string) {
+		s := New(WithTokens(token), WithRateLimit(1<<20, time.Second))
+		s.AddServer(Server{ID: 1000})
+		s.AddFloatingIP(FloatingIP{ID: 1001, ServerID: 1000})
+		req, err := http.NewRequest(method, "http://sim/v1"+path+"?"+query, strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := (&http.Client{Transport: s.Transport()}).Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			var e errorBody
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+			assert.NotEmpty(t, e.Error.Code)
+		}
+	})
+}
+
+func TestFakeClockSettle(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := New(WithTokens(token), WithClock(func() time.Time { return now }), WithActionDelay(time.Hour))
+	defer s.Close()
+	srv := s.AddServer(Server{})
+	fip := s.AddFloatingIP(FloatingIP{})
+	var routedTo int64
+	s.OnAssign(func(_, server int64, _ netip.Prefix) { routedTo = server })
+	c := rawClient{t: t, base: "http://sim/v1", hc: &http.Client{Transport: s.Transport()}}
+	resp, m := c.do(token, "POST", fmt.Sprintf("/floating_ips/%d/actions/assign", fip), map[string]any{"server": srv})
+	require.Equal(t, 201, resp.StatusCode)
+	assert.Equal(t, "2026-01-01T00:00:00Z", m["action"].(map[string]any)["started"])
+	s.Settle()
+	assert.Zero(t, routedTo)
+	now = now.Add(time.Hour)
+	s.Settle()
+	assert.Equal(t, srv, routedTo)
+	_, m = c.do(token, "GET", "/actions?status=success&sort=finished:desc", nil)
+	assert.Len(t, m["actions"], 1)
+	assert.Equal(t, "2026-01-01T01:00:00Z", m["actions"].([]any)[0].(map[string]any)["finished"])
 }
