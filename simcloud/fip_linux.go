@@ -69,11 +69,17 @@ func (c *Cloud) AddFloatingIP(spec FloatingIPSpec) (*FloatingIP, error) {
 	if spec.Name == "" {
 		return nil, fmt.Errorf("add floating ip: a name is required")
 	}
-	n := len(c.fips) + 1
 	if spec.ID == 0 {
-		spec.ID = int64(500 + n)
+		spec.ID = int64(500 + len(c.fips) + 1)
 	}
 	if !spec.IP.IsValid() {
+		// The n-th floating IP of its family.
+		n := 1
+		for _, f := range c.fips {
+			if f.ip.Addr().Is6() == spec.IPv6 {
+				n++
+			}
+		}
 		if spec.IPv6 {
 			spec.IP = netip.MustParsePrefix(fmt.Sprintf("2001:db8:f00:%x::/64", n))
 		} else {
