@@ -249,7 +249,7 @@ type keyPos struct {
 	value string // the scalar value, "" for collections
 	float bool   // value is tagged !!float
 	kind  yaml.Kind
-	line  int    // line of the value
+	line  int // line of the value
 }
 
 type keyIndex map[int][]keyPos

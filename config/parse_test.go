@@ -86,8 +86,8 @@ var parseCases = []struct {
 		},
 	},
 	{
-		name: "anchor at top level is an unknown key",
-		in:   "base: &b\n",
+		name:    "anchor at top level is an unknown key",
+		in:      "base: &b\n",
 		wantErr: []string{"line 1: base: unknown key"},
 	},
 	{

@@ -110,8 +110,15 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
-			name:   "zero group (no defaults applied)",
-			modify: func(c *Config) { g := validGroup("a"); g.Mode = ""; g.Health = HealthCheck{}; g.Port = 0; g.MaxMovesPerMinute = 0; c.Groups = []Group{g} },
+			name: "zero group (no defaults applied)",
+			modify: func(c *Config) {
+				g := validGroup("a")
+				g.Mode = ""
+				g.Health = HealthCheck{}
+				g.Port = 0
+				g.MaxMovesPerMinute = 0
+				c.Groups = []Group{g}
+			},
 			want: []string{
 				"groups[0].port: must be between 1 and 65535, got 0",
 				"groups[0].max_moves_per_minute: must be >= 1, got 0",
