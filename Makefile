@@ -41,8 +41,14 @@ bench:
 demo: build
 	@echo "the demo is not built yet (issue 5)"; exit 1
 
+# package: .deb and .rpm in dist/ with nfpm (config: packaging/nfpm.yaml).
+NFPM        ?= nfpm
+PKG_VERSION ?= $(shell v=$$(git describe --tags --abbrev=0 2>/dev/null | sed 's/^v//'); echo "$${v:-0.0.0}~git$(COMMIT)")
 package: build
-	@echo "packaging is not built yet (issue 7)"; exit 1
+	@command -v $(NFPM) >/dev/null || { echo "nfpm not found: go install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2"; exit 1; }
+	mkdir -p dist
+	PKG_VERSION='$(PKG_VERSION)' ARCH=$$($(GO) env GOARCH) $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/
+	PKG_VERSION='$(PKG_VERSION)' ARCH=$$($(GO) env GOARCH) $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target dist/
 
 clean:
 	rm -rf bin dist out
