@@ -170,7 +170,7 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 	}, []string{"group"})
 	m.groupMoves = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hcagent_group_moves_total",
-		Help: "Floating IP moves to this server started by the group, by result (success, error, lost).",
+		Help: "Floating IP moves to this server started by the group, by result (success, error, lost, aborted).",
 	}, []string{"group", "result"})
 	m.groupFailover = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "hcagent_group_failover_duration_seconds",

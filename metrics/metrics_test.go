@@ -118,7 +118,7 @@ hcagent_group_failover_duration_seconds_bucket{group="web",le="60"} 1
 hcagent_group_failover_duration_seconds_bucket{group="web",le="+Inf"} 1
 hcagent_group_failover_duration_seconds_sum{group="web"} 1.5
 hcagent_group_failover_duration_seconds_count{group="web"} 1
-# HELP hcagent_group_moves_total Floating IP moves to this server started by the group, by result (success, error, lost).
+# HELP hcagent_group_moves_total Floating IP moves to this server started by the group, by result (success, error, lost, aborted).
 # TYPE hcagent_group_moves_total counter
 hcagent_group_moves_total{group="web",result="error"} 1
 hcagent_group_moves_total{group="web",result="success"} 1
