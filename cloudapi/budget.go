@@ -93,6 +93,14 @@ func NewBudget(opts ...BudgetOption) *Budget {
 	return b
 }
 
+// Known reports whether a response with rate-limit headers was seen yet;
+// before that Limit and Remaining are 0.
+func (b *Budget) Known() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.known
+}
+
 // Limit returns the last RateLimit-Limit seen, 0 before any response.
 func (b *Budget) Limit() int {
 	b.mu.Lock()

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
@@ -126,6 +127,11 @@ type Client struct {
 	log           *slog.Logger
 	retryDeadline time.Duration
 	pollInterval  time.Duration
+
+	mu sync.Mutex
+	// done holds actions that Assign or Unassign saw already finished, so
+	// that WaitAction on them costs no request.
+	done map[int64]Action
 }
 
 // New returns a client that authenticates with token.
@@ -164,7 +170,29 @@ func New(token string, opts ...Option) *Client {
 		log:           cfg.log,
 		retryDeadline: cfg.retryDeadline,
 		pollInterval:  cfg.pollInterval,
+		done:          map[int64]Action{},
 	}
+}
+
+// remember records an action that is already finished.
+func (c *Client) remember(a Action) {
+	if a.Status == string(hcloud.ActionStatusRunning) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.done) >= 64 { // callers that never wait must not grow it
+		clear(c.done)
+	}
+	c.done[a.ID] = a
+}
+
+func (c *Client) recall(id int64) (Action, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.done[id]
+	delete(c.done, id)
+	return a, ok
 }
 
 // Budget returns the client's budget.
@@ -271,6 +299,7 @@ func (c *Client) Assign(ctx context.Context, floatingIPID, serverID int64) (Acti
 			return err
 		}
 		out = actionFrom(a)
+		c.remember(out)
 		return nil
 	})
 	return out, err
@@ -286,6 +315,7 @@ func (c *Client) Unassign(ctx context.Context, floatingIPID int64) (Action, erro
 			return err
 		}
 		out = actionFrom(a)
+		c.remember(out)
 		return nil
 	})
 	return out, err
@@ -293,17 +323,29 @@ func (c *Client) Unassign(ctx context.Context, floatingIPID int64) (Action, erro
 
 // WaitAction polls an action until it is success (nil error) or error (an
 // *Error with the action's code, e.g. action_failed), or until ctx ends
-// (DefaultActionTimeout when ctx has no deadline). Always urgent.
+// (DefaultActionTimeout when ctx has no deadline). The first poll comes one
+// poll interval after the call; an action that Assign or Unassign already
+// saw finished costs no request. Always urgent.
 func (c *Client) WaitAction(ctx context.Context, actionID int64) (Action, error) {
+	op := fmt.Sprintf("wait for action %d", actionID)
+	if a, ok := c.recall(actionID); ok {
+		return a, c.actionResult(op, a)
+	}
 	ctx = WithUrgent(ctx)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultActionTimeout)
 		defer cancel()
 	}
-	op := fmt.Sprintf("wait for action %d", actionID)
-	var last Action
+	last := Action{ID: actionID, Status: string(hcloud.ActionStatusRunning)}
 	for {
+		t := time.NewTimer(c.pollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return last, fmt.Errorf("%s: still %s: %w", op, last.Status, ctx.Err())
+		case <-t.C:
+		}
 		err := c.call(ctx, op, func(ctx context.Context) error {
 			a, _, err := c.hc.Action.GetByID(ctx, actionID)
 			if err != nil {
@@ -318,20 +360,18 @@ func (c *Client) WaitAction(ctx context.Context, actionID int64) (Action, error)
 		if err != nil {
 			return last, err
 		}
-		switch last.Status {
-		case string(hcloud.ActionStatusSuccess):
-			return last, nil
-		case string(hcloud.ActionStatusError):
-			return last, &Error{Op: op, Code: last.ErrorCode, Message: c.redact(last.ErrorMessage), ActionID: actionID}
-		}
-		t := time.NewTimer(c.pollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return last, fmt.Errorf("%s: still %s: %w", op, last.Status, ctx.Err())
-		case <-t.C:
+		if last.Status != string(hcloud.ActionStatusRunning) {
+			return last, c.actionResult(op, last)
 		}
 	}
+}
+
+// actionResult is nil for a successful action and an *Error otherwise.
+func (c *Client) actionResult(op string, a Action) error {
+	if a.Status == string(hcloud.ActionStatusSuccess) {
+		return nil
+	}
+	return &Error{Op: op, Code: a.ErrorCode, Message: c.redact(a.ErrorMessage), ActionID: a.ID}
 }
 
 // ListServers returns every server (all pages) that matches the label

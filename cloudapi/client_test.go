@@ -386,3 +386,18 @@ func BenchmarkPortGetFloatingIP(b *testing.B) {
 		}
 	}
 }
+
+func TestWaitActionOnFinishedActionCostsNoRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, c := newClient(t, nil) // actions finish at once
+		srv := s.AddServer(cloudapitest.Server{})
+		fip := s.AddFloatingIP(cloudapitest.FloatingIP{})
+		act, err := c.Assign(context.Background(), fip, srv)
+		require.NoError(t, err)
+		assert.Equal(t, "success", act.Status)
+		got, err := c.WaitAction(context.Background(), act.ID)
+		require.NoError(t, err)
+		assert.Equal(t, act, got)
+		assert.Equal(t, 1, s.Requests(token))
+	})
+}
