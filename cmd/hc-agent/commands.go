@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hc-agent/hc-agent/config"
+)
+
+// command is one subcommand of hc-agent.
+//
+// To add a command (apply, status, prepare-image, ...):
+//  1. create cmd_<name>.go with a func <name>Command() command whose run
+//     starts with
+//     fs := env.flagSet()
+//     ... fs.Bool(...) etc. for its own flags ...
+//     if err := env.parse(fs, args); err != nil { return err }
+//     and ends by returning nil, a usage error (usagef) or a runtime error;
+//  2. add one line to the table in commands() below.
+//
+// Global flags (--config, --log-level, --log-format) are registered on every
+// command's FlagSet by env.flagSet, and --help is handled by env.parse.
+// Use env.loadConfig for the configuration and env.logger for logging.
+type command struct {
+	name    string
+	summary string // one line for "hc-agent --help", lowercase, no period
+	usage   string // synopsis line after "hc-agent NAME", then what it does
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// commands is the command table, in the order "hc-agent --help" lists them.
+func commands() []command {
+	return []command{
+		runCommand(),
+		metadataCommand(),
+		checkConfigCommand(),
+		versionCommand(),
+		helpCommand(),
+	}
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// cliEnv is what a command gets from the framework: output streams, the
+// environment, the global flags and the command being run.
+type cliEnv struct {
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+
+	// Global flags.
+	configPath string // --config
+	logLevel   string // --log-level, "" means log.level from the config
+	logFormat  string // --log-format, "" means log.format from the config
+
+	cmd command // the command being run
+}
+
+func newEnv(stdout, stderr io.Writer, getenv func(string) string) *cliEnv {
+	return &cliEnv{stdout: stdout, stderr: stderr, getenv: getenv, configPath: config.DefaultPath}
+}
+
+// errHelpShown means --help printed the usage: exit 0.
+var errHelpShown = errors.New("help shown")
+
+// usageError is a mistake on the command line: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// usagef returns a usage error (exit status 2).
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+const globalUsage = `Usage: hc-agent [global flags] COMMAND [flags] [args]
+
+hc-agent configures the private networks and floating IPs of a Hetzner Cloud
+server from its metadata service, and moves floating IPs between the servers
+of a failover group through the Hetzner Cloud API.
+`
+
+// execute runs one command line and returns the exit code.
+func execute(ctx context.Context, env *cliEnv, args []string) int {
+	fs := flag.NewFlagSet("hc-agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	env.registerGlobal(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			env.printGlobalUsage(env.stdout)
+			return 0
+		}
+		fmt.Fprintf(env.stderr, "hc-agent: %s\nRun 'hc-agent --help' for usage.\n", err)
+		return 2
+	}
+	if fs.NArg() == 0 {
+		env.printGlobalUsage(env.stderr)
+		return 2
+	}
+	name := fs.Arg(0)
+	cmd, ok := findCommand(name)
+	if !ok {
+		fmt.Fprintf(env.stderr, "hc-agent: unknown command %q\nRun 'hc-agent --help' for the list of commands.\n", name)
+		return 2
+	}
+	env.cmd = cmd
+	err := cmd.run(ctx, env, fs.Args()[1:])
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelpShown):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.stderr, "hc-agent %s: %s\nRun 'hc-agent %s --help' for usage.\n", cmd.name, oneLine(ue.msg), cmd.name)
+		return 2
+	default:
+		fmt.Fprintf(env.stderr, "hc-agent: %s\n", oneLine(err.Error()))
+		return 1
+	}
+}
+
+// oneLine keeps a reason on one line (joined errors have several).
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+}
+
+var globalFlagNames = map[string]bool{"config": true, "log-level": true, "log-format": true}
+
+// registerGlobal adds the global flags to fs. They are registered on the
+// top-level FlagSet and again on each command's, so they work before and
+// after COMMAND; the current values are the defaults the second time.
+func (env *cliEnv) registerGlobal(fs *flag.FlagSet) {
+	fs.StringVar(&env.configPath, "config", env.configPath, "configuration `PATH`")
+	fs.Func("log-level", "log `LEVEL`: debug, info, warn or error (default: log.level of the config)", func(s string) error {
+		switch s {
+		case "debug", "info", "warn", "error":
+			env.logLevel = s
+			return nil
+		}
+		return fmt.Errorf("must be debug, info, warn or error")
+	})
+	fs.Func("log-format", "log `FORMAT`: text or json (default: log.format of the config)", func(s string) error {
+		switch s {
+		case "text", "json":
+			env.logFormat = s
+			return nil
+		}
+		return fmt.Errorf("must be text or json")
+	})
+}
+
+// flagSet returns a FlagSet for the running command with the global flags
+// registered. Add the command's flags, then call env.parse.
+func (env *cliEnv) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("hc-agent "+env.cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	env.registerGlobal(fs)
+	return fs
+}
+
+// parse parses args into fs. --help prints the command's usage to stdout and
+// returns errHelpShown; a bad flag returns a usage error.
+func (env *cliEnv) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			env.printCommandUsage(env.stdout, fs)
+			return errHelpShown
+		}
+		return &usageError{msg: err.Error()}
+	}
+	return nil
+}
+
+func (env *cliEnv) printGlobalUsage(w io.Writer) {
+	fmt.Fprint(w, globalUsage)
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nGlobal flags (also accepted after COMMAND):")
+	fs := flag.NewFlagSet("hc-agent", flag.ContinueOnError)
+	(&cliEnv{configPath: config.DefaultPath}).registerGlobal(fs)
+	printFlags(w, fs, func(string) bool { return true })
+	fmt.Fprintln(w, "\nRun 'hc-agent COMMAND --help' for a command's flags and details.")
+}
+
+func (env *cliEnv) printCommandUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: hc-agent %s %s\n", env.cmd.name, strings.TrimSpace(env.cmd.usage))
+	var own bool
+	fs.VisitAll(func(f *flag.Flag) { own = own || !globalFlagNames[f.Name] })
+	if own {
+		fmt.Fprintln(w, "\nFlags:")
+		printFlags(w, fs, func(name string) bool { return !globalFlagNames[name] })
+	}
+	fmt.Fprintln(w, "\nGlobal flags:")
+	printFlags(w, fs, func(name string) bool { return globalFlagNames[name] })
+}
+
+// printFlags prints the flags of fs that keep accepts, GNU style (--name).
+func printFlags(w io.Writer, fs *flag.FlagSet, keep func(name string) bool) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if !keep(f.Name) {
+			return
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		head := "--" + f.Name
+		if arg != "" {
+			head += " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  %-22s %s\n", head, usage)
+	})
+}
+
+// loadConfig loads the configuration named by --config (a missing file at
+// the default path means defaults) and returns it with the path it used.
+func (env *cliEnv) loadConfig() (config.Config, string, error) {
+	c, err := config.Load(env.configPath)
+	return c, env.configPath, err
+}
+
+// loadCheckedConfig is loadConfig plus ResolveToken and Validate. It prints
+// every problem to stderr as "PATH: problem" (parse errors as
+// "PATH:LINE: problem") and then returns one error that counts them, so the
+// caller just returns it. Commands that need a complete configuration (run,
+// and later apply) use it.
+func (env *cliEnv) loadCheckedConfig() (config.Config, string, error) {
+	c, path, err := env.loadConfig()
+	if err != nil {
+		var pe *config.ParseError
+		if !errors.As(err, &pe) {
+			return c, path, err // not about the content: cannot open or read
+		}
+		return c, path, env.reportProblems(path, flatten(err))
+	}
+	if errs := checkConfig(&c, env.getenv); len(errs) > 0 {
+		return c, path, env.reportProblems(path, errs)
+	}
+	return c, path, nil
+}
+
+// checkConfig resolves the token and validates c, returning every problem.
+func checkConfig(c *config.Config, getenv func(string) string) []error {
+	var errs []error
+	if err := config.ResolveToken(c, getenv); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, flatten(c.Validate())...)
+	if len(c.Groups) > 0 && c.API.Token == "" {
+		errs = append(errs, fmt.Errorf("api token: failover groups need one; set %s or api.token_file", config.EnvToken))
+	}
+	return errs
+}
+
+// reportProblems prints each problem on its own line and returns an error
+// that counts them.
+func (env *cliEnv) reportProblems(path string, problems []error) error {
+	for _, p := range problems {
+		var pe *config.ParseError
+		switch {
+		case errors.As(p, &pe) && pe.Line > 0:
+			msg := pe.Msg
+			if pe.Key != "" {
+				msg = pe.Key + ": " + msg
+			}
+			fmt.Fprintf(env.stderr, "%s:%d: %s\n", path, pe.Line, msg)
+		case errors.As(p, &pe):
+			fmt.Fprintf(env.stderr, "%s: %s\n", path, pe)
+		default:
+			fmt.Fprintf(env.stderr, "%s: %s\n", path, p)
+		}
+	}
+	if len(problems) == 1 {
+		return fmt.Errorf("config %s: 1 problem", path)
+	}
+	return fmt.Errorf("config %s: %d problems", path, len(problems))
+}
+
+// flatten returns the leaves of a tree of joined and wrapped errors.
+func flatten(err error) []error {
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, c := range e.Unwrap() {
+			out = append(out, flatten(c)...)
+		}
+		return out
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		if _, ok := inner.(interface{ Unwrap() []error }); ok {
+			return flatten(inner)
+		}
+	}
+	return []error{err}
+}
+
+// logger returns the logger for c, with --log-level and --log-format
+// winning over the config. It writes to stderr (journald adds timestamps,
+// but keeping them is harmless and helps outside systemd).
+func (env *cliEnv) logger(c config.Config) *slog.Logger {
+	level, format := c.Log.Level, c.Log.Format
+	if env.logLevel != "" {
+		level = env.logLevel
+	}
+	if env.logFormat != "" {
+		format = env.logFormat
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(env.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(env.stderr, opts))
+}
+
+// fileExists reports whether path names an existing file (for messages).
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
