@@ -69,6 +69,9 @@ func parseSummary(b []byte) (Summary, error) {
 		return s, malformed("", "", fmt.Errorf("document is a %s, want a mapping", kindName(root)))
 	}
 	seen := make(map[string]bool, len(root.Content)/2)
+	// Undocumented keys are decoded in one pass at the end, so yaml's alias
+	// expansion limit applies to all of them together.
+	extra := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		kn, vn := resolve(root.Content[i]), resolve(root.Content[i+1])
 		if kn.Kind != yaml.ScalarNode {
@@ -80,14 +83,10 @@ func parseSummary(b []byte) (Summary, error) {
 		}
 		seen[key] = true
 		if !summaryKeys[key] {
-			v, err := decodeAny(vn)
-			if err != nil {
-				return s, malformed("", key, err)
-			}
-			if s.Extra == nil {
-				s.Extra = make(map[string]any)
-			}
-			s.Extra[key] = v
+			// Keys keep their text (an int key 7 becomes "7") and are
+			// never merge keys.
+			extra.Content = append(extra.Content,
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, root.Content[i+1])
 			continue
 		}
 		str, present, err := scalarString(vn)
@@ -117,6 +116,13 @@ func parseSummary(b []byte) (Summary, error) {
 			}
 			s.PublicIPv4 = a
 		}
+	}
+	if len(extra.Content) > 0 {
+		var m map[string]any
+		if err := extra.Decode(&m); err != nil {
+			return s, malformed("", "", fmt.Errorf("undocumented keys: %w", err))
+		}
+		s.Extra = normalize(m).(map[string]any)
 	}
 	return s, nil
 }
@@ -599,16 +605,9 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// decodeAny decodes an undocumented value into plain Go values and normalizes
-// maps to map[string]any, so Extra always encodes as JSON as well as YAML.
-func decodeAny(n *yaml.Node) (any, error) {
-	var v any
-	if err := n.Decode(&v); err != nil {
-		return nil, err
-	}
-	return normalize(v), nil
-}
-
+// normalize turns the map[any]any that yaml produces for mappings with
+// non-string keys into map[string]any, so Extra always encodes as JSON as
+// well as YAML.
 func normalize(v any) any {
 	switch t := v.(type) {
 	case map[string]any:

@@ -33,7 +33,11 @@ type Summary struct {
 	Extra map[string]any
 }
 
-// PrivateNetwork is one entry of the private-networks document.
+// PrivateNetwork is one entry of the private-networks document. Values from
+// ParsePrivateNetworks are validated: IP, Gateway and every alias are IPv4
+// addresses inside Network, MACAddress has 6 bytes and NetworkID is positive.
+// AliasIPs is nil when there are none; Subnet is the zero Prefix when the
+// document leaves it out.
 type PrivateNetwork struct {
 	IP           netip.Addr       // ip
 	AliasIPs     []netip.Addr     // alias_ips

@@ -39,7 +39,7 @@ const Hangup = -1
 type Request struct {
 	Method string
 	Path   string // URL path, e.g. /hetzner/v1/metadata/hostname
-	Key    string // metadata key, "" for the summary
+	Key    string // metadata key, "" for the summary (and for paths outside BasePath)
 	Header http.Header
 	Time   time.Time
 }
