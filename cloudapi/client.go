@@ -195,6 +195,13 @@ func (c *Client) recall(id int64) (Action, bool) {
 	return a, ok
 }
 
+// String describes the client without its token, so that printing a Client
+// by accident cannot leak the secret.
+func (c *Client) String() string { return "cloudapi.Client{token: [redacted]}" }
+
+// LogValue implements slog.LogValuer with the token redacted.
+func (c *Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
 // Budget returns the client's budget.
 func (c *Client) Budget() *Budget { return c.budget }
 

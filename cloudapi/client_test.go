@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -286,7 +287,8 @@ func TestUnauthorizedIsClearAndHidesToken(t *testing.T) {
 		assert.True(t, cloudapi.IsError(err, cloudapi.CodeUnauthorized))
 		assert.False(t, cloudapi.IsError(err, cloudapi.CodeLocked))
 		assert.Equal(t, "list floating ips: unable to authenticate (unauthorized, http 401): the API token is invalid or revoked", err.Error())
-		fmt.Fprintf(&logs, "%v %+v %#v", err, err, err)
+		fmt.Fprintf(&logs, "%v %+v %#v %v %+v", err, err, err, c, c)
+		slog.New(slog.NewTextHandler(&logs, nil)).Info("client", "client", c, "error", err)
 		assert.NotContains(t, logs.String(), token)
 	})
 }

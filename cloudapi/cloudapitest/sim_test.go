@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -377,4 +379,23 @@ func TestFakeClockSettle(t *testing.T) {
 	_, m = c.do(token, "GET", "/actions?status=success&sort=finished:desc", nil)
 	assert.Len(t, m["actions"], 1)
 	assert.Equal(t, "2026-01-01T01:00:00Z", m["actions"].([]any)[0].(map[string]any)["finished"])
+}
+
+func BenchmarkSimLoopback(b *testing.B) {
+	s := New(WithTokens(token), WithRateLimit(1<<30, time.Second))
+	id := s.AddFloatingIP(FloatingIP{})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	hc := srv.Client()
+	url := fmt.Sprintf("%s/v1/floating_ips/%d", srv.URL, id)
+	for b.Loop() {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := hc.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
