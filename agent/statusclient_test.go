@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
+)
+
+type statusGroup struct{ st floatingip.Status }
+
+func (g statusGroup) Run(ctx context.Context) error      { <-ctx.Done(); return nil }
+func (g statusGroup) Name() string                       { return g.st.Name }
+func (g statusGroup) Handover(ctx context.Context) error { return nil }
+func (g statusGroup) Status() any                        { return g.st }
+
+func TestFetchAndWriteStatus(t *testing.T) {
+	at := time.Date(2026, 11, 28, 4, 0, 0, 0, time.UTC)
+	a, err := New(testConfig(t), Deps{Metadata: &fakeMetadata{}, Now: func() time.Time { return at.Add(90 * time.Second) }})
+	require.NoError(t, err)
+	a.started = at
+	a.ready = true
+	a.phase = "running"
+	a.summary.InstanceID, a.summary.Hostname = 11, "web-1"
+	a.components[ComponentNetconf] = &componentState{LastRun: at, LastSuccess: at, Duration: 0.0042, Changes: 2}
+	a.groups = []Group{statusGroup{floatingip.Status{
+		Name: "web", Mode: "memberlist", Self: 11, Role: floatingip.RoleHolder, Healthy: true,
+		Members: []floatingip.Member{
+			{ID: 11, Name: "web-1", Priority: 100, Alive: true, Healthy: true, Holding: true},
+			{ID: 12, Name: "web-2", Priority: 90, Alive: true, Healthy: true},
+		},
+		FloatingIPs: []floatingip.FIPStatus{{ID: 5, IP: "203.0.113.7", HolderByAPI: 11, HolderByView: 11, ConfiguredHere: true}},
+		LastMove:    &floatingip.MoveRecord{At: at, From: 12, To: 11, Duration: 1800 * time.Millisecond, Result: "success"},
+	}}}
+
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	raw, v, err := FetchStatus(t.Context(), strings.TrimPrefix(srv.URL, "http://"))
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"instance_id": 11`)
+	require.Len(t, v.Groups, 1)
+	assert.Equal(t, floatingip.RoleHolder, v.Groups[0].Role)
+
+	var b strings.Builder
+	require.NoError(t, WriteStatus(&b, v))
+	out := b.String()
+	// Compare with runs of spaces collapsed: column widths are tabwriter's.
+	var flat []string
+	for l := range strings.Lines(out) {
+		flat = append(flat, strings.Join(strings.Fields(l), " "))
+	}
+	for _, want := range []string{
+		"server web-1 (instance 11)",
+		"uptime 1m30s",
+		"ready yes",
+		"netconf 2026-11-28T04:00:00Z 4.2ms 2 ok",
+		"group web holder, healthy, mode memberlist",
+		"web-1 (this server) 11 100 yes yes yes",
+		"web-2 12 90 yes yes no",
+		"203.0.113.7 11 (this server) 11 (this server) yes",
+		"last move 2026-11-28T04:00:00Z 12 -> 11 success in 1.8s",
+	} {
+		assert.Contains(t, flat, want)
+	}
+	if t.Failed() {
+		t.Log("\n" + out)
+	}
+}
+
+func TestFetchStatusErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closedAddr := ln.Addr().String()
+	ln.Close()
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{not json")) }))
+	defer bad.Close()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "x", 500) }))
+	defer down.Close()
+
+	for _, tt := range []struct {
+		name, addr, want string
+	}{
+		{"not running", closedAddr, "hc-agent is not running (nothing listens on " + closedAddr + ")"},
+		{"bad json", strings.TrimPrefix(bad.URL, "http://"), "decode agent status"},
+		{"http error", strings.TrimPrefix(down.URL, "http://"), "HTTP 500"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := FetchStatus(t.Context(), tt.addr)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func testConfig(t *testing.T) config.Config {
+	return config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: "off"}}
+}
