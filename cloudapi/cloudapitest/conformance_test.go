@@ -30,9 +30,46 @@ const (
 // nullable lists the fields the reference documents as possibly null.
 var nullable = []string{"finished", "error", "server", "previous_page", "next_page", "last_page", "total_entries", "description"}
 
+// shapeT is the part of testing.T that sameShape uses, so that its own
+// test can record failures.
+type shapeT interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
+type recordT struct{ failures []string }
+
+func (r *recordT) Helper() {}
+func (r *recordT) Errorf(format string, args ...any) {
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+}
+
+func TestSameShapeDetectsDifferences(t *testing.T) {
+	ref := mustJSON(refFloatingIP)
+	tests := []struct {
+		name string
+		got  string
+		fail bool
+	}{
+		{"identical", refFloatingIP, false},
+		{"missing field", strings.Replace(refFloatingIP, `"blocked":false,`, "", 1), true},
+		{"wrong type", strings.Replace(refFloatingIP, `"id":42,`, `"id":"42",`, 1), true},
+		{"null allowed", strings.Replace(refFloatingIP, `"server":42`, `"server":null`, 1), false},
+		{"null not allowed", strings.Replace(refFloatingIP, `"type":"ipv4"`, `"type":null`, 1), true},
+		{"nested", strings.Replace(refFloatingIP, `"network_zone":"eu-central"`, `"zone":"eu-central"`, 1), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r recordT
+			sameShape(&r, "x", ref, mustJSON(tc.got))
+			assert.Equal(t, tc.fail, len(r.failures) > 0, "failures: %v", r.failures)
+		})
+	}
+}
+
 // sameShape checks that got has every field of ref with the same JSON type,
 // recursively; arrays compare their first elements.
-func sameShape(t *testing.T, where string, ref, got any) {
+func sameShape(t shapeT, where string, ref, got any) {
 	t.Helper()
 	switch r := ref.(type) {
 	case nil:
@@ -162,6 +199,11 @@ func TestConformance(t *testing.T) {
 		{"floating ip actions", "GET", func() string { return fmt.Sprintf("/floating_ips/%d/actions", fipID) }, nil, 200, func(t *testing.T, m map[string]any) {
 			require.Len(t, m["actions"], 1)
 			sameShape(t, "actions[0]", mustJSON(refAction), m["actions"].([]any)[0])
+		}},
+		{"all floating ip actions", "GET", func() string { return "/floating_ips/actions?sort=id:desc" }, nil, 200, func(t *testing.T, m map[string]any) {
+			require.NotEmpty(t, m["actions"])
+			sameShape(t, "actions[0]", mustJSON(refAction), m["actions"].([]any)[0])
+			sameShape(t, "meta", mustJSON(refMeta), m["meta"])
 		}},
 		{"floating ip action", "GET", func() string { return fmt.Sprintf("/floating_ips/%d/actions/%d", fipID, int64(actionID)) }, nil, 200, func(t *testing.T, m map[string]any) {
 			sameShape(t, "action", mustJSON(refAction), m["action"])

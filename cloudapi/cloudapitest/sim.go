@@ -512,6 +512,9 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, "not_found", "not found", nil)
 		return
 	}
+	if p == "" {
+		p = "/"
+	}
 	token, hasToken := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !hasToken {
 		token = ""
@@ -613,13 +616,12 @@ func (s *Sim) takeTokenLocked() bool {
 
 func (s *Sim) rateHeadersLocked(h http.Header) {
 	remaining := math.Floor(s.bucket)
-	missing := s.limit - s.bucket
-	reset := s.bucketAt.Unix()
-	if missing > 0 {
-		reset = s.bucketAt.Add(time.Duration(missing / s.refill * float64(time.Second))).Unix()
-		if s.bucketAt.Add(time.Duration(missing / s.refill * float64(time.Second))).After(time.Unix(reset, 0)) {
-			reset++
-		}
+	// Reset is when the bucket is full again, rounded up to a whole second.
+	missing := time.Duration((s.limit - s.bucket) / s.refill * float64(time.Second))
+	resetAt := s.bucketAt.Add(max(missing, 0))
+	reset := resetAt.Unix()
+	if resetAt.After(time.Unix(reset, 0)) {
+		reset++
 	}
 	h.Set("RateLimit-Limit", strconv.Itoa(int(s.limit)))
 	h.Set("RateLimit-Remaining", strconv.Itoa(int(remaining)))
