@@ -626,6 +626,13 @@ func normalize(v any) any {
 			t[i] = normalize(e)
 		}
 		return t
+	case float64:
+		// yaml writes -0.0 as "-0", which reads back as the int 0; +0 is
+		// written "0" and stays put.
+		if t == 0 {
+			return float64(0)
+		}
+		return t
 	default:
 		return v
 	}
