@@ -403,3 +403,38 @@ func TestWaitActionOnFinishedActionCostsNoRequest(t *testing.T) {
 		assert.Equal(t, 1, s.Requests(token))
 	})
 }
+
+func TestUrgentOvertakesWaitingPolls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		budget := cloudapi.NewBudget(cloudapi.WithReserve(100))
+		s, c := newClient(t, nil, cloudapi.WithBudget(budget), cloudapi.WithRetryDeadline(5*time.Minute))
+		srv := s.AddServer(cloudapitest.Server{})
+		fip := s.AddFloatingIP(cloudapitest.FloatingIP{})
+		s.SetRateLimitRemaining(10)
+		ctx := context.Background()
+		_, err := c.GetServer(ctx, srv) // learns: 9 left, below the reserve
+		require.NoError(t, err)
+
+		polled := make(chan error, 3)
+		for range 3 {
+			go func() {
+				_, err := c.ListFloatingIPs(ctx, "")
+				polled <- err
+			}()
+		}
+		synctest.Wait() // all three polls are parked in the budget
+		assert.Equal(t, 1, s.Requests(token))
+
+		start := time.Now()
+		act, err := c.Assign(ctx, fip, srv)
+		require.NoError(t, err)
+		assert.Zero(t, time.Since(start), "assign does not queue behind polls")
+		assert.Equal(t, "success", act.Status)
+		assert.Equal(t, 2, s.Requests(token))
+
+		for range 3 {
+			require.NoError(t, <-polled)
+		}
+		assert.GreaterOrEqual(t, time.Since(start), 90*time.Second, "polls resumed only above the reserve")
+	})
+}
