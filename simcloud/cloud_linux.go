@@ -204,7 +204,11 @@ func (c *Cloud) newNS(role string, router bool) (*namespace, error) {
 
 func (c *Cloud) buildCloudNS() error {
 	h := c.cloud.nl
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: publicBridge}}
+	// Without multicast snooping the bridge floods neighbour solicitations
+	// to every port, whatever MLD state the servers announced; the cloud's
+	// routing, not the bridge, decides who gets traffic.
+	snooping := false
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: publicBridge}, MulticastSnooping: &snooping}
 	if err := h.LinkAdd(br); err != nil {
 		return fmt.Errorf("add bridge %s: %w", publicBridge, err)
 	}
@@ -248,6 +252,12 @@ func (c *Cloud) buildClientNS() error {
 		return err
 	}
 	if err := c.client.setLinkUp(publicNIC); err != nil {
+		return err
+	}
+	if err := c.cloud.waitOperUp(clientPort); err != nil {
+		return err
+	}
+	if err := c.client.waitOperUp(publicNIC); err != nil {
 		return err
 	}
 	if err := addDefaultRoute(c.client.nl, publicNIC, clientGW.Addr(), netip.Addr{}); err != nil {
@@ -432,7 +442,35 @@ func addAddr(h *netlink.Handle, link string, p netip.Prefix) error {
 	if err := h.AddrReplace(l, a); err != nil {
 		return fmt.Errorf("add address %s to %s: %w", p, link, err)
 	}
+	if p.Addr().Is6() {
+		return waitLocal6(h, p.Addr())
+	}
 	return nil
+}
+
+// waitLocal6 waits until the kernel has installed the local route of an
+// IPv6 address. Even without duplicate address detection the kernel does
+// that from a work queue, tens of milliseconds after the address was added;
+// a packet arriving in between is not delivered locally and the sender
+// retransmits a second later.
+func waitLocal6(h *netlink.Handle, a netip.Addr) error {
+	filter := &netlink.Route{Table: unix.RT_TABLE_LOCAL, Dst: prefixToIPNet(netip.PrefixFrom(a, 128))}
+	deadline := time.Now().Add(2 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		rs, err := h.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+		if err != nil {
+			return fmt.Errorf("list local routes for %s: %w", a, err)
+		}
+		if len(rs) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("wait for local route of %s: not installed", a)
+		}
+		<-tick.C
+	}
 }
 
 // delAddr deletes an address; already gone counts as success.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -274,4 +275,34 @@ func processAlive(pid int) bool {
 		return false
 	}
 	return b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+// operUpTimeout bounds the wait for links to become operational.
+const operUpTimeout = 3 * time.Second
+
+// waitOperUp waits until the named links are operationally up. The kernel
+// activates a link's queueing discipline from its link-watch work, which
+// may run up to a second after the link was set up; until then the link
+// drops every packet it is asked to send. Waiting here keeps that second
+// out of every measurement made on a fresh topology.
+func (n *namespace) waitOperUp(names ...string) error {
+	deadline := time.Now().Add(operUpTimeout)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for _, name := range names {
+		for {
+			l, err := n.nl.LinkByName(name)
+			if err != nil {
+				return fmt.Errorf("find link %s in namespace %s: %w", name, n.name, err)
+			}
+			if l.Attrs().OperState == netlink.OperUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("wait for link %s in namespace %s to come up: still %s", name, n.name, l.Attrs().OperState)
+			}
+			<-tick.C
+		}
+	}
+	return nil
 }

@@ -320,6 +320,12 @@ func (c *Cloud) plugPublic(s *Server) error {
 	if err := addAddr(sh, publicNIC, netip.PrefixFrom(s.publicIPv6.Addr().Next(), 64)); err != nil {
 		return err
 	}
+	if err := c.cloud.waitOperUp(port, publicBridge); err != nil {
+		return err
+	}
+	if err := s.ns.waitOperUp(publicNIC); err != nil {
+		return err
+	}
 	// The public IPv4 is the preferred source so that the metadata service
 	// recognises the caller even when a floating IP sits on the same NIC.
 	if err := addDefaultRoute(sh, publicNIC, PublicGateway, s.publicIPv4); err != nil {
@@ -433,6 +439,11 @@ func (c *Cloud) attachLocked(s *Server, network string) error {
 	if s.configure {
 		if err := s.configurePrivate(a, nil); err != nil {
 			return err
+		}
+		if !s.crashed {
+			if err := s.ns.waitOperUp(a.ifName()); err != nil {
+				return err
+			}
 		}
 	}
 	if err := c.syncPartitionsLocked(n); err != nil {
@@ -780,7 +791,14 @@ func (c *Cloud) Restore(server string) error {
 		return fmt.Errorf("restore server %s: no such server", server)
 	}
 	s.crashed = false
-	return c.setServerLinksLocked(s, true)
+	if err := c.setServerLinksLocked(s, true); err != nil {
+		return err
+	}
+	names := []string{s.port()}
+	if err := c.cloud.waitOperUp(names...); err != nil {
+		return err
+	}
+	return s.ns.waitOperUp(publicNIC)
 }
 
 func (c *Cloud) setServerLinksLocked(s *Server, up bool) error {

@@ -191,16 +191,14 @@ func (w *world) startNameServices(ctx context.Context, d *demo) error {
 // once it lands; the config below follows config/config.go.
 func (w *world) startAgents(ctx context.Context, d *demo, agent string) error {
 	if agent == "" {
-		// Without the agent, configure what it would, so the client steps
-		// still show the cloud's routing.
-		for _, s := range w.servers {
-			for _, f := range []*simcloud.FloatingIP{w.fip4, w.fip6} {
-				if err := s.ConfigureFloatingIP(f); err != nil {
-					return err
-				}
+		// Without the agent, configure what it would on the holder, so the
+		// client steps still show the cloud's routing.
+		for _, f := range []*simcloud.FloatingIP{w.fip4, w.fip6} {
+			if err := w.c.Server(w.c.Holder(f)).ConfigureFloatingIP(f); err != nil {
+				return err
 			}
 		}
-		return skip("no hc-agent: floating IP addresses configured on every server by the demo instead")
+		return skip("no hc-agent: the demo configured the floating IPs on their holder instead")
 	}
 	tokenFile := filepath.Join(w.dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(w.token+"\n"), 0o600); err != nil {
@@ -289,6 +287,7 @@ func (w *world) showFloatingIPs(ctx context.Context, d *demo, agent string) erro
 	}
 	for _, f := range []*simcloud.FloatingIP{w.fip4, w.fip6} {
 		var got string
+		t0 := time.Now()
 		err := waitFor(ctx, wait, 50*time.Millisecond, func() (bool, error) {
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
@@ -299,7 +298,7 @@ func (w *world) showFloatingIPs(ctx context.Context, d *demo, agent string) erro
 		if err != nil {
 			return fmt.Errorf("floating ip %s never answered: %w", f.Prefix(), err)
 		}
-		d.say("GET %s -> %q (the cloud routes it to %s)", f.URL(), got, w.c.Holder(f))
+		d.say("GET %s -> %q in %s (the cloud routes it to %s)", f.URL(), got, fmtDur(time.Since(t0)), w.c.Holder(f))
 	}
 	return nil
 }
@@ -354,6 +353,9 @@ func (w *world) crashHolder(ctx context.Context, d *demo, agent string) error {
 		// What the agent does, done by hand right away through the API: the
 		// outage measured is the floor that the cloud's routing allows.
 		for _, f := range []*simcloud.FloatingIP{w.fip4, w.fip6} {
+			if err := w.c.Server("srv-2").ConfigureFloatingIP(f); err != nil {
+				return err
+			}
 			if err := w.assign(ctx, "srv-2", f); err != nil {
 				return err
 			}
