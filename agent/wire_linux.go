@@ -126,3 +126,20 @@ func (s *timedSource) since() time.Duration {
 	}
 	return time.Since(s.start)
 }
+
+// RunDaemon is `hc-agent run`: it wires the production dependencies for cfg
+// (already checked), runs the agent until ctx is done and releases them.
+// It talks to the real metadata service and acts on this host's network:
+// tests must point cfg.Metadata.Endpoint at a fake and use System.Netns.
+func RunDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys System) error {
+	deps, closeDeps, err := Wire(cfg, log, build, sys)
+	if err != nil {
+		return fmt.Errorf("run agent: %w", err)
+	}
+	defer closeDeps()
+	a, err := New(cfg, deps)
+	if err != nil {
+		return fmt.Errorf("run agent: %w", err)
+	}
+	return a.Run(ctx)
+}

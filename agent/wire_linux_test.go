@@ -172,3 +172,25 @@ func TestRunInNetns(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDaemonStopsWithoutMetadata: RunDaemon applies nothing and returns
+// cleanly when it is stopped before the metadata service answered (here a
+// closed loopback port).
+func TestRunDaemonStopsWithoutMetadata(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir()
+	cfg.Metadata.Endpoint = "http://" + addr + "/hetzner/v1/metadata"
+	cfg.Metadata.Attempts = 1
+	cfg.Metrics.Listen = config.MetricsOff
+	t.Setenv("NOTIFY_SOCKET", "")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.NoError(t, RunDaemon(ctx, cfg, slog.New(slog.DiscardHandler), metrics.BuildInfo{}, System{}))
+	ents, err := StateEntries(cfg.StateDir)
+	require.NoError(t, err)
+	assert.Empty(t, ents, "state written without metadata")
+}

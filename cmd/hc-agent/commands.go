@@ -38,8 +38,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		runCommand(),
+		statusCommand(),
 		metadataCommand(),
 		checkConfigCommand(),
+		prepareImageCommand(),
 		versionCommand(),
 		helpCommand(),
 	}
