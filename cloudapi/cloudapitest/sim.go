@@ -259,7 +259,9 @@ func (s *Sim) SetServerLabels(id int64, labels map[string]string) {
 }
 
 // AddFloatingIP adds a floating IP and returns its ID. A zero Prefix gets an
-// address from a documentation range. It does not call the OnAssign hooks.
+// address from a documentation range (198.51.100.0/24, 203.0.113.0/24, or
+// 2001:db8:f:N::/64). It does not call the OnAssign hooks: the caller sets
+// up the initial routing itself.
 func (s *Sim) AddFloatingIP(f FloatingIP) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -295,8 +297,14 @@ func (s *Sim) allocPrefix(typ string) netip.Prefix {
 		s.nextV6++
 		return netip.MustParsePrefix(fmt.Sprintf("2001:db8:f:%x::/64", s.nextV6))
 	}
+	// Documentation ranges only (TEST-NET-2, then TEST-NET-3): 508
+	// addresses, then they repeat.
+	n := s.nextV4 % 508
 	s.nextV4++
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(100 + s.nextV4/250), byte(s.nextV4 % 250)}), 32)
+	if n < 254 {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(n + 1)}), 32)
+	}
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(n - 254 + 1)}), 32)
 }
 
 // FloatingIP returns a snapshot of a floating IP.
