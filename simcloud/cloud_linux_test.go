@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+
+	"github.com/hc-agent/hc-agent/metadata"
 )
 
 func TestMain(m *testing.M) {
@@ -74,9 +76,12 @@ func TestMetadataPerServer(t *testing.T) {
 			assert.Contains(t, got, "hostname: "+name+"\n")
 			got, err = s.Get(ctx, base+"/private-networks")
 			require.NoError(t, err)
-			assert.Contains(t, got, fmt.Sprintf("- ip: 10.0.0.%d\n", 2+i))
-			assert.Contains(t, got, "mac_address: 86:00:00:")
-			assert.Contains(t, got, "gateway: 10.0.0.1")
+			nets, err := metadata.ParsePrivateNetworks([]byte(got))
+			require.NoError(t, err)
+			require.Len(t, nets, 1)
+			assert.Equal(t, netip.MustParseAddr(fmt.Sprintf("10.0.0.%d", 2+i)), nets[0].IP)
+			assert.True(t, strings.HasPrefix(nets[0].MACAddress.String(), "86:00:00:"), "mac %s", nets[0].MACAddress)
+			assert.Equal(t, netip.MustParseAddr("10.0.0.1"), nets[0].Gateway)
 		})
 	}
 	t.Run("client is unknown", func(t *testing.T) {

@@ -1,7 +1,6 @@
 package simcloud
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -55,9 +54,13 @@ func (h metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key = strings.Trim(key, "/")
-	body, ok := renderMetadataKey(view, key)
+	body, ok, err := renderMetadataKey(view, key)
 	if !ok {
 		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -66,69 +69,40 @@ func (h metadataHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // renderMetadataKey renders one metadata document: the summary for the
 // empty key, otherwise the sub-path's value. ok is false for unknown keys.
-func renderMetadataKey(v metadataView, key string) (body []byte, ok bool) {
+func renderMetadataKey(v metadataView, key string) (body []byte, ok bool, err error) {
 	s := v.Summary
 	switch key {
 	case "":
-		return renderSummary(s), true
+		b, err := renderSummary(s)
+		return b, true, err
 	case "hostname":
-		return []byte(s.Hostname), true
+		return []byte(s.Hostname), true, nil
 	case "instance-id":
-		return []byte(strconv.FormatInt(s.InstanceID, 10)), true
+		return []byte(strconv.FormatInt(s.InstanceID, 10)), true, nil
 	case "public-ipv4":
 		if !s.PublicIPv4.IsValid() {
-			return nil, true
+			return nil, true, nil
 		}
-		return []byte(s.PublicIPv4.String()), true
+		return []byte(s.PublicIPv4.String()), true, nil
 	case "availability-zone":
-		return []byte(s.AvailabilityZone), true
+		return []byte(s.AvailabilityZone), true, nil
 	case "region":
-		return []byte(s.Region), true
+		return []byte(s.Region), true, nil
 	case "private-networks":
-		return renderPrivateNetworks(v.PrivateNetworks), true
+		b, err := renderPrivateNetworks(v.PrivateNetworks)
+		return b, true, err
 	}
-	return nil, false
+	return nil, false, nil
 }
 
-// renderSummary renders the summary document in the reference's format.
-//
-// TODO(simcloud): switch to metadata.MarshalSummary when it lands so that
-// the simulated cloud and the agent's parser share one definition.
-func renderSummary(s metadata.Summary) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "availability-zone: %s\n", s.AvailabilityZone)
-	fmt.Fprintf(&b, "hostname: %s\n", s.Hostname)
-	fmt.Fprintf(&b, "instance-id: %d\n", s.InstanceID)
-	if s.PublicIPv4.IsValid() {
-		fmt.Fprintf(&b, "public-ipv4: %s\n", s.PublicIPv4)
-	}
-	fmt.Fprintf(&b, "region: %s\n", s.Region)
-	return []byte(b.String())
+// renderSummary renders the summary document with the metadata package's
+// marshaller, so the simulator and the agent's parser share one format.
+func renderSummary(s metadata.Summary) ([]byte, error) {
+	return metadata.MarshalSummary(s)
 }
 
-// renderPrivateNetworks renders the private-networks document in the
-// reference's format. An empty list is rendered as "[]".
-//
-// TODO(simcloud): switch to metadata.MarshalPrivateNetworks when it lands.
-func renderPrivateNetworks(nets []metadata.PrivateNetwork) []byte {
-	if len(nets) == 0 {
-		return []byte("[]\n")
-	}
-	var b strings.Builder
-	for _, n := range nets {
-		aliases := make([]string, len(n.AliasIPs))
-		for i, a := range n.AliasIPs {
-			aliases[i] = a.String()
-		}
-		fmt.Fprintf(&b, "- ip: %s\n", n.IP)
-		fmt.Fprintf(&b, "  alias_ips: [%s]\n", strings.Join(aliases, ", "))
-		fmt.Fprintf(&b, "  interface_num: %d\n", n.InterfaceNum)
-		fmt.Fprintf(&b, "  mac_address: %s\n", n.MACAddress)
-		fmt.Fprintf(&b, "  network_id: %d\n", n.NetworkID)
-		fmt.Fprintf(&b, "  network_name: %s\n", n.NetworkName)
-		fmt.Fprintf(&b, "  network: %s\n", n.Network)
-		fmt.Fprintf(&b, "  subnet: %s\n", n.Subnet)
-		fmt.Fprintf(&b, "  gateway: %s\n", n.Gateway)
-	}
-	return []byte(b.String())
+// renderPrivateNetworks renders the private-networks document with the
+// metadata package's marshaller ("[]" when empty).
+func renderPrivateNetworks(nets []metadata.PrivateNetwork) ([]byte, error) {
+	return metadata.MarshalPrivateNetworks(nets)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/hc-agent/hc-agent/metadata"
 )
@@ -39,16 +40,13 @@ func TestMetadataHandler(t *testing.T) {
 		wantCode           int
 		wantBody           string
 	}{
-		{"summary", "203.0.113.11:4000", "/hetzner/v1/metadata", "GET", 200,
-			"availability-zone: fsn1-dc14\nhostname: alpha\ninstance-id: 42\npublic-ipv4: 203.0.113.11\nregion: eu-central\n"},
+		{"summary", "203.0.113.11:4000", "/hetzner/v1/metadata", "GET", 200, ""},
 		{"hostname", "203.0.113.11:4000", "/hetzner/v1/metadata/hostname", "GET", 200, "alpha"},
 		{"instance-id", "203.0.113.11:4000", "/hetzner/v1/metadata/instance-id", "GET", 200, "42"},
 		{"public-ipv4", "203.0.113.11:4000", "/hetzner/v1/metadata/public-ipv4", "GET", 200, "203.0.113.11"},
 		{"az", "203.0.113.11:4000", "/hetzner/v1/metadata/availability-zone", "GET", 200, "fsn1-dc14"},
 		{"region", "203.0.113.11:4000", "/hetzner/v1/metadata/region", "GET", 200, "eu-central"},
-		{"private-networks", "203.0.113.11:4000", "/hetzner/v1/metadata/private-networks", "GET", 200,
-			"- ip: 10.0.0.2\n  alias_ips: [10.0.0.3, 10.0.0.4]\n  interface_num: 1\n  mac_address: 86:00:00:2a:7d:e0\n" +
-				"  network_id: 1234\n  network_name: nw-test1\n  network: 10.0.0.0/8\n  subnet: 10.0.0.0/24\n  gateway: 10.0.0.1\n"},
+		{"private-networks", "203.0.113.11:4000", "/hetzner/v1/metadata/private-networks", "GET", 200, ""},
 		{"unknown caller", "203.0.113.99:4000", "/hetzner/v1/metadata", "GET", 404, ""},
 		{"unknown key", "203.0.113.11:4000", "/hetzner/v1/metadata/nope", "GET", 404, ""},
 		{"other path", "203.0.113.11:4000", "/latest/meta-data", "GET", 404, ""},
@@ -61,12 +59,30 @@ func TestMetadataHandler(t *testing.T) {
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 			assert.Equal(t, tt.wantCode, w.Code)
-			if tt.wantCode == http.StatusOK {
+			if tt.wantCode != http.StatusOK {
+				return
+			}
+			switch tt.name {
+			case "summary":
+				// The agent's parser reads back exactly what was served.
+				got, err := metadata.ParseSummary(w.Body.Bytes())
+				require.NoError(t, err)
+				assert.Equal(t, view.Summary, got)
+			case "private-networks":
+				got, err := metadata.ParsePrivateNetworks(w.Body.Bytes())
+				require.NoError(t, err)
+				assert.Equal(t, view.PrivateNetworks, got)
+				assert.Contains(t, w.Body.String(), "alias_ips: [10.0.0.3, 10.0.0.4]")
+			default:
 				assert.Equal(t, tt.wantBody, w.Body.String())
 			}
 		})
 	}
 	t.Run("no private networks", func(t *testing.T) {
-		assert.Equal(t, "[]\n", string(renderPrivateNetworks(nil)))
+		b, err := renderPrivateNetworks(nil)
+		require.NoError(t, err)
+		got, err := metadata.ParsePrivateNetworks(b)
+		require.NoError(t, err)
+		assert.Empty(t, got)
 	})
 }
