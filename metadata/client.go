@@ -44,9 +44,13 @@ type Client struct {
 type Option func(*Client)
 
 // WithEndpoint sets the base URL (default DefaultEndpoint). A trailing slash
-// is ignored.
+// is ignored, and so is "", so an unset config value keeps the default.
 func WithEndpoint(url string) Option {
-	return func(c *Client) { c.endpoint = strings.TrimRight(url, "/") }
+	return func(c *Client) {
+		if url != "" {
+			c.endpoint = strings.TrimRight(url, "/")
+		}
+	}
 }
 
 // WithTimeout sets the timeout of each request, including reading the body

@@ -234,6 +234,17 @@ func TestClientBackoff(t *testing.T) {
 	})
 }
 
+func TestOptionsIgnoreZeroValues(t *testing.T) {
+	// Zero values, as in an unset config key, keep the defaults.
+	c := metadata.New(metadata.WithEndpoint(""), metadata.WithTimeout(0), metadata.WithAttempts(0), metadata.WithBackoff(0, 0))
+	assert.Equal(t, metadata.DefaultEndpoint, c.Endpoint())
+	assert.Equal(t, "http://x/y", metadata.New(metadata.WithEndpoint("http://x/y/")).Endpoint())
+	for n, d := range map[int]time.Duration{1: metadata.DefaultBackoffBase, 20: metadata.DefaultBackoffMax} {
+		w := c.Backoff(n)
+		assert.True(t, w >= d/2 && w <= d, "Backoff(%d) = %v, want in [%v, %v]", n, w, d/2, d)
+	}
+}
+
 func TestBackoffJitter(t *testing.T) {
 	c := metadata.New(metadata.WithBackoff(time.Second, 4*time.Second))
 	seen := map[time.Duration]bool{}
