@@ -3,6 +3,7 @@ package metadata_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -565,4 +566,44 @@ func TestErrorWrapsCause(t *testing.T) {
 	assert.Zero(t, e.Status)
 	assert.True(t, errors.Is(err, e.Err))
 	assert.ErrorContains(t, err, "metadata hostname: unavailable: ")
+}
+
+// recordHandler keeps the messages and key attribute of every record.
+type recordHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	msg := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "key" || a.Key == "attempt" || a.Key == "status" {
+			msg += " " + a.Key + "=" + a.Value.String()
+		}
+		return true
+	})
+	h.msgs = append(h.msgs, msg)
+	return nil
+}
+
+func TestClientLogsRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &recordHandler{}
+		srv, c := newMem(t, metadata.WithLogger(slog.New(h)))
+		srv.SetSummary(refSummaryValue())
+		srv.SetStatus("", 502, 2)
+		_, err := c.Summary(t.Context())
+		require.NoError(t, err)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		assert.Equal(t, []string{
+			"DEBUG metadata request failed, retrying key=summary attempt=1 status=502",
+			"DEBUG metadata request failed, retrying key=summary attempt=2 status=502",
+		}, h.msgs)
+	})
 }
