@@ -318,6 +318,7 @@ func TestClientContextCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			go func() {
 				_ = srv.WaitRequests(t.Context(), 2)
+				synctest.Wait() // the client is now waiting out its backoff
 				cancel()
 			}()
 			_, err := c.Hostname(ctx)
@@ -334,6 +335,7 @@ func TestClientContextCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			go func() {
 				_ = srv.WaitRequests(t.Context(), 1)
+				synctest.Wait() // the client is now waiting for the answer
 				cancel()
 			}()
 			start := time.Now()
