@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -143,17 +144,50 @@ func findNFPM() (string, bool) {
 	return "", false
 }
 
+var build struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+	out  []byte
+}
+
+// binary builds hc-agent once per test run and returns its path.
+func binary(t *testing.T) string {
+	t.Helper()
+	build.once.Do(func() {
+		build.dir, build.err = os.MkdirTemp("", "hcagent-pkg")
+		if build.err != nil {
+			return
+		}
+		build.path = filepath.Join(build.dir, "hc-agent")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", build.path, "./cmd/hc-agent")
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.out, build.err = cmd.CombinedOutput()
+	})
+	require.NoError(t, build.err, "go build: %s", build.out)
+	return build.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
 // buildPackage builds the hc-agent binary and the package of the given kind
 // (deb or rpm) from a copy of the files nfpm.yaml names, and returns its path.
 func buildPackage(t *testing.T, nfpm, kind string) string {
 	t.Helper()
 	root := repoRoot(t)
 	work := t.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(work, "bin", "hc-agent"), "./cmd/hc-agent")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := binary(t)
+	require.NoError(t, os.Mkdir(filepath.Join(work, "bin"), 0o755))
+	out, err := exec.Command("cp", bin, filepath.Join(work, "bin", "hc-agent")).CombinedOutput()
+	require.NoError(t, err, "copy binary: %s", out)
 	for _, d := range []string{"systemd", "packaging"} {
 		out, err := exec.Command("cp", "-r", filepath.Join(root, d), work).CombinedOutput()
 		require.NoError(t, err, "copy %s: %s", d, out)
