@@ -39,6 +39,7 @@ func commands() []command {
 	return []command{
 		runCommand(),
 		statusCommand(),
+		applyCommand(),
 		metadataCommand(),
 		checkConfigCommand(),
 		prepareImageCommand(),

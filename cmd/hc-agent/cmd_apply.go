@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/hc-agent/hc-agent/agent"
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/hc-agent/hc-agent/netconf"
+)
+
+func applyCommand() command {
+	return command{
+		name:    "apply",
+		summary: "configure the private networks once (--dry-run: print the plan only)",
+		usage: `[--dry-run]
+
+Reads the private networks from the metadata service and configures them once,
+as one reconcile of the daemon does: MTU, link up, ip/32 and alias IPs, a
+route to the gateway and to the whole network. It prints every change with
+its reason and exits with status 1 when metadata cannot be read or a change
+failed. A metadata error changes nothing. Only what hc-agent added is ever
+removed (routes with protocol 71, addresses in the ownership record under
+state_dir, shared with the daemon).
+
+With --dry-run it prints what it would add, replace and remove, and why, and
+changes nothing.`,
+		run: func(ctx context.Context, env *cliEnv, args []string) error {
+			fs := env.flagSet()
+			dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
+			if err := env.parse(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return usagef("takes no arguments, got %q", fs.Arg(0))
+			}
+			cfg, _, err := env.loadCheckedConfig()
+			if err != nil {
+				return err
+			}
+			log := env.logger(cfg)
+			client := metadata.New(
+				metadata.WithEndpoint(cfg.Metadata.Endpoint),
+				metadata.WithTimeout(cfg.Metadata.Timeout),
+				metadata.WithAttempts(cfg.Metadata.Attempts),
+				metadata.WithLogger(log),
+			)
+			h, err := netlink.NewHandle()
+			if err != nil {
+				return fmt.Errorf("open netlink handle: %w", err)
+			}
+			defer h.Close()
+			owned := filepath.Join(cfg.StateDir, agent.OwnedFile)
+			return netconf.RunOnce(ctx, applyOptions(cfg), client, h, owned, env.stdout, *dryRun)
+		},
+	}
+}
+
+// applyOptions maps the configuration onto netconf.Options, as the daemon
+// does.
+func applyOptions(cfg config.Config) netconf.Options {
+	pn := cfg.PrivateNetworks
+	return netconf.Options{
+		Disabled:           !pn.IsEnabled(),
+		MTU:                pn.MTU,
+		DefaultRoute:       pn.DefaultRoute,
+		DefaultRouteMetric: pn.DefaultRouteMetric,
+		Exclude:            pn.Exclude,
+		PinMetadataRoute:   pn.PinMetadataRoute,
+		PollInterval:       cfg.Metadata.PollInterval,
+	}
+}
