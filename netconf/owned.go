@@ -14,6 +14,10 @@ import (
 	"strings"
 )
 
+// OwnedFileName is the name of the ownership record inside the agent's
+// state directory, shared by the daemon and `hc-agent apply`.
+const OwnedFileName = "netconf-owned.json"
+
 // ownedVersion is the format version of the Owned record on disk.
 const ownedVersion = 1
 

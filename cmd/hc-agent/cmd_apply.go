@@ -7,7 +7,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/hc-agent/hc-agent/agent"
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/netconf"
@@ -54,7 +53,7 @@ changes nothing.`,
 				return fmt.Errorf("open netlink handle: %w", err)
 			}
 			defer h.Close()
-			owned := filepath.Join(cfg.StateDir, agent.OwnedFile)
+			owned := filepath.Join(cfg.StateDir, netconf.OwnedFileName)
 			return netconf.RunOnce(ctx, applyOptions(cfg), client, h, owned, env.stdout, *dryRun)
 		},
 	}
