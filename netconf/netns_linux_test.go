@@ -369,10 +369,15 @@ type reconcilerRig struct {
 
 func startReconciler(t *testing.T, host *testNS, nets []metadata.PrivateNetwork, opts Options) *reconcilerRig {
 	t.Helper()
+	return startReconcilerWith(t, host, host.h, nets, opts)
+}
+
+func startReconcilerWith(t *testing.T, host *testNS, h nlHandle, nets []metadata.PrivateNetwork, opts Options) *reconcilerRig {
+	t.Helper()
 	rr := &reconcilerRig{md: metadatatest.New(t), done: make(chan struct{}), ran: make(chan struct{}, 1)}
 	rr.md.SetPrivateNetworks(nets)
 	client := metadata.New(metadata.WithEndpoint(rr.md.URL()), metadata.WithAttempts(1), metadata.WithTimeout(time.Second))
-	rr.r = New(opts, client, host.h, slog.New(slog.DiscardHandler), WithNetns(host.ns),
+	rr.r = New(opts, client, h, slog.New(slog.DiscardHandler), WithNetns(host.ns),
 		WithOnReconcile(func(_ Result, err error) {
 			rr.mu.Lock()
 			rr.errs = append(rr.errs, err)
@@ -494,4 +499,23 @@ func TestNetnsLinkRemovedDropsState(t *testing.T) {
 	require.NoError(t, rr.waitReconcile(t))
 	assert.Empty(t, rr.r.Owned().Addresses)
 	assert.False(t, slices.ContainsFunc(rr.r.Owned().Addresses, func(a OwnedAddress) bool { return a.MAC == "86:00:00:7a:00:51" }))
+}
+
+func TestNetnsRestartOverConfiguredNICChangesNothing(t *testing.T) {
+	host, peers := newNS(t), newNS(t)
+	e0 := host.addVeth(t, peers, "86:00:00:7a:00:61")
+	n1 := withMAC(nwTest1(), "86:00:00:7a:00:61")
+	var owned Owned
+	_, err := Apply(context.Background(), host.h, Desired([]metadata.PrivateNetwork{n1}, Options{}), &owned)
+	require.NoError(t, err)
+	names := map[string]string{e0: "ens10"}
+	before := host.state(t, names)
+
+	// A new agent process: no ownership record in memory, link events of
+	// the NIC, a few reconciles.
+	h := &countingNL{nlHandle: host.h}
+	rr := startReconcilerWith(t, host, h, []metadata.PrivateNetwork{n1}, Options{})
+	require.NoError(t, rr.waitReconcile(t))
+	assert.Zero(t, h.writes.Load())
+	assert.Equal(t, before, host.state(t, names))
 }
