@@ -302,6 +302,12 @@ func (m *Metrics) DeleteFloatingIP(ip string) {
 // alive and healthy. An unknown role is exported as it is, next to the
 // known roles at 0.
 func (m *Metrics) SetGroup(group, role string, alive, healthy int) {
+	m.SetGroupRole(group, role)
+	m.SetGroupMembers(group, alive, healthy)
+}
+
+// SetGroupRole records this server's role in group.
+func (m *Metrics) SetGroupRole(group, role string) {
 	if m == nil {
 		return
 	}
@@ -312,6 +318,13 @@ func (m *Metrics) SetGroup(group, role string, alive, healthy int) {
 	}
 	if !known && role != "" {
 		m.groupRole.WithLabelValues(group, role).Set(1)
+	}
+}
+
+// SetGroupMembers records how many members of group are alive and healthy.
+func (m *Metrics) SetGroupMembers(group string, alive, healthy int) {
+	if m == nil {
+		return
 	}
 	m.groupAlive.WithLabelValues(group).Set(float64(alive))
 	m.groupHealthy.WithLabelValues(group).Set(float64(healthy))
