@@ -474,6 +474,11 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 	return p
 }
 
+// routeAdd plans a RouteReplace. The kernel keys IPv4 routes by (table,
+// destination, TOS, metric): a foreign route with the same key but another
+// next hop is replaced. That is rare (an equal next hop counts as done and is
+// not touched) and, for the metadata pin, intended: it is how a bad metadata
+// route pushed by DHCP with the same metric gets overridden.
 func routeAdd(ix int, dev string, r Route, reason string) step {
 	return step{
 		change: Change{Op: OpAdd, Kind: "route", Object: r.String(), Dev: dev, Reason: reason},
