@@ -1,0 +1,367 @@
+package floatingip
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// DefaultGossipPort is the default memberlist port of a group.
+const DefaultGossipPort = 7946
+
+// Failure detection timing. memberlist (SWIM with Lifeguard) declares a
+// member dead in two steps: a probe that gets no direct or indirect ack
+// within ProbeInterval marks it suspect, and the suspicion expires after
+// SuspicionMult × max(1, log10(n)) × ProbeInterval (the minimum; groups of
+// fewer than SuspicionMult members get no confirmations and always use the
+// minimum; larger ones start at SuspicionMaxTimeoutMult × that and shrink as
+// other members confirm).
+//
+// With ProbeInterval 200 ms, ProbeTimeout 100 ms and SuspicionMult 4, for
+// groups of up to 9 members:
+//
+//   - a crashed member is probed within ~200 ms (every member probes one
+//     peer per interval), is suspect 200 ms later and dead 4 × 200 ms =
+//     800 ms after that: about 1.0–1.2 s from crash to dead;
+//   - a member paused at t0 is suspect at the earliest at t0 + 200 ms (a
+//     probe sent just before the pause) and would be dead at t0 + 1000 ms.
+//     When it wakes it reads the queued suspect messages, refutes them with a
+//     higher incarnation and piggybacks the refutation on its first packets
+//     (and gossips every 50 ms), so a pause of up to 800 ms is refuted with
+//     ~200 ms to spare and nothing moves.
+//
+// TCPTimeout bounds the TCP fallback probe and push/pull; it is 1 s on a
+// private network with sub-millisecond RTTs.
+const (
+	gossipProbeInterval   = 200 * time.Millisecond
+	gossipProbeTimeout    = 100 * time.Millisecond
+	gossipSuspicionMult   = 4
+	gossipSuspicionMaxMul = 3
+	gossipInterval        = 50 * time.Millisecond
+	gossipRetransmitMult  = 4
+	gossipTCPTimeout      = time.Second
+	gossipPushPull        = 15 * time.Second
+	gossipRejoinInterval  = 5 * time.Second
+	gossipMetaVersion     = 1
+)
+
+// GossipConfig configures the memberlist of one group.
+type GossipConfig struct {
+	// Group is the group name; it labels every packet so that groups never
+	// mix.
+	Group string
+	// Self is this server's ID, used as the node name so ties are well
+	// defined.
+	Self int64
+	// Bind is the private address to listen on; Port defaults to 7946.
+	Bind string
+	Port int
+	// Peers are the other members' private addresses (host or host:port).
+	Peers []string
+	// Key is the gossip encryption key (16, 24 or 32 bytes, see
+	// LoadKeyFile). A group without a key refuses to start unless Insecure.
+	Key      []byte
+	Insecure bool
+	// Transport replaces memberlist's network transport (tests).
+	Transport memberlist.Transport
+	Log       *slog.Logger
+}
+
+// LoadKeyFile reads a gossip key: 16, 24 or 32 raw bytes, or the base64 of
+// those (surrounding whitespace ignored).
+func LoadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read gossip key %s: %w", path, err)
+	}
+	k, err := ParseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("read gossip key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ParseKey decodes a gossip key: raw bytes of an AES key size, or their
+// base64 encoding.
+func ParseKey(b []byte) ([]byte, error) {
+	validLen := func(n int) bool { return n == 16 || n == 24 || n == 32 }
+	if validLen(len(b)) && !isBase64Key(b) {
+		return b, nil
+	}
+	s := strings.TrimSpace(string(b))
+	if d, err := base64.StdEncoding.DecodeString(s); err == nil && validLen(len(d)) {
+		return d, nil
+	}
+	if validLen(len(b)) {
+		return b, nil
+	}
+	return nil, errors.New("key is not 16, 24 or 32 bytes, raw or base64")
+}
+
+func isBase64Key(b []byte) bool {
+	d, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	return err == nil && (len(d) == 16 || len(d) == 24 || len(d) == 32)
+}
+
+// gossipMeta is the node metadata: small (well under memberlist's 512
+// bytes) and versioned.
+type gossipMeta struct {
+	V int  `json:"v"`
+	P int  `json:"p"`
+	R bool `json:"r,omitempty"` // ready
+	H bool `json:"h,omitempty"` // healthy
+	C bool `json:"c,omitempty"` // candidate
+	O bool `json:"o,omitempty"` // holding
+	// L marks a member that is leaving. memberlist's NotifyLeave does not
+	// tell a leave from a death (the node's State field is stale there),
+	// so a leaving member says so in its metadata first.
+	L bool `json:"l,omitempty"`
+}
+
+// Gossip is a group's membership over memberlist. It implements Membership.
+type Gossip struct {
+	cfg     GossipConfig
+	log     *slog.Logger
+	ml      *memberlist.Memberlist
+	changes chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	meta  []byte
+	left  map[string]bool
+	close sync.Once
+}
+
+var _ Membership = (*Gossip)(nil)
+
+// NewGossip starts the memberlist of a group and joins the peers it can
+// reach; it keeps trying to join the others in the background until Leave.
+func NewGossip(cfg GossipConfig) (*Gossip, error) {
+	if len(cfg.Key) == 0 && !cfg.Insecure {
+		return nil, fmt.Errorf("start gossip of group %s: no key file (set insecure to run unencrypted)", cfg.Group)
+	}
+	if cfg.Port == 0 {
+		cfg.Port = DefaultGossipPort
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gossip{
+		cfg: cfg, log: log.With("group", cfg.Group), changes: make(chan struct{}, 1),
+		stop: make(chan struct{}), left: map[string]bool{},
+	}
+	g.meta, _ = json.Marshal(gossipMeta{V: gossipMetaVersion})
+
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = strconv.FormatInt(cfg.Self, 10)
+	mc.BindAddr = cfg.Bind
+	mc.BindPort = cfg.Port
+	mc.AdvertisePort = cfg.Port
+	mc.Label = "hc-agent/" + cfg.Group
+	mc.ProbeInterval = gossipProbeInterval
+	mc.ProbeTimeout = gossipProbeTimeout
+	mc.SuspicionMult = gossipSuspicionMult
+	mc.SuspicionMaxTimeoutMult = gossipSuspicionMaxMul
+	mc.GossipInterval = gossipInterval
+	mc.RetransmitMult = gossipRetransmitMult
+	mc.TCPTimeout = gossipTCPTimeout
+	mc.PushPullInterval = gossipPushPull
+	mc.DeadNodeReclaimTime = 5 * time.Second
+	if len(cfg.Key) > 0 {
+		mc.SecretKey = cfg.Key
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	}
+	mc.Logger = slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
+	mc.Delegate = (*gossipDelegate)(g)
+	mc.Events = (*gossipEvents)(g)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip of group %s on %s:%d: %w", cfg.Group, cfg.Bind, cfg.Port, err)
+	}
+	g.ml = ml
+	g.wg.Add(1)
+	go g.rejoin() // exits on Leave
+	return g, nil
+}
+
+func (g *Gossip) peerAddrs() []string {
+	var out []string
+	for _, p := range g.cfg.Peers {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			p = net.JoinHostPort(p, strconv.Itoa(g.cfg.Port))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// rejoin joins configured peers that are not members, now and every few
+// seconds, so that a group whose members start in any order converges.
+func (g *Gossip) rejoin() {
+	defer g.wg.Done()
+	t := time.NewTicker(gossipRejoinInterval)
+	defer t.Stop()
+	for {
+		if peers := g.peerAddrs(); len(peers) > 0 && g.ml.NumMembers() < len(peers)+1 {
+			if n, err := g.ml.Join(peers); err != nil && n == 0 {
+				g.log.Debug("join peers", "err", err)
+			}
+		}
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Members returns the alive members and those that left gracefully.
+func (g *Gossip) Members() []Member {
+	var out []Member
+	for _, n := range g.ml.Members() {
+		id, err := strconv.ParseInt(n.Name, 10, 64)
+		if err != nil {
+			continue
+		}
+		m := Member{ID: id, Name: n.Name, Addr: n.Address(), Starting: true}
+		var meta gossipMeta
+		if json.Unmarshal(n.Meta, &meta) == nil && meta.V >= 1 {
+			m.Priority, m.Healthy, m.Candidate, m.Holding, m.Starting = meta.P, meta.H, meta.C, meta.O, !meta.R
+		}
+		out = append(out, m)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name := range g.left {
+		id, err := strconv.ParseInt(name, 10, 64)
+		if err == nil {
+			out = append(out, Member{ID: id, Name: name, Left: true})
+		}
+	}
+	return out
+}
+
+// SetLocal publishes the local state in the node metadata.
+func (g *Gossip) SetLocal(s LocalState) error {
+	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding})
+	if err != nil {
+		return fmt.Errorf("encode gossip meta: %w", err)
+	}
+	g.mu.Lock()
+	same := string(b) == string(g.meta)
+	g.meta = b
+	g.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := g.ml.UpdateNode(gossipTCPTimeout); err != nil {
+		return fmt.Errorf("update gossip meta of group %s: %w", g.cfg.Group, err)
+	}
+	return nil
+}
+
+// Changes is signalled when a member joins, leaves, dies or changes meta.
+func (g *Gossip) Changes() <-chan struct{} { return g.changes }
+
+// Leave leaves the group gracefully and shuts memberlist down. It is safe to
+// call more than once.
+func (g *Gossip) Leave(ctx context.Context) error {
+	var err error
+	g.close.Do(func() {
+		close(g.stop)
+		g.wg.Wait()
+		timeout := time.Second
+		if d, ok := ctx.Deadline(); ok {
+			timeout = time.Until(d)
+		}
+		g.mu.Lock()
+		var meta gossipMeta
+		_ = json.Unmarshal(g.meta, &meta)
+		meta.L, meta.C, meta.O = true, false, false
+		g.meta, _ = json.Marshal(meta)
+		g.mu.Unlock()
+		if uerr := g.ml.UpdateNode(timeout / 2); uerr != nil {
+			g.log.Debug("announce leave", "err", uerr)
+		}
+		if lerr := g.ml.Leave(timeout); lerr != nil {
+			err = fmt.Errorf("leave group %s: %w", g.cfg.Group, lerr)
+		}
+		if serr := g.ml.Shutdown(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("shut down gossip of group %s: %w", g.cfg.Group, serr))
+		}
+	})
+	return err
+}
+
+// Shutdown stops memberlist without leaving, like a crash (tests).
+func (g *Gossip) Shutdown() error {
+	var err error
+	g.close.Do(func() {
+		close(g.stop)
+		g.wg.Wait()
+		err = g.ml.Shutdown()
+	})
+	return err
+}
+
+func (g *Gossip) notify() {
+	select {
+	case g.changes <- struct{}{}:
+	default:
+	}
+}
+
+type gossipDelegate Gossip
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.meta) > limit {
+		return nil
+	}
+	return append([]byte(nil), d.meta...)
+}
+func (d *gossipDelegate) NotifyMsg([]byte)                           {}
+func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+type gossipEvents Gossip
+
+func (e *gossipEvents) NotifyJoin(n *memberlist.Node) {
+	e.mu.Lock()
+	delete(e.left, n.Name)
+	e.mu.Unlock()
+	e.log.Info("member joined", "member", n.Name, "addr", n.Address())
+	(*Gossip)(e).notify()
+}
+
+func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
+	var meta gossipMeta
+	left := json.Unmarshal(n.Meta, &meta) == nil && meta.L
+	e.mu.Lock()
+	if left {
+		e.left[n.Name] = true
+	}
+	e.mu.Unlock()
+	e.log.Info("member gone", "member", n.Name, "left", left)
+	(*Gossip)(e).notify()
+}
+
+func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { (*Gossip)(e).notify() }

@@ -1,0 +1,388 @@
+package floatingip
+
+import (
+	"context"
+	"encoding/base64"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// ctlTransport wraps memberlist's network transport so a test can freeze a
+// node's network I/O (a paused process: packets queue, writes block, then
+// everything is delivered late) or cut it off from given peers.
+type ctlTransport struct {
+	// NetTransport is not embedded: its NodeAwareTransport methods would
+	// bypass the wrappers below.
+	NetTransport *memberlist.NetTransport
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+
+	mu      sync.Mutex
+	resume  chan struct{} // non-nil while paused
+	blocked map[string]bool
+	done    chan struct{}
+}
+
+func newCtlTransport(t *testing.T) (*ctlTransport, int) {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{"127.0.0.1"}, BindPort: 0, Logger: log.New(discardWriter{}, "", 0),
+	})
+	require.NoError(t, err)
+	c := &ctlTransport{NetTransport: nt, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
+		blocked: map[string]bool{}, done: make(chan struct{})}
+	go c.pumpPackets() // exits on Shutdown
+	go c.pumpStreams() // exits on Shutdown
+	return c, nt.GetAutoBindPort()
+}
+
+type discardWriter struct{}
+
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func (c *ctlTransport) wait() bool {
+	c.mu.Lock()
+	r := c.resume
+	c.mu.Unlock()
+	if r == nil {
+		return true
+	}
+	select {
+	case <-r:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+func (c *ctlTransport) pumpPackets() {
+	for {
+		select {
+		case p := <-c.NetTransport.PacketCh():
+			if !c.wait() {
+				return
+			}
+			c.mu.Lock()
+			drop := c.blocked[p.From.String()]
+			c.mu.Unlock()
+			if drop {
+				continue
+			}
+			p.Timestamp = time.Now() // a paused process reads it late
+			select {
+			case c.packets <- p:
+			case <-c.done:
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (c *ctlTransport) pumpStreams() {
+	for {
+		select {
+		case s := <-c.NetTransport.StreamCh():
+			if !c.wait() {
+				s.Close()
+				return
+			}
+			select {
+			case c.streams <- s:
+			case <-c.done:
+				s.Close()
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (c *ctlTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
+	return c.NetTransport.FinalAdvertiseAddr(ip, port)
+}
+
+func (c *ctlTransport) PacketCh() <-chan *memberlist.Packet { return c.packets }
+func (c *ctlTransport) StreamCh() <-chan net.Conn           { return c.streams }
+
+func (c *ctlTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if !c.wait() {
+		return time.Now(), nil
+	}
+	c.mu.Lock()
+	drop := c.blocked[addr]
+	c.mu.Unlock()
+	if drop {
+		return time.Now(), nil
+	}
+	return c.NetTransport.WriteTo(b, addr)
+}
+
+func (c *ctlTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if !c.wait() {
+		return nil, net.ErrClosed
+	}
+	c.mu.Lock()
+	drop := c.blocked[addr]
+	c.mu.Unlock()
+	if drop {
+		return nil, &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}
+	}
+	return c.NetTransport.DialTimeout(addr, timeout)
+}
+
+func (c *ctlTransport) Shutdown() error {
+	c.mu.Lock()
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	c.mu.Unlock()
+	// The inner listeners block on their unbuffered channels: drain them
+	// until they have stopped.
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-c.NetTransport.PacketCh():
+			case s := <-c.NetTransport.StreamCh():
+				s.Close()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	err := c.NetTransport.Shutdown()
+	close(stop)
+	return err
+}
+
+func (c *ctlTransport) pause() {
+	c.mu.Lock()
+	c.resume = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *ctlTransport) unpause() {
+	c.mu.Lock()
+	close(c.resume)
+	c.resume = nil
+	c.mu.Unlock()
+}
+
+func (c *ctlTransport) block(addr string, on bool) {
+	c.mu.Lock()
+	c.blocked[addr] = on
+	c.mu.Unlock()
+}
+
+type gnode struct {
+	id   int64
+	addr string
+	tr   *ctlTransport
+	g    *Gossip
+}
+
+// startGossip starts n members on loopback, joined to the first, and
+// waits until all see all.
+func startGossip(t *testing.T, n int) []*gnode {
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	var nodes []*gnode
+	for i := range n {
+		tr, port := newCtlTransport(t)
+		nd := &gnode{id: int64(i + 1), addr: "127.0.0.1:" + strconv.Itoa(port), tr: tr}
+		var peers []string
+		if i > 0 {
+			peers = []string{nodes[0].addr}
+		}
+		g, err := NewGossip(GossipConfig{Group: "test", Self: nd.id, Bind: "127.0.0.1", Port: port, Peers: peers, Key: key, Transport: tr, Log: testLogger(t)})
+		require.NoError(t, err)
+		nd.g = g
+		t.Cleanup(func() { _ = g.Shutdown() })
+		nodes = append(nodes, nd)
+	}
+	for _, nd := range nodes {
+		require.NoError(t, nd.g.SetLocal(LocalState{Ready: true, Priority: 100, Healthy: true, Candidate: true}))
+	}
+	waitFor(t, 5*time.Second, nodes[0].g, func(ms []Member) bool { return countAlive(ms) == n })
+	return nodes
+}
+
+func countAlive(ms []Member) int {
+	k := 0
+	for _, m := range ms {
+		if !m.Left {
+			k++
+		}
+	}
+	return k
+}
+
+func hasMember(ms []Member, id int64) bool {
+	for _, m := range ms {
+		if m.ID == id && !m.Left {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor waits on g's change events until cond holds or the deadline.
+func waitFor(t *testing.T, d time.Duration, g *Gossip, cond func([]Member) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := time.After(d)
+	for !cond(g.Members()) {
+		select {
+		case <-g.Changes():
+		case <-deadline:
+			t.Fatalf("condition not met within %v: members %+v", d, g.Members())
+		}
+	}
+	return time.Since(start)
+}
+
+func TestGossipCrashDetectedInAboutASecond(t *testing.T) {
+	nodes := startGossip(t, 3)
+	start := time.Now()
+	require.NoError(t, nodes[2].g.Shutdown()) // no leave: a crash
+	waitFor(t, 3*time.Second, nodes[0].g, func(ms []Member) bool { return !hasMember(ms, 3) })
+	took := time.Since(start)
+	t.Logf("dead after %v", took)
+	assert.GreaterOrEqual(t, took, 800*time.Millisecond, "not before the suspicion timeout")
+	assert.LessOrEqual(t, took, 2*time.Second, "about a second (1.0–1.4 s unloaded)")
+	assert.False(t, hasMember(nodes[0].g.Members(), 3))
+	for _, m := range nodes[0].g.Members() {
+		assert.False(t, m.Left, "a crash is not a leave")
+	}
+}
+
+func TestGossipPauseIsRefuted(t *testing.T) {
+	for _, pause := range []time.Duration{600 * time.Millisecond, 800 * time.Millisecond} {
+		t.Run(pause.String(), func(t *testing.T) {
+			nodes := startGossip(t, 3)
+			nodes[2].tr.pause()
+			resume := time.After(pause)
+			// Watch every change while paused and for 2 s after: node 3 must
+			// never disappear from node 1's view.
+			window := time.After(pause + 2*time.Second)
+			for {
+				if !hasMember(nodes[0].g.Members(), 3) {
+					t.Fatalf("node 3 declared dead after a %v pause", pause)
+				}
+				select {
+				case <-resume:
+					nodes[2].tr.unpause()
+					resume = nil
+				case <-nodes[0].g.Changes():
+				case <-window:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
+}
+
+func TestGossipLongPauseIsDetected(t *testing.T) {
+	nodes := startGossip(t, 3)
+	nodes[2].tr.pause()
+	t.Cleanup(nodes[2].tr.unpause)
+	waitFor(t, 3*time.Second, nodes[0].g, func(ms []Member) bool { return !hasMember(ms, 3) })
+}
+
+func TestGossipMetaAndLeave(t *testing.T) {
+	nodes := startGossip(t, 3)
+	require.NoError(t, nodes[1].g.SetLocal(LocalState{Ready: true, Priority: 150, Healthy: true, Candidate: true, Holding: true}))
+	waitFor(t, 3*time.Second, nodes[0].g, func(ms []Member) bool {
+		for _, m := range ms {
+			if m.ID == 2 && m.Holding && m.Priority == 150 && !m.Starting {
+				return true
+			}
+		}
+		return false
+	})
+	require.NoError(t, nodes[1].g.Leave(context.Background()))
+	took := waitFor(t, 3*time.Second, nodes[0].g, func(ms []Member) bool {
+		for _, m := range ms {
+			if m.ID == 2 && m.Left {
+				return true
+			}
+		}
+		return false
+	})
+	assert.Less(t, took, 800*time.Millisecond, "a leave is seen at once")
+}
+
+func TestGossipSplit(t *testing.T) {
+	nodes := startGossip(t, 3)
+	// Cut node 3 off from both others.
+	for _, other := range nodes[:2] {
+		nodes[2].tr.block(other.addr, true)
+		other.tr.block(nodes[2].addr, true)
+	}
+	waitFor(t, 3*time.Second, nodes[0].g, func(ms []Member) bool { return countAlive(ms) == 2 })
+	waitFor(t, 3*time.Second, nodes[2].g, func(ms []Member) bool { return countAlive(ms) == 1 })
+}
+
+func TestNewGossipRequiresKey(t *testing.T) {
+	_, err := NewGossip(GossipConfig{Group: "g", Self: 1, Bind: "127.0.0.1", Port: 0})
+	require.ErrorContains(t, err, "no key")
+	g, err := NewGossip(GossipConfig{Group: "g", Self: 1, Bind: "127.0.0.1", Port: 0, Insecure: true})
+	require.NoError(t, err)
+	require.NoError(t, g.Leave(context.Background()))
+}
+
+func TestParseKey(t *testing.T) {
+	raw16 := []byte("0123456789abcdef")
+	raw32 := make([]byte, 32)
+	for i := range raw32 {
+		raw32[i] = byte(200 + i%50)
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		want    []byte
+		wantErr bool
+	}{
+		{"raw 16", raw16, raw16, false},
+		{"raw 32 binary", raw32, raw32, false},
+		{"base64 32", []byte(base64.StdEncoding.EncodeToString(raw32) + "\n"), raw32, false},
+		{"base64 16", []byte(" " + base64.StdEncoding.EncodeToString(raw16) + " "), raw16, false},
+		{"short", []byte("short"), nil, true},
+		{"neither", []byte("not a key at all!"), nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseKey(tt.in)
+			if tt.wantErr {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	path := filepath.Join(t.TempDir(), "key")
+	require.NoError(t, os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(raw32)), 0o600))
+	k, err := LoadKeyFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, raw32, k)
+	_, err = LoadKeyFile(filepath.Join(t.TempDir(), "missing"))
+	assert.Error(t, err)
+}
