@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs one command line in-process with env as the whole
+// environment. Tests that load a configuration always pass --config, so
+// nothing of this machine is read.
+func runCLI(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := newEnv(&out, &errb, func(k string) string { return env[k] })
+	code := execute(t.Context(), e, args)
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// writeFile writes content to a new file in a temporary directory.
+func writeFile(t *testing.T, name, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	require.NoError(t, os.Chmod(p, mode))
+	return p
+}
+
+func TestHelp(t *testing.T) {
+	var globalWant []string
+	for _, c := range commands() {
+		globalWant = append(globalWant, "  "+c.name, c.summary)
+	}
+	globalWant = append(globalWant, "Usage: hc-agent [global flags] COMMAND", "--config PATH", "--log-level LEVEL", "--log-format FORMAT")
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{name: "--help", args: []string{"--help"}, want: globalWant},
+		{name: "-h", args: []string{"-h"}, want: globalWant},
+		{name: "help", args: []string{"help"}, want: globalWant},
+		{name: "metadata --help", args: []string{"metadata", "--help"},
+			want: []string{"Usage: hc-agent metadata [--json]", "[KEY]", "--json", "--endpoint URL", "--attempts N", "--timeout D", "public-ipv4", "Global flags:", "--config PATH"}},
+		{name: "help metadata", args: []string{"help", "metadata"}, want: []string{"Usage: hc-agent metadata [--json]"}},
+		{name: "check-config --help", args: []string{"check-config", "-h"}, want: []string{"Usage: hc-agent check-config [--print]", "--print", "HCLOUD_TOKEN"}},
+		{name: "run --help after a global flag", args: []string{"--config", "/nonexistent", "run", "--help"}, want: []string{"Usage: hc-agent run", "SIGTERM"}},
+		{name: "version --help", args: []string{"version", "--help"}, want: []string{"Usage: hc-agent version", "commit"}},
+	}
+	for _, c := range commands() {
+		tests = append(tests, struct {
+			name string
+			args []string
+			want []string
+		}{name: "every command: " + c.name, args: []string{c.name, "--help"}, want: []string{"Usage: hc-agent " + c.name, "Global flags:"}})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, nil, tc.args...)
+			assert.Equal(t, 0, r.code)
+			assert.Empty(t, r.stderr)
+			for _, w := range tc.want {
+				assert.Contains(t, r.stdout, w)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantStderr []string
+	}{
+		{name: "no command", args: nil, wantStderr: []string{"Usage: hc-agent", "Commands:"}},
+		{name: "unknown command", args: []string{"frobnicate"}, wantStderr: []string{`hc-agent: unknown command "frobnicate"`, "hc-agent --help"}},
+		{name: "unknown global flag", args: []string{"--verbose", "version"}, wantStderr: []string{"hc-agent: flag provided but not defined: -verbose"}},
+		{name: "bad log level", args: []string{"--log-level", "loud", "version"}, wantStderr: []string{`invalid value "loud" for flag -log-level: must be debug, info, warn or error`}},
+		{name: "bad log format after the command", args: []string{"version", "--log-format", "xml"}, wantStderr: []string{"hc-agent version:", "must be text or json", "Run 'hc-agent version --help'"}},
+		{name: "unknown command flag", args: []string{"check-config", "--bogus"}, wantStderr: []string{"hc-agent check-config: flag provided but not defined: -bogus"}},
+		{name: "version takes no args", args: []string{"version", "now"}, wantStderr: []string{`hc-agent version: takes no arguments, got "now"`}},
+		{name: "run takes no args", args: []string{"run", "now"}, wantStderr: []string{`hc-agent run: takes no arguments`}},
+		{name: "metadata takes one key", args: []string{"metadata", "hostname", "region"}, wantStderr: []string{"takes at most one KEY"}},
+		{name: "metadata negative attempts", args: []string{"metadata", "--attempts", "-1", "hostname"}, wantStderr: []string{"must not be negative"}},
+		{name: "help for an unknown command", args: []string{"help", "nope"}, wantStderr: []string{`hc-agent help: unknown command "nope"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, nil, tc.args...)
+			assert.Equal(t, 2, r.code)
+			assert.Empty(t, r.stdout)
+			for _, w := range tc.wantStderr {
+				assert.Contains(t, r.stderr, w)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := runCLI(t, nil, "version")
+	assert.Equal(t, 0, r.code)
+	assert.Empty(t, r.stderr)
+	assert.Regexp(t, `^hc-agent \S+ \(commit \S+, go\S+\)\n$`, r.stdout)
+	assert.Contains(t, r.stdout, version)
+	assert.Contains(t, r.stdout, runtime.Version())
+}
+
+func TestVersionString(t *testing.T) {
+	info := func(settings ...string) func() (*debug.BuildInfo, bool) {
+		return func() (*debug.BuildInfo, bool) {
+			bi := &debug.BuildInfo{}
+			for i := 0; i+1 < len(settings); i += 2 {
+				bi.Settings = append(bi.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+			}
+			return bi, true
+		}
+	}
+	noInfo := func() (*debug.BuildInfo, bool) { return nil, false }
+	gov := runtime.Version()
+	tests := []struct {
+		name, version, commit string
+		info                  func() (*debug.BuildInfo, bool)
+		want                  string
+	}{
+		{name: "ldflags", version: "v1.2.3", commit: "abc1234", info: info("vcs.revision", "ffffffffffffffff"), want: "hc-agent v1.2.3 (commit abc1234, " + gov + ")"},
+		{name: "vcs revision", version: "dev", commit: "unknown", info: info("vcs.revision", "0123456789abcdef0123", "vcs.modified", "false"), want: "hc-agent dev (commit 0123456789ab, " + gov + ")"},
+		{name: "dirty tree", version: "dev", commit: "unknown", info: info("vcs.revision", "0123456789abcdef0123", "vcs.modified", "true"), want: "hc-agent dev (commit 0123456789ab-dirty, " + gov + ")"},
+		{name: "nothing known", version: "dev", commit: "unknown", info: noInfo, want: "hc-agent dev (commit unknown, " + gov + ")"},
+		{name: "no vcs in build info", version: "dev", commit: "", info: info("-trimpath", "true"), want: "hc-agent dev (commit unknown, " + gov + ")"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, versionString(tc.version, tc.commit, tc.info))
+		})
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	assert.Equal(t, "a; b", oneLine("a\nb\n"))
+	assert.False(t, strings.Contains(oneLine("x\ny\nz"), "\n"))
+}
