@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -62,9 +63,14 @@ func parseNSName(s string) (n nsName, ok bool) {
 // handle bound to it.
 type namespace struct {
 	name  string
-	ns    netns.NsHandle
-	nl    *netlink.Handle
 	inode uint64
+
+	// mu guards ns and nl against close while do enters the namespace:
+	// HTTP transports may still dial in the background after Close.
+	mu     sync.RWMutex
+	closed bool
+	ns     netns.NsHandle
+	nl     *netlink.Handle
 }
 
 // newNamespace creates the named namespace without moving the calling
@@ -135,7 +141,16 @@ func onLockedThread(fn func() error) error {
 // by fn stay in the namespace after do returns.
 func (n *namespace) do(fn func() error) error {
 	return onLockedThread(func() error {
-		if err := netns.Set(n.ns); err != nil {
+		// Only entering needs the handle; once inside, the thread keeps the
+		// namespace alive even if close runs meanwhile.
+		n.mu.RLock()
+		if n.closed {
+			n.mu.RUnlock()
+			return fmt.Errorf("enter namespace %s: closed", n.name)
+		}
+		err := netns.Set(n.ns)
+		n.mu.RUnlock()
+		if err != nil {
 			return fmt.Errorf("enter namespace %s: %w", n.name, err)
 		}
 		return fn()
@@ -186,6 +201,9 @@ func (n *namespace) pids() []int {
 // reference to a namespace deletes its links, and a veth dies with either
 // end. Already-deleted counts as success.
 func (n *namespace) close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
 	if n.nl != nil {
 		n.nl.Close()
 		n.nl = nil

@@ -509,6 +509,7 @@ func waitAddr(ctx context.Context, s *simcloud.Server, ip netip.Addr, timeout ti
 // waitFor polls cond every interval until it is true, returns an error, or
 // timeout passes.
 func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(interval)
@@ -520,7 +521,10 @@ func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() (
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("gave up after %s: %w", fmtDur(timeout), ctx.Err())
+			if parent.Err() != nil {
+				return fmt.Errorf("interrupted: %w", parent.Err())
+			}
+			return fmt.Errorf("gave up after %s", fmtDur(timeout))
 		case <-tick.C:
 		}
 	}
