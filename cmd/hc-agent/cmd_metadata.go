@@ -133,6 +133,7 @@ func printValue(env *cliEnv, v any, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("encode metadata as json: %w", err)
 		}

@@ -47,8 +47,9 @@ var wantPrivateNetworks = []any{map[string]any{
 
 func TestMetadata(t *testing.T) {
 	srv := fakeMetadata(t)
-	noConfig := writeFile(t, "config.yaml", "", 0o644)
-	viaConfig := writeFile(t, "config.yaml", "metadata:\n  endpoint: "+srv.URL()+"\n  attempts: 1\n", 0o644)
+	// Generous timeouts: a loaded test machine must not turn into a failure.
+	noConfig := writeFile(t, "config.yaml", "metadata:\n  timeout: 30s\n", 0o644)
+	viaConfig := writeFile(t, "config.yaml", "metadata:\n  endpoint: "+srv.URL()+"\n  attempts: 1\n  timeout: 30s\n", 0o644)
 
 	summaryWant := map[string]any{
 		"hostname": "my-server", "instance-id": 42, "public-ipv4": "1.2.3.4",
@@ -74,6 +75,7 @@ func TestMetadata(t *testing.T) {
 		{name: "region as json", args: []string{"--endpoint", srv.URL(), "--json", "region"}, wantRaw: "\"eu-central\"\n"},
 		{name: "private-networks", args: []string{"--endpoint", srv.URL(), "private-networks"}, want: wantPrivateNetworks},
 		{name: "private-networks as json", args: []string{"--json", "--endpoint", srv.URL(), "private-networks"}, json: true, want: wantPrivateNetworks},
+		{name: "flags after the key", args: []string{"hostname", "--endpoint", srv.URL(), "--json"}, wantRaw: "\"my-server\"\n"},
 		{name: "extra key of the summary", args: []string{"--endpoint", srv.URL(), "public-keys"}, want: []any{"ssh-ed25519 AAAA k1"}},
 	}
 	for _, tc := range tests {
@@ -108,7 +110,7 @@ func TestMetadata(t *testing.T) {
 func TestMetadataNoPrivateNetworks(t *testing.T) {
 	srv := metadatatest.New(t)
 	srv.SetSummary(metadata.Summary{Hostname: "solo", InstanceID: 7, Region: "eu-central"})
-	cfg := writeFile(t, "config.yaml", "", 0o644)
+	cfg := writeFile(t, "config.yaml", "metadata:\n  timeout: 30s\n", 0o644)
 	r := runCLI(t, nil, "metadata", "--config", cfg, "--endpoint", srv.URL(), "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.JSONEq(t, `{"hostname":"solo","instance-id":7,"region":"eu-central","private-networks":[]}`, r.stdout)
@@ -116,7 +118,7 @@ func TestMetadataNoPrivateNetworks(t *testing.T) {
 
 func TestMetadataErrors(t *testing.T) {
 	srv := fakeMetadata(t)
-	cfg := writeFile(t, "config.yaml", "", 0o644)
+	cfg := writeFile(t, "config.yaml", "metadata:\n  timeout: 30s\n", 0o644)
 
 	// A loopback port nobody listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -136,7 +138,7 @@ func TestMetadataErrors(t *testing.T) {
 			want: []string{"hc-agent: metadata summary: unavailable", "connection refused"}},
 		{name: "unreachable key", args: []string{"--endpoint", closed, "--attempts", "1", "hostname"},
 			want: []string{"hc-agent: metadata hostname: unavailable"}},
-		{name: "server errors after the retry budget", args: []string{"--endpoint", broken.URL(), "--attempts", "2", "--timeout", "1s"},
+		{name: "server errors after the retry budget", args: []string{"--endpoint", broken.URL(), "--attempts", "2"},
 			want: []string{"hc-agent: metadata summary: unavailable: status 500 after 2 attempts"}},
 		{name: "key not in the summary", args: []string{"--endpoint", srv.URL(), "nope"},
 			want: []string{`hc-agent: metadata key "nope": not in the summary (keys: hostname, instance-id,`, "local-ipv4, public-keys)"}},

@@ -173,10 +173,12 @@ func (env *cliEnv) flagSet() *flag.FlagSet {
 	return fs
 }
 
-// parse parses args into fs. --help prints the command's usage to stdout and
-// returns errHelpShown; a bad flag returns a usage error.
+// parse parses args into fs; fs.Args() are then the positional arguments.
+// Flags may follow positional arguments ("metadata hostname --json");
+// everything after "--" is positional. --help prints the command's usage to
+// stdout and returns errHelpShown; a bad flag returns a usage error.
 func (env *cliEnv) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(flagsFirst(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			env.printCommandUsage(env.stdout, fs)
 			return errHelpShown
@@ -184,6 +186,44 @@ func (env *cliEnv) parse(fs *flag.FlagSet, args []string) error {
 		return &usageError{msg: err.Error()}
 	}
 	return nil
+}
+
+// flagsFirst moves the flags of args in front of the positional arguments,
+// which the flag package wants, and separates the two with "--" so that
+// positional arguments are never taken for flags.
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil || isBoolFlag(f) || i+1 == len(args) {
+			continue // unknown flags are reported by fs.Parse
+		}
+		flags = append(flags, args[i+1]) // the flag's value
+		i++
+	}
+	if len(positional) == 0 {
+		return flags
+	}
+	return append(append(flags, "--"), positional...)
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func (env *cliEnv) printGlobalUsage(w io.Writer) {

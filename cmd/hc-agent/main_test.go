@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -151,4 +152,28 @@ func TestVersionString(t *testing.T) {
 func TestOneLine(t *testing.T) {
 	assert.Equal(t, "a; b", oneLine("a\nb\n"))
 	assert.False(t, strings.Contains(oneLine("x\ny\nz"), "\n"))
+}
+
+func TestFlagsFirst(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{args: nil, want: nil},
+		{args: []string{"hostname"}, want: []string{"--", "hostname"}},
+		{args: []string{"hostname", "--json"}, want: []string{"--json", "--", "hostname"}},
+		{args: []string{"hostname", "--endpoint", "http://x", "--json"}, want: []string{"--endpoint", "http://x", "--json", "--", "hostname"}},
+		{args: []string{"--endpoint=http://x", "a"}, want: []string{"--endpoint=http://x", "--", "a"}},
+		{args: []string{"--json=false", "a", "--", "--json"}, want: []string{"--json=false", "--", "a", "--json"}},
+		{args: []string{"a", "--unknown", "b"}, want: []string{"--unknown", "--", "a", "b"}},
+		{args: []string{"-", "--endpoint"}, want: []string{"--endpoint", "--", "-"}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			fs.Bool("json", false, "")
+			fs.String("endpoint", "", "")
+			assert.Equal(t, tc.want, flagsFirst(fs, tc.args))
+		})
+	}
 }
