@@ -45,7 +45,8 @@ type Process struct {
 // Start writes conf to dir/keepalived.conf, removes stale pid files (a
 // leftover pid file makes keepalived refuse to start), and runs
 // `keepalived -n -l -D -P` in network namespace netns ("" runs it in the
-// caller's namespace). Transitions delivers the state changes it logs.
+// caller's namespace). Its log is appended to dir/keepalived.log with the
+// time each line was read; Transitions delivers the state changes it logs.
 func Start(netns, dir, conf string, log *slog.Logger) (*Process, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -87,7 +88,13 @@ func Start(netns, dir, conf string, log *slog.Logger) (*Process, error) {
 		done:     make(chan struct{}),
 		scanDone: make(chan struct{}),
 	}
-	go p.scan(out)
+	logf, err := os.OpenFile(filepath.Join(dir, "keepalived.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("open keepalived log in %s: %w", dir, err)
+	}
+	go p.scan(out, logf)
 	// This goroutine exits when keepalived has exited and its output is read.
 	go func() {
 		<-p.scanDone
@@ -138,12 +145,14 @@ func (p *Process) Tail() string {
 
 // scan reads keepalived's log until the pipe closes (when keepalived and
 // every child sharing its output have exited).
-func (p *Process) scan(r io.Reader) {
+func (p *Process) scan(r io.Reader, logf *os.File) {
 	defer close(p.scanDone)
+	defer logf.Close()
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		now := time.Now()
 		line := sc.Text()
+		fmt.Fprintf(logf, "%s %s\n", now.Format("15:04:05.000000"), line)
 		p.mu.Lock()
 		p.tail = append(p.tail, line)
 		if len(p.tail) > 8 {

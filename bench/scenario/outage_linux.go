@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hc-agent/hc-agent/bench"
@@ -21,6 +24,13 @@ const (
 	// groupSize is the number of servers in the outage scenarios: the
 	// classic trio (one holder, two standbys) for both subjects.
 	groupSize = 3
+	// settleTime is the pause between trials once every server runs the
+	// subject again: a restarted keepalived has heard several
+	// advertisements by then, a notify script has finished polling, and a
+	// restarted agent has gossiped with its peers. Without it a trial can
+	// start while the restarted member is still fresh, which is not the
+	// situation being measured.
+	settleTime = 3 * time.Second
 )
 
 // disruption is what happens to the holder in an outage trial.
@@ -39,27 +49,77 @@ func outageCluster(ctx context.Context, env Env, newSubject func(*cluster) subje
 		return nil, nil, err
 	}
 	sub := newSubject(c)
-	// The first server starts alone so it becomes the holder; keepalived
-	// needs three missed advertisements before it declares itself MASTER.
-	if err := sub.start(ctx, c.servers[0]); err != nil {
-		c.close()
-		return nil, nil, err
-	}
-	if err := waitServed(ctx, c, c.servers[0].Name(), 60*time.Second); err != nil {
-		c.close()
-		return nil, nil, fmt.Errorf("wait for %s to serve the floating ip: %w", sub.name(), err)
-	}
-	for _, s := range c.servers[1:] {
-		if err := sub.start(ctx, s); err != nil {
-			c.close()
-			return nil, nil, err
-		}
-	}
-	if err := sub.waitSettled(ctx); err != nil {
+	if err := bringUp(ctx, c, sub); err != nil {
 		c.close()
 		return nil, nil, err
 	}
 	return c, sub, nil
+}
+
+// bringUp starts the subject on the first server alone so that it becomes
+// the holder (keepalived needs three missed advertisements before it
+// declares itself MASTER), waits until it serves the floating IP, then
+// starts the others and waits until all have settled.
+func bringUp(ctx context.Context, c *cluster, sub subject) error {
+	if err := sub.start(ctx, c.servers[0]); err != nil {
+		return err
+	}
+	if err := waitServed(ctx, c, c.servers[0].Name(), 60*time.Second); err != nil {
+		return fmt.Errorf("wait for %s to serve the floating ip: %w", sub.name(), err)
+	}
+	for _, s := range c.servers[1:] {
+		if err := sub.start(ctx, s); err != nil {
+			return err
+		}
+	}
+	if err := sub.waitSettled(ctx); err != nil {
+		return err
+	}
+	return pause(ctx, settleTime)
+}
+
+// reset brings a cluster whose subject got stuck (for example keepalived's
+// MASTER and the API's holder disagreeing after a lost race) back to the
+// start: the subject is stopped everywhere, the floating IP is assigned to
+// the first server through the API, and bringUp runs again.
+func reset(ctx context.Context, c *cluster, sub subject) error {
+	for _, s := range c.servers {
+		sub.reap(s)
+	}
+	first := c.servers[0]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		fmt.Sprintf("%s/floating_ips/%d/actions/assign", c.cloud.APIEndpoint(), c.fip.ID()),
+		strings.NewReader(fmt.Sprintf(`{"server":%d}`, first.ID())))
+	if err != nil {
+		return fmt.Errorf("reset: build assign request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token(0))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := first.HTTPClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("reset: assign floating ip to %s: %w", first.Name(), err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("reset: assign floating ip to %s: status %d", first.Name(), resp.StatusCode)
+	}
+	if err := poll(ctx, 50*time.Millisecond, func() (bool, error) { return c.cloud.Holder(c.fip) == first.Name(), nil }); err != nil {
+		return fmt.Errorf("reset: wait for route to %s: %w", first.Name(), err)
+	}
+	return bringUp(ctx, c, sub)
+}
+
+// pause waits for d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // waitServed waits until a request from the client namespace to the
@@ -83,35 +143,61 @@ func waitServed(ctx context.Context, c *cluster, name string, timeout time.Durat
 	return nil
 }
 
+// errNotServing means the holder did not serve the floating IP before a
+// trial: the cluster was left inconsistent (for example two keepalived
+// MASTERs raced and the API's holder is not the VRRP MASTER).
+var errNotServing = errors.New("holder does not serve the floating ip")
+
 // outageTrials disrupts the current holder trials times and returns the
 // client-visible outage of each trial: the longest run of failed probe
 // requests, from the start of the first failed request to the start of the
 // first one answered again (by any server). A trial whose service does not
 // come back within trialTimeout is counted as failed. After each trial the
 // disrupted server is restored and rejoins as a standby, so the holder
-// alternates.
-func outageTrials(ctx context.Context, c *cluster, sub subject, how disruption, trials int) (samples []time.Duration, failed int, err error) {
-	for i := range trials {
+// alternates. After a failed trial, or when the cluster is found
+// inconsistent before one, it is reset (resets counts those).
+func outageTrials(ctx context.Context, c *cluster, sub subject, how disruption, trials int) (samples []time.Duration, failed, resets int, err error) {
+	for done := 0; done < trials; {
 		if ctx.Err() != nil {
-			return samples, failed, ctx.Err()
+			return samples, failed, resets, ctx.Err()
 		}
 		holderName := c.cloud.Holder(c.fip)
 		holder := c.cloud.Server(holderName)
+		var (
+			outage time.Duration
+			ok     bool
+			err    error
+		)
 		if holder == nil {
-			return samples, failed, fmt.Errorf("trial %d: floating ip has no holder", i+1)
-		}
-		d, ok, err := oneOutage(ctx, c, sub, holder, how)
-		if err != nil {
-			return samples, failed, fmt.Errorf("trial %d: %w", i+1, err)
-		}
-		if ok {
-			samples = append(samples, d)
+			err = fmt.Errorf("%w: no holder", errNotServing)
 		} else {
-			failed++
+			outage, ok, err = oneOutage(ctx, c, sub, holder, how)
 		}
-		c.env.Log.Info("outage trial", "subject", sub.name(), "trial", i+1, "holder", holderName, "outage", d, "ok", ok)
+		if ctx.Err() != nil {
+			return samples, failed, resets, ctx.Err()
+		}
+		switch {
+		case errors.Is(err, errNotServing):
+			resets++
+			c.env.Log.Warn("cluster inconsistent before a trial, resetting", "subject", sub.name(), "err", err)
+		case err != nil || !ok:
+			done++
+			failed++
+			c.env.Log.Warn("outage trial failed, resetting", "subject", sub.name(), "trial", done, "holder", holderName, "err", err)
+		default:
+			done++
+			samples = append(samples, outage)
+			c.env.Log.Info("outage trial", "subject", sub.name(), "trial", done, "holder", holderName, "outage", outage)
+			continue
+		}
+		if resets > trials {
+			return samples, failed, resets, fmt.Errorf("gave up after %d resets: %w", resets, err)
+		}
+		if rerr := reset(ctx, c, sub); rerr != nil {
+			return samples, failed, resets, fmt.Errorf("reset after %v: %w", err, rerr)
+		}
 	}
-	return samples, failed, nil
+	return samples, failed, resets, nil
 }
 
 // oneOutage runs one trial against holder and brings it back afterwards.
@@ -121,7 +207,7 @@ func oneOutage(ctx context.Context, c *cluster, sub subject, holder *simcloud.Se
 	probe := c.cloud.StartProbe(pctx, c.fip.URL(), probeInterval, probeTimeout)
 	if err := waitProbe(ctx, probe, func(s simcloud.Sample) bool { return s.OK() && s.Server == holder.Name() }, 10*time.Second); err != nil {
 		probe.Stop()
-		return 0, false, fmt.Errorf("holder %s does not serve before the trial: %w", holder.Name(), err)
+		return 0, false, fmt.Errorf("%w: %s before the trial: %w", errNotServing, holder.Name(), err)
 	}
 	stopped := make(chan error, 1)
 	switch how {
@@ -150,6 +236,9 @@ func oneOutage(ctx context.Context, c *cluster, sub subject, holder *simcloud.Se
 		if err := c.cloud.Restore(holder.Name()); err != nil {
 			return d, ok, err
 		}
+		if err := c.repairPrivateRoutes(ctx, holder); err != nil {
+			return d, ok, err
+		}
 		if p := c.names[holder.Name()]; p != nil {
 			_ = p.Wait()
 		}
@@ -162,15 +251,16 @@ func oneOutage(ctx context.Context, c *cluster, sub subject, holder *simcloud.Se
 		}
 	}
 	if !ok {
-		// Let the cloud finish whatever is pending before rejoining.
-		if err := waitMoved(ctx, c, holder.Name(), trialTimeout); err != nil {
-			return d, ok, fmt.Errorf("no server took over from %s: %w", holder.Name(), errors.Join(moved, err))
-		}
+		// The caller resets the cluster.
+		return d, false, fmt.Errorf("no server took over from %s: %w", holder.Name(), moved)
 	}
 	if err := sub.start(ctx, holder); err != nil {
 		return d, ok, err
 	}
-	return d, ok, sub.waitSettled(ctx)
+	if err := sub.waitSettled(ctx); err != nil {
+		return d, ok, err
+	}
+	return d, ok, pause(ctx, settleTime)
 }
 
 // waitProbe waits until the probe's latest sample satisfies cond.
@@ -183,21 +273,14 @@ func waitProbe(ctx context.Context, p *simcloud.Probe, cond func(simcloud.Sample
 	})
 }
 
-// waitMoved waits until the floating IP is routed away from server name.
-func waitMoved(ctx context.Context, c *cluster, name string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return poll(ctx, 50*time.Millisecond, func() (bool, error) {
-		h := c.cloud.Holder(c.fip)
-		return h != "" && h != name, nil
-	})
-}
-
 // Outages is the result of the outage scenarios for one subject.
 type Outages struct {
 	Crash    map[time.Duration]bench.Summary // by action delay
 	Handover *bench.Summary                  // nil when not measured
-	Err      error
+	// Resets counts how often the cluster was found inconsistent before a
+	// trial and had to be rebuilt, by kind ("crash", "handover").
+	Resets map[string]int
+	Err    error
 }
 
 // RunOutages measures the crash failover outage of one subject with each
@@ -205,7 +288,7 @@ type Outages struct {
 // delay. An error that prevents the scenario is returned in Err with the
 // summaries measured so far.
 func RunOutages(ctx context.Context, env Env, subjectName string, delays []time.Duration, handover bool) Outages {
-	res := Outages{Crash: map[time.Duration]bench.Summary{}}
+	res := Outages{Crash: map[time.Duration]bench.Summary{}, Resets: map[string]int{}}
 	newSubject := func(c *cluster) subject { return agentSubject{c} }
 	if subjectName == bench.SubjectKeepalived {
 		newSubject = func(c *cluster) subject { return keepalivedSubject{c} }
@@ -221,8 +304,9 @@ func RunOutages(ctx context.Context, env Env, subjectName string, delays []time.
 	defer c.close()
 	for _, d := range delays {
 		c.sim.SetActionDelay(d)
-		samples, failed, err := outageTrials(ctx, c, sub, crash, env.Trials)
+		samples, failed, resets, err := outageTrials(ctx, c, sub, crash, env.Trials)
 		res.Crash[d] = bench.Summarize(samples, failed)
+		res.Resets["crash"] += resets
 		if err != nil {
 			res.Err = fmt.Errorf("%s crash trials with action delay %v: %w", subjectName, d, err)
 			return res
@@ -230,8 +314,9 @@ func RunOutages(ctx context.Context, env Env, subjectName string, delays []time.
 	}
 	if handover {
 		c.sim.SetActionDelay(delays[0])
-		samples, failed, err := outageTrials(ctx, c, sub, sigterm, env.Trials)
+		samples, failed, resets, err := outageTrials(ctx, c, sub, sigterm, env.Trials)
 		h := bench.Summarize(samples, failed)
+		res.Resets["handover"] += resets
 		res.Handover = &h
 		if err != nil {
 			res.Err = fmt.Errorf("%s hand-over trials: %w", subjectName, err)

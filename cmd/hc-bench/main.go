@@ -45,6 +45,7 @@ type options struct {
 	src      string // module directory, for building hc-agent
 	goTool   string
 	agentBin string // prebuilt hc-agent; empty builds one
+	keep     bool   // keep the scratch directory (configs, logs)
 	log      *slog.Logger
 }
 
@@ -60,6 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.src, "src", ".", "hc-agent module directory (to build ./cmd/hc-agent)")
 	fs.StringVar(&o.goTool, "go", "go", "go tool used to build hc-agent")
 	fs.StringVar(&o.agentBin, "agent", "", "use this hc-agent binary instead of building one")
+	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory with every config and log, and print its path")
 	fs.StringVar(&level, "log-level", "warn", "harness log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err

@@ -65,7 +65,13 @@ func newHarness(ctx context.Context, o options) (*harness, error) {
 	return h, nil
 }
 
-func (h *harness) close() { _ = os.RemoveAll(h.dir) }
+func (h *harness) close() {
+	if h.o.keep {
+		h.o.log.Warn("scratch directory kept", "dir", h.dir)
+		return
+	}
+	_ = os.RemoveAll(h.dir)
+}
 
 func (h *harness) env() scenario.Env {
 	return scenario.Env{AgentBin: h.agentBin, WorkDir: h.dir, Log: h.o.log, Trials: h.o.trials, Quick: h.o.quick}
@@ -159,10 +165,27 @@ func runFailover(ctx context.Context, h *harness) bench.Section {
 	if base.Err != nil {
 		sec.Notes = append(sec.Notes, "keepalived: "+base.Err.Error())
 	}
+	sec.Notes = append(sec.Notes, resetNotes(agent, base, "crash")...)
 	if len(sec.Rows) == 0 {
 		sec.Unavailable = "no trial completed; see notes"
 	}
 	return sec
+}
+
+// resetNotes reports how often a cluster was found inconsistent before a
+// trial (not counted as a trial) and rebuilt.
+func resetNotes(agent, base *scenario.Outages, kind string) []string {
+	var notes []string
+	for _, x := range []struct {
+		name string
+		r    *scenario.Outages
+	}{{bench.SubjectAgent, agent}, {bench.SubjectKeepalived, base}} {
+		if x.r != nil && x.r.Resets[kind] > 0 {
+			notes = append(notes, fmt.Sprintf("%s: the cluster was found inconsistent %d time(s) before a trial "+
+				"(floating IP not served by the API's holder) and was reset; those are not counted as trials", x.name, x.r.Resets[kind]))
+		}
+	}
+	return notes
 }
 
 // ratioRows returns keepalived/hc-agent ratios of p50 and p95 when both
@@ -201,6 +224,7 @@ func runHandover(ctx context.Context, h *harness) bench.Section {
 	} else if res.Err != nil {
 		sec.Notes = append(sec.Notes, "keepalived: "+res.Err.Error())
 	}
+	sec.Notes = append(sec.Notes, resetNotes(h.outages[bench.SubjectAgent], h.outages[bench.SubjectKeepalived], "handover")...)
 	if a != nil && k != nil && a.N > 0 && k.N > 0 && a.P50 > 0 {
 		sec.Rows = append(sec.Rows, ratioRows("SIGTERM", a, k)...)
 	}

@@ -1,0 +1,15 @@
+package scenario
+
+import (
+	"os"
+	"testing"
+
+	"github.com/hc-agent/hc-agent/simcloud"
+)
+
+// TestMain lets the simulated cloud re-execute the test binary as its name
+// service helper.
+func TestMain(m *testing.M) {
+	simcloud.RunHelper()
+	os.Exit(m.Run())
+}
