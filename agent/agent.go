@@ -91,6 +91,8 @@ type Env struct {
 	StateDir string
 	Log      *slog.Logger
 	Metrics  *metrics.Metrics
+	// Version is the agent's version (User-Agent of API requests).
+	Version string
 	// Report must be called after every reconcile run (success or not): it
 	// records metrics, pings the systemd watchdog and sends READY=1 after the
 	// first success.
@@ -330,6 +332,7 @@ func (a *Agent) build(ctx context.Context, sum metadata.Summary) ([]namedCompone
 		StateDir: a.cfg.StateDir,
 		Log:      a.log,
 		Metrics:  a.metrics,
+		Version:  a.deps.Build.Version,
 		Report:   a.report,
 	}
 	var comps []namedComponent
@@ -358,6 +361,9 @@ func (a *Agent) build(ctx context.Context, sum metadata.Summary) ([]namedCompone
 		}
 	}
 	var groups []Group
+	if a.deps.NewGroups == nil && len(a.cfg.Groups) > 0 {
+		a.log.Warn("failover groups configured but not available in this build: not started")
+	}
 	if a.deps.NewGroups != nil && len(a.cfg.Groups) > 0 {
 		gs, err := a.deps.NewGroups(ctx, env)
 		if err != nil {

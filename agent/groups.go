@@ -1,0 +1,171 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+
+	"github.com/hc-agent/hc-agent/cloudapi"
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
+	"github.com/hc-agent/hc-agent/metadata"
+)
+
+// GroupWiring holds the parts of a failover group that package floatingip
+// builds and the agent cannot: the host configuration of floating IP
+// addresses and the gossip membership.
+type GroupWiring struct {
+	// Host configures floating IP addresses on the public NIC. Required.
+	Host floatingip.Host
+	// NewMembership starts the membership of one group in memberlist mode
+	// (floatingip.NewGossip with the group's key); bind is the private
+	// address to gossip on and peers the other members' addresses.
+	NewMembership func(g config.Group, self int64, bind string, peers []string, log *slog.Logger) (floatingip.Membership, error)
+	// PrivateNetworks gives the default bind address (the first private
+	// IP). *metadata.Client satisfies it.
+	PrivateNetworks interface {
+		PrivateNetworks(ctx context.Context) ([]metadata.PrivateNetwork, error)
+	}
+}
+
+// groupAdapter makes a *floatingip.Group an agent Group.
+type groupAdapter struct{ *floatingip.Group }
+
+func (g groupAdapter) Status() any  { return g.Group.Status() }
+func (g groupAdapter) Role() string { return string(g.Group.Status().Role) }
+
+// GroupsFactory returns Deps.NewGroups for w: one floatingip.Group per
+// configured group, all sharing one API client (one rate-limit budget).
+func GroupsFactory(w GroupWiring) func(context.Context, Env) ([]Group, error) {
+	return func(ctx context.Context, env Env) ([]Group, error) {
+		if w.Host == nil {
+			return nil, errors.New("failover groups: no floating ip host configuration")
+		}
+		api := NewAPIClient(env.Config, env.Metrics, env.Log, env.Version)
+		cloud := CloudAdapter{C: api}
+		self := env.Summary.InstanceID
+		var groups []Group
+		for _, g := range env.Config.Groups {
+			grp, err := newGroup(ctx, w, env, api, cloud, self, g)
+			if err != nil {
+				return nil, err
+			}
+			groups = append(groups, groupAdapter{grp})
+		}
+		return groups, nil
+	}
+}
+
+func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client, cloud CloudAdapter, self int64, g config.Group) (*floatingip.Group, error) {
+	log := env.Log.With("group", g.Name)
+	peers := append([]string(nil), g.Peers...)
+	if g.PeerSelector != "" {
+		servers, err := api.ListServers(ctx, g.PeerSelector)
+		if err != nil {
+			return nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
+		}
+		for _, s := range servers {
+			if s.ID == self || len(s.PrivateNets) == 0 {
+				continue
+			}
+			peers = append(peers, s.PrivateNets[0].IP.String())
+		}
+	}
+	ipv6Host := netip.Addr{}
+	if h := env.Config.FloatingIPs.IPv6Host; h != "" {
+		a, err := netip.ParseAddr(h)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: parse floating_ips.ipv6_host %q: %w", g.Name, h, err)
+		}
+		ipv6Host = a
+	}
+	gc := floatingip.GroupConfig{
+		Name:               g.Name,
+		Self:               self,
+		Priority:           g.Priority,
+		FloatingIPs:        g.FloatingIPs,
+		FloatingIPSelector: g.FloatingIPSelector,
+		ExpectedSize:       len(peers) + 1,
+		Mode:               g.Mode,
+		Preempt:            g.Preempt,
+		PreemptDelay:       g.PreemptDelay,
+		MaxMovesPerMinute:  g.MaxMovesPerMinute,
+		IPv6Host:           ipv6Host,
+		Health: floatingip.HealthConfig{
+			Type: g.Health.Type, Target: g.Health.Target, Command: g.Health.Command,
+			Interval: g.Health.Interval, Timeout: g.Health.Timeout, Rise: g.Health.Rise, Fall: g.Health.Fall,
+		},
+	}
+	deps := floatingip.GroupDeps{
+		Cloud:  cloud,
+		Host:   w.Host,
+		Urgent: cloudapi.WithUrgent,
+		Hooks:  GroupHooks(env.Metrics),
+		Log:    env.Log,
+	}
+	if gc.ExpectedSize == 2 {
+		deps.PeerCheck = apiPeerCheck(api)
+	}
+	switch g.Mode {
+	case "keepalived":
+		events := make(chan floatingip.NotifyEvent, 16)
+		// Exits when ctx (the agent's run context) is done.
+		go func() {
+			if err := floatingip.ReadNotifyFIFO(ctx, g.KeepalivedFIFO, g.KeepalivedInstance, log, events); err != nil && ctx.Err() == nil {
+				log.Error("keepalived notify fifo failed", "fifo", g.KeepalivedFIFO, "error", err.Error())
+			}
+		}()
+		deps.Notify = events
+	default:
+		if w.NewMembership == nil {
+			return nil, fmt.Errorf("group %s: memberlist mode is not available in this build", g.Name)
+		}
+		bind := g.Bind
+		if bind == "" && w.PrivateNetworks != nil {
+			nets, err := w.PrivateNetworks.PrivateNetworks(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("group %s: find the private address to gossip on: %w", g.Name, err)
+			}
+			if len(nets) > 0 {
+				bind = nets[0].IP.String()
+			}
+		}
+		if bind == "" {
+			return nil, fmt.Errorf("group %s: no private network to gossip on; set bind", g.Name)
+		}
+		m, err := w.NewMembership(g, self, bind, peers, log)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: %w", g.Name, err)
+		}
+		deps.Membership = m
+	}
+	grp, err := floatingip.NewGroup(gc, deps)
+	if err != nil {
+		if deps.Membership != nil {
+			deps.Membership.Leave(context.WithoutCancel(ctx))
+		}
+		return nil, err
+	}
+	return grp, nil
+}
+
+// apiPeerCheck is the second path of a group of two: the API's view of the
+// peer server. A server that is off, deleted or not running is down.
+func apiPeerCheck(api *cloudapi.Client) floatingip.PeerCheck {
+	return func(ctx context.Context, peerID int64) (floatingip.PeerState, error) {
+		s, err := api.GetServer(ctx, peerID)
+		if cloudapi.IsError(err, "not_found") {
+			return floatingip.PeerDown, nil
+		}
+		if err != nil {
+			return floatingip.PeerUnknown, fmt.Errorf("read peer server %s: %w", strconv.FormatInt(peerID, 10), err)
+		}
+		if s.Status == "running" {
+			return floatingip.PeerUp, nil
+		}
+		return floatingip.PeerDown, nil
+	}
+}

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
+	"github.com/hc-agent/hc-agent/metadata"
+)
+
+// soloMembership is a membership in which this server is alone.
+type soloMembership struct {
+	mu      sync.Mutex
+	self    int64
+	local   floatingip.LocalState
+	changes chan struct{}
+	left    bool
+}
+
+func (m *soloMembership) Members() []floatingip.Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return []floatingip.Member{{ID: m.self, Alive: true, Priority: m.local.Priority,
+		Healthy: m.local.Healthy, Candidate: m.local.Candidate, Holding: m.local.Holding}}
+}
+
+func (m *soloMembership) SetLocal(l floatingip.LocalState) error {
+	m.mu.Lock()
+	m.local = l
+	m.mu.Unlock()
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (m *soloMembership) Changes() <-chan struct{} { return m.changes }
+
+func (m *soloMembership) Leave(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.left = true
+	return nil
+}
+
+// fakeHost records what Set configured per owner.
+type fakeHost struct {
+	mu  sync.Mutex
+	set map[string][]netip.Prefix
+}
+
+func (h *fakeHost) Set(ctx context.Context, owner string, prefixes []netip.Prefix) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.set[owner] = append([]netip.Prefix(nil), prefixes...)
+	return nil
+}
+
+func (h *fakeHost) get(owner string) []netip.Prefix {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.set[owner]
+}
+
+// TestGroupsFactory runs the agent with one failover group of one member
+// against the API simulator on loopback: the group takes the floating IP,
+// configures it, shows up in /status and the metrics, and leaves on stop.
+func TestGroupsFactory(t *testing.T) {
+	const token = "sim-token-0123456789"
+	sim := cloudapitest.New(cloudapitest.WithTokens(token))
+	t.Cleanup(sim.Close)
+	self := sim.AddServer(cloudapitest.Server{Name: "web-1"})
+	sim.AddFloatingIP(cloudapitest.FloatingIP{Name: "vip", Prefix: netip.MustParsePrefix("203.0.113.1/32")})
+	assigned := make(chan int64, 4)
+	sim.OnAssign(func(fip, server int64, ip netip.Prefix) { assigned <- server })
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+
+	cfg := config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: "off"}}
+	cfg.API = config.API{Endpoint: ts.URL + "/v1", Token: token}
+	g := config.DefaultGroup()
+	g.Name, g.FloatingIPs, g.Insecure, g.Bind = "web", []string{"vip"}, true, "10.0.0.2"
+	cfg.Groups = []config.Group{g}
+
+	host := &fakeHost{set: map[string][]netip.Prefix{}}
+	var membership *soloMembership
+	wiring := GroupWiring{
+		Host: host,
+		NewMembership: func(g config.Group, id int64, bind string, peers []string, log *slog.Logger) (floatingip.Membership, error) {
+			assert.Equal(t, "10.0.0.2", bind)
+			assert.Empty(t, peers)
+			membership = &soloMembership{self: id, changes: make(chan struct{}, 1)}
+			return membership, nil
+		},
+	}
+	a, err := New(cfg, Deps{
+		Metadata:  &fakeMetadata{sum: metadata.Summary{InstanceID: self}},
+		Notify:    func(string) error { return nil },
+		Watchdog:  func() (time.Duration, error) { return 0, nil },
+		NewGroups: GroupsFactory(wiring),
+		// Alone in its group, the holder has nobody to hand over to: the
+		// handover waits for its timeout.
+		HandoverTimeout: 300 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+
+	t0 := time.Now()
+	select {
+	case got := <-assigned:
+		t.Logf("assigned after %s", time.Since(t0))
+		assert.Equal(t, self, got)
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	}
+	// Fast path: the address is configured before the API is asked.
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("203.0.113.1/32")}, host.get("group:web"))
+	st := a.Status()
+	require.Len(t, st.Groups, 1)
+	gs, ok := st.Groups[0].(floatingip.Status)
+	require.True(t, ok)
+	assert.Equal(t, "web", gs.Name)
+
+	t0 = time.Now()
+	cancel()
+	require.NoError(t, <-done)
+	t.Logf("stop took %s", time.Since(t0))
+	assert.True(t, membership.left, "the group did not leave its membership")
+}
