@@ -32,3 +32,11 @@ func (c Config) YAML() ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// Redacted returns a copy of c whose API token, when set, is replaced by
+// "[redacted]", for code that reaches the value without Secret's methods
+// (reflection-based dumps, Reveal by mistake). An unset token stays empty.
+func (c Config) Redacted() Config {
+	c.API.Token = Secret(c.API.Token.shown())
+	return c
+}

@@ -109,3 +109,12 @@ func TestEmptySecretIsVisiblyEmpty(t *testing.T) {
 	assert.Equal(t, `""`, string(js))
 	assert.Equal(t, "", s.LogValue().String())
 }
+
+func TestRedacted(t *testing.T) {
+	c := Default()
+	c.API.Token = testToken
+	r := c.Redacted()
+	assert.Equal(t, "[redacted]", r.API.Token.Reveal())
+	assert.Equal(t, testToken, c.API.Token.Reveal(), "the original keeps its token")
+	assert.Equal(t, "", Default().Redacted().API.Token.Reveal())
+}
