@@ -69,6 +69,8 @@ type options struct {
 	log         *slog.Logger
 	api         http.Handler
 	metadataLag time.Duration
+	// afterFunc schedules the delayed metadata updates; tests replace it.
+	afterFunc func(time.Duration, func()) interface{ Stop() bool }
 }
 
 // WithLogger sets the logger. The default discards everything.
@@ -100,7 +102,7 @@ type Cloud struct {
 	fips      []*FloatingIP
 	procs     []*Proc
 	attachSeq int
-	timers    []*time.Timer
+	timers    []interface{ Stop() bool }
 	nsList    []*namespace
 	sim       *cloudapitest.Sim // set by ConnectAPI
 }
@@ -110,7 +112,12 @@ type Cloud struct {
 // namespaces left behind by earlier runs whose process is gone. On error
 // everything built so far is torn down.
 func New(ctx context.Context, opts ...Option) (_ *Cloud, err error) {
-	o := options{log: slog.New(slog.DiscardHandler)}
+	o := options{
+		log: slog.New(slog.DiscardHandler),
+		afterFunc: func(d time.Duration, f func()) interface{ Stop() bool } {
+			return time.AfterFunc(d, f)
+		},
+	}
 	for _, opt := range opts {
 		opt(&o)
 	}

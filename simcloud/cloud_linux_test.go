@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -335,4 +336,79 @@ func TestAttachDetachHotplug(t *testing.T) {
 	assert.Len(t, nets, 1)
 	_, err = n.router.nl.LinkByName(alpha.peer())
 	assert.ErrorAs(t, err, new(netlink.LinkNotFoundError))
+}
+
+// manualTimers replaces time.AfterFunc: fire runs the due functions.
+type manualTimers struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+type manualTimer struct{}
+
+func (manualTimer) Stop() bool { return true }
+
+func (m *manualTimers) afterFunc(_ time.Duration, f func()) interface{ Stop() bool } {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fns = append(m.fns, f)
+	return manualTimer{}
+}
+
+func (m *manualTimers) fire() {
+	m.mu.Lock()
+	fns := m.fns
+	m.fns = nil
+	m.mu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}
+
+func TestMetadataLag(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("simcloud needs root to create network namespaces; run the tests as root")
+	}
+	timers := &manualTimers{}
+	c, err := New(t.Context(), WithMetadataLag(time.Second), func(o *options) { o.afterFunc = timers.afterFunc })
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, c.Close()) })
+	_, err = c.AddNetwork(NetworkSpec{Name: "net-a", Network: mustPrefix("10.0.0.0/16")})
+	require.NoError(t, err)
+	s, err := c.AddServer(ServerSpec{Name: "alpha"})
+	require.NoError(t, err)
+	names := func() []string {
+		_, nets := s.Metadata()
+		var out []string
+		for _, n := range nets {
+			out = append(out, fmt.Sprintf("%s %s %v", n.NetworkName, n.IP, n.AliasIPs))
+		}
+		return out
+	}
+	hasNIC := func() bool {
+		_, err := s.NetlinkHandle().LinkByName("ens10")
+		return err == nil
+	}
+	steps := []struct {
+		name   string
+		op     func() error
+		nic    bool
+		before []string // metadata before the lag passed
+		after  []string // and after
+	}{
+		{"attach", func() error { return c.AttachNetwork("alpha", "net-a") }, true, nil, []string{"net-a 10.0.0.2 []"}},
+		{"alias", func() error {
+			return c.SetAliasIPs("alpha", "net-a", []netip.Addr{netip.MustParseAddr("10.0.0.9")})
+		}, true, []string{"net-a 10.0.0.2 []"}, []string{"net-a 10.0.0.2 [10.0.0.9]"}},
+		{"detach", func() error { return c.DetachNetwork("alpha", "net-a") }, false, []string{"net-a 10.0.0.2 [10.0.0.9]"}, nil},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			require.NoError(t, st.op())
+			assert.Equal(t, st.nic, hasNIC(), "the NIC changes at once")
+			assert.Equal(t, st.before, names(), "metadata before the lag")
+			timers.fire()
+			assert.Equal(t, st.after, names(), "metadata after the lag")
+		})
+	}
 }

@@ -26,7 +26,11 @@ func (s *Server) StartNameService(ctx context.Context, port int) (*Proc, error) 
 	}
 	// The service outlives ctx (it runs until Close or Kill); ctx only
 	// bounds the wait for readiness.
-	p, err := s.Start(context.WithoutCancel(ctx), "name-service", []string{exe}, env)
+	// -test.run=^$ makes a test binary whose TestMain forgot RunHelper
+	// exit at once instead of running its tests inside the server; a
+	// program that calls RunHelper first never sees the flag.
+	argv := []string{exe, "-test.run=^$"}
+	p, err := s.Start(context.WithoutCancel(ctx), "name-service", argv, env)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +50,7 @@ func (s *Server) StartNameService(ctx context.Context, port int) (*Proc, error) 
 		}
 		select {
 		case <-p.Done():
-			return nil, fmt.Errorf("start name service on %s: exited: %v: %s", s.name, p.Wait(), p.Output())
+			return nil, fmt.Errorf("start name service on %s: exited (does main or TestMain call simcloud.RunHelper first?): %v: %s", s.name, p.Wait(), p.Output())
 		case <-ctx.Done():
 			_ = p.Kill()
 			return nil, fmt.Errorf("start name service on %s: wait for port %d: %w", s.name, port, ctx.Err())

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -613,7 +612,7 @@ func (c *Cloud) afterMetadataLag(fn func()) {
 		fn()
 		return
 	}
-	t := time.AfterFunc(c.opts.metadataLag, func() {
+	t := c.opts.afterFunc(c.opts.metadataLag, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		fn()
