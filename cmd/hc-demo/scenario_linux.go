@@ -61,6 +61,11 @@ func scenario(ctx context.Context, d *demo, o options, log *slog.Logger) (err er
 
 	agent := o.agent
 	if agent != "" {
+		// ip netns exec runs it from our working directory, but absolute
+		// paths read better in the process list.
+		if abs, aerr := filepath.Abs(agent); aerr == nil {
+			agent = abs
+		}
 		if st, serr := os.Stat(agent); serr != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			fmt.Fprintf(d.out, "note: no executable hc-agent at %q; the steps that need it are skipped\n", agent)
 			agent = ""
@@ -227,7 +232,10 @@ func (w *world) startAgents(ctx context.Context, d *demo, agent string) error {
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return fmt.Errorf("write %s: %w", cfgPath, err)
 		}
-		p, err := s.Start(ctx, "hc-agent", []string{agent, "run", "--config", cfgPath}, nil)
+		// Set explicitly: a token or endpoint in the caller's environment
+		// would win over the config file and must never reach the demo.
+		env := []string{"HCLOUD_TOKEN=" + w.token, "HCLOUD_ENDPOINT=" + w.c.APIEndpoint()}
+		p, err := s.Start(ctx, "hc-agent", []string{agent, "run", "--config", cfgPath}, env)
 		if err != nil {
 			return err
 		}
