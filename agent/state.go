@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,10 +36,35 @@ func LoadState(dir string) (st State, ok bool, err error) {
 	if err != nil {
 		return State{}, false, fmt.Errorf("read state %s: %w", filepath.Join(dir, StateFile), err)
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return State{}, false, fmt.Errorf("parse state %s: %w", filepath.Join(dir, StateFile), err)
+	st, err = ParseState(b)
+	if err != nil {
+		return State{}, false, fmt.Errorf("load %s: %w", filepath.Join(dir, StateFile), err)
 	}
 	return st, true, nil
+}
+
+// ParseState decodes a state record. Unknown keys are errors: a record this
+// version does not understand cannot prove whose state it is.
+func ParseState(b []byte) (State, error) {
+	var st State
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return State{}, fmt.Errorf("parse state record: %w", err)
+	}
+	if dec.More() {
+		return State{}, errors.New("parse state record: trailing data")
+	}
+	return st, nil
+}
+
+// Marshal encodes st as indented JSON, as SaveState writes it.
+func (st State) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode state record: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // SaveState writes st to StateFile in dir atomically (temporary file and
@@ -47,16 +73,16 @@ func SaveState(dir string, st State) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir %s: %w", dir, err)
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := st.Marshal()
 	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
+		return err
 	}
 	path := filepath.Join(dir, StateFile)
 	tmp, err := os.CreateTemp(dir, StateFile+".*")
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
-	_, werr := tmp.Write(append(b, '\n'))
+	_, werr := tmp.Write(b)
 	serr := tmp.Sync()
 	cerr := tmp.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {

@@ -142,3 +142,54 @@ func TestKeepLoopBusy(t *testing.T) {
 		<-done
 	})
 }
+
+func TestParseState(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    State
+		wantErr string
+	}{
+		{name: "full", in: `{"instance_id": 42, "created_at": "2026-01-02T03:04:05Z", "version": "v1"}`,
+			want: State{InstanceID: 42, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Version: "v1"}},
+		{name: "id only", in: `{"instance_id": 7}`, want: State{InstanceID: 7}},
+		{name: "unknown key", in: `{"instance_id": 7, "hostname": "x"}`, wantErr: "unknown field"},
+		{name: "trailing", in: `{"instance_id": 7} {}`, wantErr: "trailing data"},
+		{name: "not json", in: `instance_id: 7`, wantErr: "parse state record"},
+		{name: "wrong type", in: `{"instance_id": "7"}`, wantErr: "parse state record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseState([]byte(tt.in))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// FuzzParseState: no panic, and parse → marshal → parse is stable.
+func FuzzParseState(f *testing.F) {
+	for _, s := range []string{
+		`{"instance_id": 42, "created_at": "2026-01-02T03:04:05Z", "version": "v1"}`,
+		`{"instance_id": 7}`, `{"instance_id": 7} {}`, `{}`, `null`, `{"instance_id": -1, "version": "\u00e9"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := ParseState(b)
+		if err != nil {
+			return
+		}
+		out, err := st.Marshal()
+		require.NoError(t, err)
+		again, err := ParseState(out)
+		require.NoError(t, err, "re-parse %s", out)
+		assert.True(t, st.CreatedAt.Equal(again.CreatedAt))
+		st.CreatedAt, again.CreatedAt = time.Time{}, time.Time{}
+		assert.Equal(t, st, again)
+	})
+}
