@@ -2,9 +2,13 @@ package agent
 
 import (
 	"context"
+	"encoding/base64"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -139,4 +143,33 @@ func TestGroupsFactory(t *testing.T) {
 	require.NoError(t, <-done)
 	t.Logf("stop took %s", time.Since(t0))
 	assert.True(t, membership.left, "the group did not leave its membership")
+}
+
+func TestNewGossip(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600))
+
+	t.Run("missing key file", func(t *testing.T) {
+		g := config.Group{Name: "web", KeyFile: filepath.Join(dir, "nope"), Port: port}
+		_, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler))
+		require.ErrorContains(t, err, "read gossip key")
+	})
+	t.Run("no key and not insecure", func(t *testing.T) {
+		_, err := NewGossip(config.Group{Name: "web", Port: port}, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler))
+		require.ErrorContains(t, err, "no key file")
+	})
+	t.Run("encrypted on loopback", func(t *testing.T) {
+		g := config.Group{Name: "web", KeyFile: keyFile, Port: port}
+		m, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		defer m.Leave(context.Background())
+		members := m.Members()
+		require.Len(t, members, 1)
+		assert.Equal(t, int64(1), members[0].ID)
+	})
 }

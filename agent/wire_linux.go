@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/metrics"
 	"github.com/hc-agent/hc-agent/netconf"
@@ -26,6 +27,11 @@ type System struct {
 	// Netns, when set, makes netlink work in that namespace (tests create
 	// one). The metadata and API clients still dial from the current one.
 	Netns *netns.NsHandle
+	// FloatingIPHost configures floating IP addresses on the public NIC.
+	// Failover groups start only when it is set.
+	// TODO(floatingip): default to the floatingip host applier over the
+	// netlink handle once that package provides it.
+	FloatingIPHost floatingip.Host
 }
 
 // Wire returns the production dependencies for cfg: the metadata client and
@@ -53,7 +59,38 @@ func Wire(cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys Syst
 		Metadata:   md,
 		NewNetconf: netconfFactory(h, md, sys),
 	}
+	if sys.FloatingIPHost != nil {
+		deps.NewGroups = GroupsFactory(GroupWiring{
+			Host:            sys.FloatingIPHost,
+			NewMembership:   NewGossip,
+			PrivateNetworks: md,
+		})
+	}
 	return deps, h.Close, nil
+}
+
+// NewGossip is GroupWiring.NewMembership for production: memberlist over
+// the private network, encrypted with the group's key file (config
+// validation refuses a memberlist group without one unless insecure).
+func NewGossip(g config.Group, self int64, bind string, peers []string, log *slog.Logger) (floatingip.Membership, error) {
+	var key []byte
+	if g.KeyFile != "" {
+		k, err := floatingip.LoadKeyFile(g.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	}
+	return floatingip.NewGossip(floatingip.GossipConfig{
+		Group:    g.Name,
+		Self:     self,
+		Bind:     bind,
+		Port:     g.Port,
+		Peers:    peers,
+		Key:      key,
+		Insecure: g.Insecure,
+		Log:      log,
+	})
 }
 
 func orDefault(s, def string) string {
