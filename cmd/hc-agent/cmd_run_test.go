@@ -4,16 +4,57 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
-	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/hc-agent/hc-agent/metadata/metadatatest"
 )
 
+// notifySocket listens like systemd on a NOTIFY_SOCKET datagram socket and
+// returns the messages the daemon sends.
+func notifySocket(t *testing.T) <-chan string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hcagent-run") // short: socket paths are limited
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	require.NoError(t, err)
+	t.Setenv("NOTIFY_SOCKET", path)
+	msgs := make(chan string, 64)
+	done := make(chan struct{})
+	go func() { // exits when conn is closed in Cleanup
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return msgs
+}
+
+// TestRunBlocksUntilCancelled runs the real daemon against the fake metadata
+// service on loopback, with private networks off and no listener, so that it
+// neither contacts 169.254.169.254 nor changes this machine's network: it
+// reports READY=1 to systemd and runs until cancelled.
 func TestRunBlocksUntilCancelled(t *testing.T) {
-	cfg := writeFile(t, "config.yaml", "log:\n  level: debug\n", 0o644)
+	md := metadatatest.New(t)
+	md.SetSummary(metadata.Summary{InstanceID: 42, Hostname: "web-1"})
+	cfg := writeFile(t, "config.yaml", "log:\n  level: debug\nstate_dir: "+t.TempDir()+
+		"\nmetadata:\n  endpoint: "+md.URL()+"\nprivate_networks:\n  enabled: false\nmetrics:\n  listen: \"off\"\n", 0o644)
 	tests := []struct {
 		name      string
 		args      []string
@@ -25,6 +66,7 @@ func TestRunBlocksUntilCancelled(t *testing.T) {
 			checkLogs: func(t *testing.T, logs string) {
 				assert.Contains(t, logs, `msg="hc-agent starting"`)
 				assert.Contains(t, logs, "api_token=[redacted]")
+				assert.Contains(t, logs, "msg=ready")
 				assert.Contains(t, logs, `msg="hc-agent stopping" reason="context canceled"`)
 			},
 		},
@@ -33,7 +75,11 @@ func TestRunBlocksUntilCancelled(t *testing.T) {
 			args: []string{"run", "--config", cfg, "--log-format", "json"},
 			checkLogs: func(t *testing.T, logs string) {
 				lines := strings.Split(strings.TrimSpace(logs), "\n")
-				require.Len(t, lines, 2)
+				require.GreaterOrEqual(t, len(lines), 2)
+				for _, l := range lines {
+					var m map[string]any
+					require.NoError(t, json.Unmarshal([]byte(l), &m), l)
+				}
 				var first map[string]any
 				require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
 				assert.Equal(t, "hc-agent starting", first["msg"])
@@ -44,29 +90,51 @@ func TestRunBlocksUntilCancelled(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				ctx, cancel := context.WithCancel(t.Context())
-				var out, errb bytes.Buffer
-				env := newEnv(&out, &errb, func(k string) string {
-					return map[string]string{"HCLOUD_TOKEN": secretToken}[k]
-				})
-				done := make(chan int)
-				go func() { done <- execute(ctx, env, tc.args) }()
-
-				synctest.Wait() // run is now blocked on ctx
+			msgs := notifySocket(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var out, errb syncBuffer
+			env := newEnv(&out, &errb, func(k string) string {
+				return map[string]string{"HCLOUD_TOKEN": secretToken}[k]
+			})
+			done := make(chan int, 1)
+			go func() { done <- execute(ctx, env, tc.args) }()
+		wait:
+			for {
 				select {
+				case m := <-msgs:
+					if m == "READY=1" {
+						break wait
+					}
 				case code := <-done:
 					t.Fatalf("run returned %d before it was cancelled; stderr: %s", code, errb.String())
-				default:
 				}
-				cancel()
-				assert.Equal(t, 0, <-done)
-				assert.Empty(t, out.String())
-				assert.NotContains(t, errb.String(), secretToken)
-				tc.checkLogs(t, errb.String())
-			})
+			}
+			cancel()
+			assert.Equal(t, 0, <-done)
+			assert.Empty(t, out.String())
+			assert.NotContains(t, errb.String(), secretToken)
+			tc.checkLogs(t, errb.String())
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestRunRefusesABadConfig(t *testing.T) {
