@@ -1,0 +1,64 @@
+package scenario
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testEnv(t *testing.T) Env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to build the simulated cloud (network namespaces)")
+	}
+	return Env{WorkDir: t.TempDir(), Log: slog.New(slog.DiscardHandler), Trials: 1}
+}
+
+// TestConfiguredCheck checks the harness's own notion of "configured" on a
+// server that the simulator configures as a DHCP image would.
+func TestConfiguredCheck(t *testing.T) {
+	env := testEnv(t)
+	c, err := newCluster(t.Context(), env, clusterSpec{servers: 1, networks: 2, dhcp: true, holder: 0})
+	require.NoError(t, err)
+	t.Cleanup(c.close)
+	s := c.servers[0]
+	e := expect(s, c.fip)
+	require.Len(t, e.nics, 2)
+
+	ok, err := configured(s, e)
+	require.NoError(t, err)
+	assert.False(t, ok, "floating IP not configured yet")
+
+	require.NoError(t, s.ConfigureFloatingIP(c.fip))
+	ok, err = configured(s, e)
+	require.NoError(t, err)
+	assert.True(t, ok, "everything configured")
+
+	require.NoError(t, c.unconfigure(t.Context(), s, e))
+	ok, err = configured(s, e)
+	require.NoError(t, err)
+	assert.False(t, ok, "after unconfigure")
+}
+
+// TestKeepalivedOutageTrial runs one crash trial of the baseline on the
+// simulated cloud: the outage is at least keepalived's detection time.
+func TestKeepalivedOutageTrial(t *testing.T) {
+	env := testEnv(t)
+	if _, err := os.Stat("/usr/sbin/keepalived"); err != nil {
+		t.Skip("keepalived is not installed")
+	}
+	c, sub, err := outageCluster(t.Context(), env, func(c *cluster) subject { return keepalivedSubject{c} }, 0)
+	require.NoError(t, err)
+	t.Cleanup(c.close)
+	first := c.cloud.Holder(c.fip)
+	samples, failed, _, err := outageTrials(t.Context(), c, sub, crash, 1)
+	require.NoError(t, err)
+	require.Equal(t, 0, failed)
+	require.Len(t, samples, 1)
+	assert.Greater(t, samples[0], 2*time.Second, "three advertisement intervals at advert_int 1")
+	assert.NotEqual(t, first, c.cloud.Holder(c.fip), "the floating IP moved")
+}
