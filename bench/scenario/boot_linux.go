@@ -150,8 +150,15 @@ func (c *cluster) unconfigure(ctx context.Context, s *simcloud.Server, e expecta
 		}
 	}
 	if e.fip.IsValid() {
-		if _, err := s.Exec(ctx, "ip", "addr", "del", e.fip.String(), "dev", s.PublicNIC()); err != nil {
+		// The agent may have removed it on shutdown, or never added it.
+		if l, err := s.NetlinkHandle().LinkByName(s.PublicNIC()); err != nil {
+			errs = append(errs, fmt.Errorf("find public NIC of %s: %w", s.Name(), err))
+		} else if ok, err := hasAddr(s.NetlinkHandle(), l, e.fip); err != nil {
 			errs = append(errs, err)
+		} else if ok {
+			if _, err := s.Exec(ctx, "ip", "addr", "del", e.fip.String(), "dev", s.PublicNIC()); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	cfg, err := c.agentConfig(s)

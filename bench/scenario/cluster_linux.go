@@ -341,10 +341,10 @@ type agentStatus struct {
 	} `json:"groups"`
 }
 
-// settled reports whether the agent is ready and, in a group, sees all n
-// members alive and has a role other than candidate.
-func (st agentStatus) settled(n int) bool {
-	if !st.Ready {
+// settled reports whether the agent is ready, runs groups groups, and in
+// each sees all n members alive and has a role other than candidate.
+func (st agentStatus) settled(n, groups int) bool {
+	if !st.Ready || len(st.Groups) != groups {
 		return false
 	}
 	for _, g := range st.Groups {
@@ -369,7 +369,7 @@ func (c *cluster) waitAgentsSettled(ctx context.Context, timeout time.Duration) 
 	for _, s := range c.servers {
 		err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
 			st, err := c.agentStatus(ctx, s)
-			return err == nil && st.settled(n), nil
+			return err == nil && st.settled(n, c.groups()), nil
 		})
 		if err != nil {
 			return fmt.Errorf("wait for agent on %s to settle: %w%s", s.Name(), err, c.agentLogTail(s))
@@ -459,4 +459,12 @@ func (c *cluster) repairPrivateRoutes(ctx context.Context, s *simcloud.Server) e
 		}
 	}
 	return nil
+}
+
+// groups returns how many failover groups each agent of the cluster runs.
+func (c *cluster) groups() int {
+	if c.fip != nil && len(c.servers) > 1 {
+		return 1
+	}
+	return 0
 }

@@ -336,7 +336,7 @@ func runFootprint(ctx context.Context, h *harness) bench.Section {
 	}
 	res, err := scenario.RunFootprint(ctx, h.env(), window)
 	if err != nil {
-		sec.Notes = append(sec.Notes, "idle footprint not available: "+err.Error())
+		sec.Notes = append(sec.Notes, "idle footprint of a group member not available: "+err.Error())
 		return sec
 	}
 	for _, x := range []struct {
