@@ -138,10 +138,11 @@ type Gossip struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 
-	mu    sync.Mutex
-	meta  []byte
-	left  map[string]bool
-	close sync.Once
+	mu      sync.Mutex
+	meta    []byte
+	members map[string]Member
+	left    map[string]bool
+	close   sync.Once
 }
 
 var _ Membership = (*Gossip)(nil)
@@ -161,7 +162,7 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	g := &Gossip{
 		cfg: cfg, log: log.With("group", cfg.Group), changes: make(chan struct{}, 1),
-		stop: make(chan struct{}), left: map[string]bool{},
+		stop: make(chan struct{}), left: map[string]bool{}, members: map[string]Member{},
 	}
 	g.meta, _ = json.Marshal(gossipMeta{V: gossipMetaVersion})
 
@@ -232,22 +233,16 @@ func (g *Gossip) rejoin() {
 }
 
 // Members returns the alive members and those that left gracefully.
+//
+// It answers from a copy kept by the event callbacks: memberlist's own
+// Members returns pointers that its goroutines keep mutating.
 func (g *Gossip) Members() []Member {
-	var out []Member
-	for _, n := range g.ml.Members() {
-		id, err := strconv.ParseInt(n.Name, 10, 64)
-		if err != nil {
-			continue
-		}
-		m := Member{ID: id, Name: n.Name, Addr: n.Address(), Starting: true}
-		var meta gossipMeta
-		if json.Unmarshal(n.Meta, &meta) == nil && meta.V >= 1 {
-			m.Priority, m.Healthy, m.Candidate, m.Holding, m.Starting = meta.P, meta.H, meta.C, meta.O, !meta.R
-		}
-		out = append(out, m)
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	out := make([]Member, 0, len(g.members)+len(g.left))
+	for _, m := range g.members {
+		out = append(out, m)
+	}
 	for name := range g.left {
 		id, err := strconv.ParseInt(name, 10, 64)
 		if err == nil {
@@ -255,6 +250,24 @@ func (g *Gossip) Members() []Member {
 		}
 	}
 	return out
+}
+
+// memberOf converts a memberlist node; memberlist calls the event delegate
+// with its node lock held, so reading n there is safe.
+func memberOf(n *memberlist.Node) (Member, bool) {
+	id, err := strconv.ParseInt(n.Name, 10, 64)
+	if err != nil {
+		return Member{}, false
+	}
+	m := Member{ID: id, Name: n.Name, Addr: n.Address(), Starting: true}
+	var meta gossipMeta
+	if json.Unmarshal(n.Meta, &meta) == nil && meta.V >= 1 {
+		m.Priority, m.Healthy, m.Candidate, m.Holding, m.Starting = meta.P, meta.H, meta.C, meta.O, !meta.R
+		if meta.L {
+			m.Candidate, m.Holding = false, false
+		}
+	}
+	return m, true
 }
 
 // SetLocal publishes the local state in the node metadata.
@@ -345,8 +358,12 @@ func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
 type gossipEvents Gossip
 
 func (e *gossipEvents) NotifyJoin(n *memberlist.Node) {
+	m, ok := memberOf(n)
 	e.mu.Lock()
 	delete(e.left, n.Name)
+	if ok {
+		e.members[n.Name] = m
+	}
 	e.mu.Unlock()
 	e.log.Info("member joined", "member", n.Name, "addr", n.Address())
 	(*Gossip)(e).notify()
@@ -359,9 +376,17 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 	if left {
 		e.left[n.Name] = true
 	}
+	delete(e.members, n.Name)
 	e.mu.Unlock()
 	e.log.Info("member gone", "member", n.Name, "left", left)
 	(*Gossip)(e).notify()
 }
 
-func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { (*Gossip)(e).notify() }
+func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) {
+	if m, ok := memberOf(n); ok {
+		e.mu.Lock()
+		e.members[n.Name] = m
+		e.mu.Unlock()
+	}
+	(*Gossip)(e).notify()
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package floatingip
+
+const raceEnabled = false
