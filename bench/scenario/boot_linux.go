@@ -182,8 +182,11 @@ func RunBoot(ctx context.Context, env Env, networks int) (bench.Summary, error) 
 	defer c.close()
 	s := c.servers[0]
 	e := expect(s, c.fip)
-	var samples []time.Duration
-	failed := 0
+	var (
+		samples []time.Duration
+		failed  int
+		lastErr error
+	)
 	for i := range env.Trials {
 		start := time.Now()
 		if _, err := c.startAgent(ctx, s); err != nil {
@@ -192,6 +195,7 @@ func RunBoot(ctx context.Context, env Env, networks int) (bench.Summary, error) 
 		at, err := waitConfigured(ctx, s, e, 30*time.Second)
 		if err != nil {
 			failed++
+			lastErr = fmt.Errorf("boot trial %d: not configured: %w", i+1, err)
 			env.Log.Warn("boot trial failed", "trial", i+1, "err", err, "log", c.agentLogTail(s))
 		} else {
 			samples = append(samples, at.Sub(start))
@@ -206,7 +210,8 @@ func RunBoot(ctx context.Context, env Env, networks int) (bench.Summary, error) 
 			return bench.Summarize(samples, failed), ctx.Err()
 		}
 	}
-	return bench.Summarize(samples, failed), nil
+	// The last failure, if any, explains the FAILED column.
+	return bench.Summarize(samples, failed), lastErr
 }
 
 // RunHotplug measures, with hc-agent running on a configured server, the
@@ -231,8 +236,11 @@ func RunHotplug(ctx context.Context, env Env) (bench.Summary, error) {
 	if _, err := waitConfigured(ctx, s, expect(s, nil), 30*time.Second); err != nil {
 		return bench.Summary{}, fmt.Errorf("wait for first network: %w%s", err, c.agentLogTail(s))
 	}
-	var samples []time.Duration
-	failed := 0
+	var (
+		samples []time.Duration
+		failed  int
+		lastErr error
+	)
 	for i := range env.Trials {
 		start := time.Now()
 		if err := c.cloud.AttachNetwork(s.Name(), spare); err != nil {
@@ -241,6 +249,7 @@ func RunHotplug(ctx context.Context, env Env) (bench.Summary, error) {
 		at, err := waitConfigured(ctx, s, expect(s, nil), 30*time.Second)
 		if err != nil {
 			failed++
+			lastErr = fmt.Errorf("hotplug trial %d: not configured: %w", i+1, err)
 			env.Log.Warn("hotplug trial failed", "trial", i+1, "err", err, "log", c.agentLogTail(s))
 		} else {
 			samples = append(samples, at.Sub(start))
@@ -252,5 +261,6 @@ func RunHotplug(ctx context.Context, env Env) (bench.Summary, error) {
 			return bench.Summarize(samples, failed), ctx.Err()
 		}
 	}
-	return bench.Summarize(samples, failed), nil
+	// The last failure, if any, explains the FAILED column.
+	return bench.Summarize(samples, failed), lastErr
 }
