@@ -28,9 +28,10 @@ type System struct {
 	// one). The metadata and API clients still dial from the current one.
 	Netns *netns.NsHandle
 	// FloatingIPHost configures floating IP addresses on the public NIC.
-	// Failover groups start only when it is set.
-	// TODO(floatingip): default to the floatingip host applier over the
-	// netlink handle once that package provides it.
+	// When nil and floating_ips are enabled, Wire uses a floatingip.Applier
+	// over its netlink handle (in Netns when set), recording what it added in
+	// state_dir/floatingip-owned.json. Failover groups start only when a host
+	// is available.
 	FloatingIPHost floatingip.Host
 }
 
@@ -59,9 +60,21 @@ func Wire(cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys Syst
 		Metadata:   md,
 		NewNetconf: netconfFactory(h, md, sys),
 	}
-	if sys.FloatingIPHost != nil {
+	host := sys.FloatingIPHost
+	if host == nil && cfg.FloatingIPs.IsEnabled() {
+		a, err := floatingip.NewApplier(h, floatingIPOwnedPath(cfg), log.With("component", ComponentFloatingIP))
+		if err != nil {
+			h.Close()
+			return Deps{}, nil, fmt.Errorf("wire floating ips: %w", err)
+		}
+		host = a
+	}
+	if host != nil && cfg.FloatingIPs.IsEnabled() {
+		deps.NewFloatingIP = floatingIPFactory(host)
+	}
+	if host != nil {
 		deps.NewGroups = GroupsFactory(GroupWiring{
-			Host:            sys.FloatingIPHost,
+			Host:            host,
 			NewMembership:   NewGossip,
 			PrivateNetworks: md,
 		})
