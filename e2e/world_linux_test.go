@@ -49,6 +49,8 @@ type world struct {
 	vip    *simcloud.FloatingIP
 	names  map[string]*simcloud.Proc // name services
 	agents map[string]*simcloud.Proc
+	// stopped marks agents the test stopped on purpose.
+	stopped map[string]bool
 }
 
 // newWorld builds the cloud; t.Cleanup tears it down and fails the test if
@@ -57,7 +59,7 @@ func newWorld(t *testing.T, sp spec) *world {
 	t.Helper()
 	requireAgent(t)
 	ctx := t.Context()
-	w := &world{t: t, ctx: ctx, spec: sp, dir: t.TempDir(), names: map[string]*simcloud.Proc{}, agents: map[string]*simcloud.Proc{}}
+	w := &world{t: t, ctx: ctx, spec: sp, dir: t.TempDir(), names: map[string]*simcloud.Proc{}, agents: map[string]*simcloud.Proc{}, stopped: map[string]bool{}}
 	c, err := simcloud.New(ctx, simcloud.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	w.c = c
@@ -121,20 +123,21 @@ func (w *world) startAgent(name string) *simcloud.Proc {
 	cfgPath := filepath.Join(sdir, "config.yaml")
 	if _, err := os.Stat(cfgPath); err != nil {
 		require.NoError(w.t, os.MkdirAll(sdir, 0o700))
-		require.NoError(w.t, os.WriteFile(cfgPath, []byte(w.config(sdir)), 0o600))
+		require.NoError(w.t, os.WriteFile(cfgPath, []byte(w.config(name, sdir)), 0o600))
 	}
 	env := []string{"HCLOUD_TOKEN=" + w.token, "HCLOUD_ENDPOINT=" + w.c.APIEndpoint()}
 	p, err := s.Start(w.ctx, "hc-agent", []string{agentBin, "run", "--config", cfgPath}, env)
 	require.NoError(w.t, err)
 	w.agents[name] = p
+	w.stopped[name] = false
 	return p
 }
 
 // config is one server's hc-agent configuration.
-func (w *world) config(dir string) string {
+func (w *world) config(self, dir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s/state\nruntime_dir: %s/run\n", dir, dir)
-	b.WriteString("log:\n  level: debug\nmetadata:\n  poll_interval: 2s\n")
+	b.WriteString("log:\n  level: info\nmetadata:\n  poll_interval: 2s\n")
 	fmt.Fprintf(&b, "api:\n  endpoint: %s\n", w.c.APIEndpoint())
 	if !w.spec.group {
 		return b.String()
@@ -145,8 +148,9 @@ func (w *world) config(dir string) string {
 		_, _ = rand.Read(key)
 		require.NoError(w.t, os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600))
 	}
+	// peers are the other members, as config.Group documents it.
 	var peers []string
-	for _, name := range w.spec.servers {
+	for _, name := range w.others(self) {
 		_, nets := w.c.Server(name).Metadata()
 		peers = append(peers, nets[0].IP.String())
 	}
@@ -167,11 +171,48 @@ func (w *world) config(dir string) string {
 	return b.String()
 }
 
+// requireAgentsRunning fails the test at once when an agent that was not
+// stopped by the test exited.
+func (w *world) requireAgentsRunning() {
+	w.t.Helper()
+	for name, p := range w.agents {
+		if w.stopped[name] {
+			continue
+		}
+		select {
+		case <-p.Done():
+			w.t.Fatalf("hc-agent on %s exited (see its output below)", name)
+		default:
+		}
+	}
+}
+
+// logStatus logs every running agent's /status, to explain a failure.
+func (w *world) logStatus() {
+	for name := range w.agents {
+		if w.stopped[name] {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(w.ctx, time.Second)
+		st, err := w.c.Server(name).Get(ctx, "http://127.0.0.1:9183/status")
+		cancel()
+		w.t.Logf("status of %s (%v):\n%s", name, err, st)
+	}
+}
+
+// crash crashes the server (which kills its agent).
+func (w *world) crash(name string) {
+	w.t.Helper()
+	w.stopped[name] = true
+	require.NoError(w.t, w.c.Crash(name))
+}
+
 // kill SIGKILLs the server's agent and waits for it.
 func (w *world) kill(name string) {
 	w.t.Helper()
 	p := w.agents[name]
 	require.NotNil(w.t, p, "no agent on %s", name)
+	w.stopped[name] = true
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
 	_ = p.Stop(ctx, syscall.SIGKILL)
@@ -193,8 +234,14 @@ func (w *world) answer() string {
 func (w *world) waitAnswer(timeout time.Duration, ok func(string) bool) string {
 	w.t.Helper()
 	var got string
-	waitFor(w.t, timeout, 20*time.Millisecond, "floating ip answer", func() bool {
+	deadline := time.Now().Add(timeout)
+	waitFor(w.t, timeout+time.Second, 20*time.Millisecond, "floating ip answer", func() bool {
+		w.requireAgentsRunning()
 		got = w.answer()
+		if time.Now().After(deadline) {
+			w.logStatus()
+			w.t.Fatalf("no acceptable answer on the floating ip after %s (last: %q)", timeout, got)
+		}
 		return got != "" && ok(got)
 	})
 	return got

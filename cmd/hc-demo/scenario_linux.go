@@ -215,14 +215,14 @@ func (w *world) startAgents(ctx context.Context, d *demo, agent string) error {
 	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write gossip key: %w", err)
 	}
-	var peers []string
 	for _, s := range w.servers {
-		_, nets := s.Metadata()
-		if len(nets) > 0 {
-			peers = append(peers, nets[0].IP.String())
+		// peers are the other members (config.Group.Peers).
+		var peers []string
+		for _, o := range w.servers {
+			if _, nets := o.Metadata(); o != s && len(nets) > 0 {
+				peers = append(peers, nets[0].IP.String())
+			}
 		}
-	}
-	for _, s := range w.servers {
 		sdir := filepath.Join(w.dir, s.Name())
 		if err := os.MkdirAll(sdir, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", sdir, err)

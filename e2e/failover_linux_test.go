@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"context"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/simcloud"
+)
+
+// Client probe settings.
+const (
+	probeInterval = 20 * time.Millisecond
+	probeTimeout  = 200 * time.Millisecond
+)
+
+// groupWorld builds a failover group of the given servers with agents
+// running and the floating IP answering; it returns the world and the
+// server that answers.
+func groupWorld(t *testing.T, sp spec) (*world, string) {
+	t.Helper()
+	sp.group = true
+	// TODO(lead): drop configurePrivate once the agent starts the gossip
+	// only after the private network is configured
+	// (TestBootWithGroupConfiguresPrivateNetworks); until then the
+	// failover tests would all fail on that one bug.
+	sp.configurePrivate = true
+	w := newWorld(t, sp)
+	w.startAgents()
+	return w, w.waitGroupUp()
+}
+
+// probe starts a client probe of the floating IP and waits for its first
+// answer, so that what follows is measured from a working state.
+func (w *world) probe(interval time.Duration) *simcloud.Probe {
+	w.t.Helper()
+	p := w.c.StartProbe(w.ctx, w.vip.URL(), interval, probeTimeout)
+	w.t.Cleanup(func() { p.Stop() })
+	waitFor(w.t, 5*time.Second, 10*time.Millisecond, "probe answers", func() bool {
+		s, ok := p.Last()
+		return ok && s.OK()
+	})
+	return p
+}
+
+// observe keeps the probe running for d. This is an observation period for
+// the "nothing moves" tests, not synchronisation: nothing is awaited, the
+// samples taken during it are checked afterwards.
+func (w *world) observe(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.ctx.Done():
+	}
+}
+
+// servers lists who answered, in order, collapsing repeats and ignoring
+// failures.
+func servers(samples []simcloud.Sample) []string {
+	var out []string
+	for _, s := range samples {
+		if s.OK() && (len(out) == 0 || out[len(out)-1] != s.Server) {
+			out = append(out, s.Server)
+		}
+	}
+	return out
+}
+
+func failures(samples []simcloud.Sample) int {
+	n := 0
+	for _, s := range samples {
+		if !s.OK() {
+			n++
+		}
+	}
+	return n
+}
+
+// waitMoved waits until another server than old answers, lets the probe see
+// a few more answers, stops it and logs the client-visible outage.
+func (w *world) waitMoved(p *simcloud.Probe, old string, t0 time.Time) (string, []simcloud.Sample) {
+	w.t.Helper()
+	now := w.waitAnswer(30*time.Second, func(s string) bool { return s != old })
+	took := time.Since(t0)
+	waitFor(w.t, 5*time.Second, probeInterval, "probe sees the new holder", func() bool {
+		s, ok := p.Last()
+		return ok && s.OK() && s.Server != old
+	})
+	samples := p.Stop()
+	o, found := simcloud.LongestOutage(samples)
+	if found {
+		w.t.Logf("%s -> %s after %s; client-visible outage %s (%d failed requests)", old, now, took.Round(time.Millisecond), o.Duration().Round(time.Millisecond), o.Failures)
+	} else {
+		w.t.Logf("%s -> %s after %s; no failed client request", old, now, took.Round(time.Millisecond))
+	}
+	return now, samples
+}
+
+func TestHolderCrash(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	p := w.probe(probeInterval)
+	t0 := time.Now()
+	w.crash(h)
+	now, _ := w.waitMoved(p, h, t0)
+	assert.Equal(t, now, w.c.Holder(w.vip), "the API assigns the floating ip to the server that answers")
+}
+
+func TestHolderHealthCheckFails(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	p := w.probe(probeInterval)
+	t0 := time.Now()
+	require.NoError(t, w.names[h].Kill(), "stop the name service on %s", h)
+	now, _ := w.waitMoved(p, h, t0)
+	assert.Equal(t, now, w.c.Holder(w.vip))
+	waitFor(t, 10*time.Second, 50*time.Millisecond, "old holder removes its address", func() bool { return !w.hasAddr(h, w.vip.Addr()) })
+}
+
+func TestHolderAgentRestartMovesNothing(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	before := w.assigns()
+	p := w.probe(probeInterval)
+	w.kill(h)
+	w.startAgent(h)
+	// Observation window (not synchronisation): the restarted agent rejoins
+	// within it; the probe must see the same server all the time.
+	w.observe(8 * time.Second)
+	samples := p.Stop()
+	assert.Equal(t, []string{h}, servers(samples), "who answered")
+	assert.Zero(t, failures(samples), "failed client requests")
+	assert.Equal(t, before, w.assigns(), "assign actions during the restart")
+	assert.Equal(t, h, w.c.Holder(w.vip))
+}
+
+func TestPlannedShutdownHandOver(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	p := w.probe(50 * time.Millisecond)
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(w.ctx, 15*time.Second)
+	defer cancel()
+	w.stopped[h] = true
+	err := w.agents[h].Stop(ctx, syscall.SIGTERM)
+	t.Logf("agent on %s exited %s after SIGTERM (%v)", h, time.Since(t0).Round(time.Millisecond), err)
+	_, samples := w.waitMoved(p, h, t0)
+	assert.Zero(t, failures(samples), "failed client requests during the hand-over")
+}
+
+func TestPartitionInGroupOfThreeMovesNothing(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	before := w.assigns()
+	p := w.probe(probeInterval)
+	require.NoError(t, w.c.Partition("net-a", h, w.others(h)[0]))
+	// Observation window (not synchronisation): failure detection needs
+	// about a second; give it several.
+	w.observe(8 * time.Second)
+	samples := p.Stop()
+	assert.Equal(t, []string{h}, servers(samples), "who answered")
+	assert.Zero(t, failures(samples))
+	assert.Equal(t, before, w.assigns(), "assign actions during the split")
+}
+
+// TestPartitionInGroupOfTwoDoesNotFlap is the one long e2e test: flapping
+// shows only over time, so it watches a split two-member group for 60 s.
+func TestPartitionInGroupOfTwoDoesNotFlap(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta"}})
+	before := w.assigns()
+	p := w.probe(50 * time.Millisecond)
+	require.NoError(t, w.c.Partition("net-a", "alpha", "beta"))
+	w.observe(60 * time.Second) // observation window, see above
+	samples := p.Stop()
+	who := servers(samples)
+	t.Logf("answered in turn: %v; assigns during the split: %d; failed requests: %d", who, w.assigns()-before, failures(samples))
+	assert.LessOrEqual(t, len(who), 2, "at most one move")
+	assert.LessOrEqual(t, w.assigns()-before, 1, "at most one assign action")
+	_ = h
+}
+
+func TestHolderPauseMovesNothing(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	before := w.assigns()
+	p := w.probe(probeInterval)
+	require.NoError(t, w.c.Pause(w.ctx, h, 600*time.Millisecond))
+	w.observe(5 * time.Second) // observation window after the pause
+	samples := p.Stop()
+	assert.Equal(t, []string{h}, servers(samples), "who answered")
+	assert.Equal(t, before, w.assigns(), "assign actions after the pause")
+	assert.Equal(t, h, w.c.Holder(w.vip))
+}
+
+func TestStandbysRaceOneWins(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	w.crash(h)
+	now := w.waitAnswer(30*time.Second, func(s string) bool { return s != h })
+	standbys := w.others(h)
+	holding := func() []string {
+		return slices.DeleteFunc(slices.Clone(standbys), func(s string) bool { return !w.hasAddr(s, w.vip.Addr()) })
+	}
+	waitFor(t, 10*time.Second, 50*time.Millisecond, "exactly one standby holds the address", func() bool { return len(holding()) == 1 })
+	assert.Equal(t, []string{now}, holding(), "the server with the address is the one that answers")
+	assert.Equal(t, now, w.c.Holder(w.vip), "the API agrees")
+}
+
+// TestBootWithGroupConfiguresPrivateNetworks boots agents with a failover
+// group on servers whose private NICs are still unconfigured, as on a real
+// first boot: the agent must configure the private network (which the
+// gossip binds to) and keep running.
+func TestBootWithGroupConfiguresPrivateNetworks(t *testing.T) {
+	w := newWorld(t, spec{servers: []string{"alpha", "beta"}, group: true})
+	w.startAgents()
+	h := w.waitGroupUp()
+	for _, s := range w.spec.servers {
+		w.checkPrivate(s)
+	}
+	t.Logf("group up, %s answers", h)
+}
