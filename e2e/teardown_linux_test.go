@@ -16,7 +16,7 @@ import (
 func TestTeardownAfterAgents(t *testing.T) {
 	w := newWorld(t, spec{servers: []string{"alpha", "beta"}, group: true, configurePrivate: true})
 	w.startAgents()
-	w.waitAnswer(30e9, func(string) bool { return true })
+	w.waitGroupUp()
 	var pids []int
 	for _, p := range w.agents {
 		pids = append(pids, p.PID())

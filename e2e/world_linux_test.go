@@ -254,9 +254,16 @@ func (w *world) waitGroupUp() string {
 	t0 := time.Now()
 	h := w.waitAnswer(30*time.Second, func(string) bool { return true })
 	w.t.Logf("floating ip answered by %s %s after the agents started", h, time.Since(t0).Round(time.Millisecond))
-	// Wait until every agent sees every member alive (its metrics).
+	w.waitMembers(20 * time.Second)
+	return h
+}
+
+// waitMembers waits until every agent sees every member alive (its
+// metrics).
+func (w *world) waitMembers(timeout time.Duration) {
+	w.t.Helper()
 	want := fmt.Sprintf("hcagent_group_members_alive{group=\"web\"} %d\n", len(w.spec.servers))
-	waitFor(w.t, 20*time.Second, 100*time.Millisecond, "every member sees the whole group", func() bool {
+	waitFor(w.t, timeout, 100*time.Millisecond, "every member sees the whole group", func() bool {
 		for _, name := range w.spec.servers {
 			m, err := w.c.Server(name).Get(w.ctx, "http://127.0.0.1:9183/metrics")
 			if err != nil || !strings.Contains(m, want) {
@@ -265,7 +272,6 @@ func (w *world) waitGroupUp() string {
 		}
 		return true
 	})
-	return h
 }
 
 // assigns counts successful assign actions seen by the API simulator.
