@@ -263,12 +263,6 @@ func (h *hub) notifyAll() {
 
 func (h *hub) crash(id int64)             { h.change(func() { h.nodes[id].up = false }) }
 func (h *hub) setPaused(id int64, p bool) { h.change(func() { h.nodes[id].paused = p }) }
-func (h *hub) block(a, b int64, on bool) {
-	h.change(func() {
-		h.blocked[[2]int64{a, b}] = on
-		h.blocked[[2]int64{b, a}] = on
-	})
-}
 
 // split cuts every link between the two sides.
 func (h *hub) split(side1, side2 []int64) {

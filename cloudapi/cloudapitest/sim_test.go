@@ -178,9 +178,9 @@ func TestFaults(t *testing.T) {
 		fip := s.AddFloatingIP(FloatingIP{})
 
 		s.FailNext("POST /floating_ips/*/actions/assign", 409, "conflict", 1)
-		resp, m := c.do(token, "GET", fmt.Sprintf("/floating_ips/%d", fip), nil)
+		resp, _ := c.do(token, "GET", fmt.Sprintf("/floating_ips/%d", fip), nil)
 		assert.Equal(t, 200, resp.StatusCode, "other paths unaffected")
-		resp, m = c.do(token, "POST", fmt.Sprintf("/floating_ips/%d/actions/assign", fip), map[string]any{"server": srv})
+		resp, m := c.do(token, "POST", fmt.Sprintf("/floating_ips/%d/actions/assign", fip), map[string]any{"server": srv})
 		assert.Equal(t, 409, resp.StatusCode)
 		assert.Equal(t, "conflict", m["error"].(map[string]any)["code"])
 
