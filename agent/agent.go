@@ -122,6 +122,10 @@ type Deps struct {
 	// RetryDelay is the first delay between metadata attempts at startup; it
 	// doubles up to 30s (default 1s).
 	RetryDelay time.Duration
+	// GroupStartWait bounds how long failover groups wait for the first
+	// successful private network reconcile before they start anyway
+	// (default 10s).
+	GroupStartWait time.Duration
 	// HandoverTimeout bounds the group handover on shutdown (default 10s).
 	HandoverTimeout time.Duration
 	// StaleAfter makes /healthz fail when no reconcile reported for this
@@ -145,17 +149,20 @@ type Agent struct {
 	metrics *metrics.Metrics
 	dedup   *logging.Dedup
 
-	mu         sync.Mutex
-	phase      string
-	ready      bool
-	readyOn    string // component whose first success makes the agent ready
-	started    time.Time
-	summary    metadata.Summary
-	blackholed bool
-	components map[string]*componentState
-	groups     []Group
-	statusLine string
-	watchdog   time.Duration
+	mu          sync.Mutex
+	phase       string
+	ready       bool
+	readyOn     string // component whose first success makes the agent ready
+	started     time.Time
+	summary     metadata.Summary
+	blackholed  bool
+	components  map[string]*componentState
+	groups      []Group
+	groupErr    string        // why the failover groups are not running yet
+	netconfOK   chan struct{} // closed on netconf's first successful run
+	netconfDone bool
+	statusLine  string
+	watchdog    time.Duration
 }
 
 // New builds an Agent from the configuration (defaults already applied and
@@ -185,6 +192,9 @@ func New(cfg config.Config, deps Deps) (*Agent, error) {
 	if deps.RetryDelay <= 0 {
 		deps.RetryDelay = time.Second
 	}
+	if deps.GroupStartWait <= 0 {
+		deps.GroupStartWait = 10 * time.Second
+	}
 	if deps.HandoverTimeout <= 0 {
 		deps.HandoverTimeout = 10 * time.Second
 	}
@@ -200,6 +210,7 @@ func New(cfg config.Config, deps Deps) (*Agent, error) {
 		log:        deps.Log,
 		dedup:      logging.NewDedup(deps.Log),
 		components: map[string]*componentState{},
+		netconfOK:  make(chan struct{}),
 		phase:      "starting",
 	}
 	a.metrics = metrics.New(deps.Registry, deps.Build, metrics.WithRuntimeCollectors(), metrics.WithClock(deps.Now))
@@ -264,17 +275,15 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
-	comps, groups, err := a.build(runCtx, sum)
+	env := a.env(sum)
+	comps, err := a.build(runCtx, env)
 	if err != nil {
 		a.notify("STATUS=failed: " + err.Error())
 		return fmt.Errorf("start agent: %w", err)
 	}
-	a.mu.Lock()
-	a.groups = groups
-	a.mu.Unlock()
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(comps)+len(groups))
+	errc := make(chan error, len(comps)+len(a.cfg.Groups))
 	start := func(name string, c Component) {
 		wg.Go(func() {
 			// Exits when runCtx is cancelled at shutdown, or on a fatal error.
@@ -290,13 +299,16 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			trig = append(trig, t)
 		}
 	}
-	for _, g := range groups {
-		start("group "+g.Name(), g)
-	}
 	if a.readyOn == "" {
 		// Nothing reconciles (private networks disabled, no token): ready
 		// now; the watchdog is fed by the keep-alive loop below.
 		a.setReady()
+	}
+	if a.wantGroups() {
+		// Groups gossip on a private address that netconf configures: they
+		// start after it did, so that a fresh server joins its group on
+		// first boot. Exits when ctx or runCtx is done.
+		wg.Go(func() { a.startGroups(ctx, runCtx, env, start) })
 	}
 	if wd > 0 {
 		// Make the loop that pings the watchdog run at least every half
@@ -313,6 +325,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	case runErr = <-errc:
 		a.log.Error("component failed", "error", runErr.Error())
 	}
+	a.mu.Lock()
+	groups := a.groups
+	a.mu.Unlock()
 	a.shutdown(groups)
 	stopRun()
 	wg.Wait()
@@ -324,9 +339,8 @@ type namedComponent struct {
 	c    Component
 }
 
-// build constructs the components this configuration asks for.
-func (a *Agent) build(ctx context.Context, sum metadata.Summary) ([]namedComponent, []Group, error) {
-	env := Env{
+func (a *Agent) env(sum metadata.Summary) Env {
+	return Env{
 		Config:   a.cfg,
 		Summary:  sum,
 		StateDir: a.cfg.StateDir,
@@ -335,11 +349,16 @@ func (a *Agent) build(ctx context.Context, sum metadata.Summary) ([]namedCompone
 		Version:  a.deps.Build.Version,
 		Report:   a.report,
 	}
+}
+
+// build constructs the reconcile components this configuration asks for.
+// Failover groups are created later, by startGroups.
+func (a *Agent) build(ctx context.Context, env Env) ([]namedComponent, error) {
 	var comps []namedComponent
 	if a.deps.NewNetconf != nil && (a.cfg.PrivateNetworks.Enabled == nil || *a.cfg.PrivateNetworks.Enabled) {
 		c, err := a.deps.NewNetconf(ctx, env)
 		if err != nil {
-			return nil, nil, fmt.Errorf("create private network reconciler: %w", err)
+			return nil, fmt.Errorf("create private network reconciler: %w", err)
 		}
 		comps = append(comps, namedComponent{ComponentNetconf, c})
 		a.readyOn = ComponentNetconf
@@ -348,30 +367,86 @@ func (a *Agent) build(ctx context.Context, sum metadata.Summary) ([]namedCompone
 		if len(a.cfg.Groups) > 0 || a.deps.NewFloatingIP != nil {
 			a.log.Warn("no API token: floating IPs and failover groups are not started")
 		}
-		return comps, nil, nil
+		return comps, nil
 	}
 	if a.deps.NewFloatingIP != nil && (a.cfg.FloatingIPs.Enabled == nil || *a.cfg.FloatingIPs.Enabled) {
 		c, err := a.deps.NewFloatingIP(ctx, env)
 		if err != nil {
-			return nil, nil, fmt.Errorf("create floating ip manager: %w", err)
+			return nil, fmt.Errorf("create floating ip manager: %w", err)
 		}
 		comps = append(comps, namedComponent{ComponentFloatingIP, c})
 		if a.readyOn == "" {
 			a.readyOn = ComponentFloatingIP
 		}
 	}
-	var groups []Group
 	if a.deps.NewGroups == nil && len(a.cfg.Groups) > 0 {
 		a.log.Warn("failover groups configured but not available in this build: not started")
 	}
-	if a.deps.NewGroups != nil && len(a.cfg.Groups) > 0 {
-		gs, err := a.deps.NewGroups(ctx, env)
-		if err != nil {
-			return nil, nil, fmt.Errorf("create failover groups: %w", err)
+	return comps, nil
+}
+
+// wantGroups tells whether Run starts failover groups.
+func (a *Agent) wantGroups() bool {
+	return a.cfg.API.Token != "" && a.deps.NewGroups != nil && len(a.cfg.Groups) > 0
+}
+
+// startGroups creates the failover groups and starts them with start. It
+// first waits, up to Deps.GroupStartWait, for netconf's first successful
+// reconcile: the gossip binds to a private address that netconf
+// configures. A failed creation (the address is still missing, the API
+// cannot be reached for peer discovery) is retried with backoff, logged
+// once until it changes and shown in STATUS=; private networks keep being
+// reconciled meanwhile. It returns once the groups run or when stop or
+// runCtx is done.
+func (a *Agent) startGroups(stop, runCtx context.Context, env Env, start func(string, Component)) {
+	if a.readyOn == ComponentNetconf {
+		t := time.NewTimer(a.deps.GroupStartWait)
+		select {
+		case <-a.netconfOK:
+		case <-t.C:
+			a.log.Warn("private networks not configured yet: starting failover groups anyway", "waited", a.deps.GroupStartWait)
+		case <-stop.Done():
+		case <-runCtx.Done():
 		}
-		groups = gs
+		t.Stop()
 	}
-	return comps, groups, nil
+	delay := a.deps.RetryDelay
+	for stop.Err() == nil && runCtx.Err() == nil {
+		gs, err := a.deps.NewGroups(runCtx, env)
+		a.dedup.Error("groups", "create failover groups failed", err)
+		a.mu.Lock()
+		a.groupErr = ""
+		if err != nil {
+			a.groupErr = err.Error()
+		}
+		a.mu.Unlock()
+		if err == nil {
+			a.mu.Lock()
+			if stop.Err() != nil {
+				// Shutdown began while the groups were created: they
+				// never ran and hold nothing; runCtx ends them below.
+				a.mu.Unlock()
+				return
+			}
+			a.groups = gs
+			a.mu.Unlock()
+			for _, g := range gs {
+				start("group "+g.Name(), g)
+			}
+			a.log.Info("failover groups started", "groups", len(gs))
+			a.updateStatus()
+			return
+		}
+		a.updateStatus()
+		t := time.NewTimer(delay)
+		select {
+		case <-stop.Done():
+		case <-runCtx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		delay = min(2*delay, 30*time.Second)
+	}
 }
 
 // waitSummary reads the metadata summary until it succeeds or ctx is done.
@@ -462,6 +537,10 @@ func (a *Agent) report(r Report) {
 		a.blackholed = r.Blackholed
 	}
 	becomeReady := !a.ready && r.Err == nil && r.Component == a.readyOn
+	if r.Err == nil && r.Component == ComponentNetconf && !a.netconfDone {
+		a.netconfDone = true
+		close(a.netconfOK)
+	}
 	a.mu.Unlock()
 
 	if r.Component == ComponentNetconf {
@@ -592,6 +671,9 @@ func (a *Agent) statusLineLocked() string {
 		} else {
 			parts = append(parts, n+" ok")
 		}
+	}
+	if a.groupErr != "" {
+		parts = append(parts, "failover groups not started: "+a.groupErr)
 	}
 	for _, g := range a.groups {
 		if r, ok := g.(roler); ok {

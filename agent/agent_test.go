@@ -192,6 +192,7 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	md := &fakeMetadata{errs: []error{errors.New("boom"), errors.New("boom")}, sum: metadata.Summary{InstanceID: 2, Hostname: "clone"}}
 	loops := make(chan *fakeLoop, 1)
 	group := &fakeGroup{name: "web", handovers: make(chan struct{}, 1)}
+	groupCalls, releaseGroups := make(chan struct{}, 1), make(chan struct{})
 	var logs syncBuffer
 	a, err := New(cfg, Deps{
 		Log:        slog.New(slog.NewTextHandler(&logs, nil)),
@@ -208,6 +209,8 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 		},
 		NewFloatingIP: func(ctx context.Context, env Env) (Component, error) { return newFakeLoop(env), nil },
 		NewGroups: func(ctx context.Context, env Env) ([]Group, error) {
+			groupCalls <- struct{}{}
+			<-releaseGroups
 			return []Group{group}, nil
 		},
 	})
@@ -238,11 +241,21 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	assert.Contains(t, logs.String(), "state_instance_id=1 instance_id=2")
 
 	loop.reconcile(Report{Component: ComponentNetconf, Err: errors.New("nl boom")})
-	expectMsgs(t, msgs, "WATCHDOG=1", "STATUS=applying configuration; netconf failing: nl boom; group web holder")
+	expectMsgs(t, msgs, "WATCHDOG=1", "STATUS=applying configuration; netconf failing: nl boom")
 	assert.Error(t, a.Health())
+	select {
+	case <-groupCalls:
+		t.Fatal("failover groups created before the private networks were configured")
+	default:
+	}
 
+	// Groups are created once private networks are configured: their
+	// gossip binds to a private address.
 	loop.reconcile(Report{Component: ComponentNetconf, Changes: 3, Duration: time.Millisecond})
-	expectMsgs(t, msgs, "WATCHDOG=1", "READY=1", "STATUS=running; netconf ok; group web holder")
+	expectMsgs(t, msgs, "WATCHDOG=1", "READY=1", "STATUS=running; netconf ok")
+	<-groupCalls
+	close(releaseGroups)
+	expectMsgs(t, msgs, "STATUS=running; netconf ok; group web holder")
 	assert.NoError(t, a.Health())
 
 	loop.reconcile(Report{Component: ComponentNetconf, Blackholed: true})
@@ -370,4 +383,82 @@ func TestRunMetricsPortBusy(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, a.Run(t.Context()), "listen for metrics on")
 	assert.Equal(t, 0, md.calls, "metadata read although the agent could not start")
+}
+
+// TestRunRetriesGroupCreation: a group that cannot be created yet (its
+// gossip address is not configured) is retried while the rest of the agent
+// runs, shown in STATUS= and logged once.
+func TestRunRetriesGroupCreation(t *testing.T) {
+	cfg := config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: "off"}}
+	cfg.API.Token = "secret-token"
+	cfg.Groups = []config.Group{{Name: "web"}}
+	var logs syncBuffer
+	notes := make(chan string, 100)
+	group := &fakeGroup{name: "web", handovers: make(chan struct{}, 1)}
+	calls := 0
+	started := make(chan struct{})
+	a, err := New(cfg, Deps{
+		Log:        slog.New(slog.NewTextHandler(&logs, nil)),
+		Metadata:   &fakeMetadata{sum: metadata.Summary{InstanceID: 7}},
+		Notify:     func(s string) error { notes <- s; return nil },
+		Watchdog:   func() (time.Duration, error) { return 0, nil },
+		RetryDelay: time.Millisecond,
+		NewGroups: func(ctx context.Context, env Env) ([]Group, error) {
+			calls++
+			if calls < 4 {
+				return nil, errors.New("group web: listen udp 10.0.0.2:7946: bind: cannot assign requested address")
+			}
+			close(started)
+			return []Group{group}, nil
+		},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	<-started
+	var seen []string
+	for s := range notes {
+		seen = append(seen, s)
+		if s == "STATUS=running; group web holder" {
+			break
+		}
+	}
+	assert.Contains(t, seen, "STATUS=running; failover groups not started: group web: listen udp 10.0.0.2:7946: bind: cannot assign requested address")
+	assert.Equal(t, 1, strings.Count(logs.String(), "create failover groups failed"), "a repeated error is logged once")
+	cancel()
+	<-group.handovers
+	require.NoError(t, <-done)
+	assert.Equal(t, 4, calls)
+}
+
+// TestRunStopsWhileGroupsWait: a shutdown while groups still wait for the
+// private network returns at once and creates nothing.
+func TestRunStopsWhileGroupsWait(t *testing.T) {
+	cfg := config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: "off"}}
+	cfg.API.Token = "secret-token"
+	cfg.Groups = []config.Group{{Name: "web"}}
+	loops := make(chan *fakeLoop, 1)
+	a, err := New(cfg, Deps{
+		Metadata: &fakeMetadata{sum: metadata.Summary{InstanceID: 7}},
+		Notify:   func(string) error { return nil },
+		Watchdog: func() (time.Duration, error) { return 0, nil },
+		NewNetconf: func(ctx context.Context, env Env) (Component, error) {
+			l := newFakeLoop(env)
+			loops <- l
+			return l, nil
+		},
+		GroupStartWait: time.Hour,
+		NewGroups: func(ctx context.Context, env Env) ([]Group, error) {
+			t.Error("groups created although netconf never succeeded")
+			return nil, nil
+		},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	(<-loops).reconcile(Report{Component: ComponentNetconf, Err: errors.New("nl boom")})
+	cancel()
+	require.NoError(t, <-done)
 }

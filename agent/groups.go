@@ -48,10 +48,19 @@ func GroupsFactory(w GroupWiring) func(context.Context, Env) ([]Group, error) {
 		cloud := CloudAdapter{C: api}
 		self := env.Summary.InstanceID
 		var groups []Group
+		var memberships []floatingip.Membership
 		for _, g := range env.Config.Groups {
-			grp, err := newGroup(ctx, w, env, api, cloud, self, g)
+			grp, m, err := newGroup(ctx, w, env, api, cloud, self, g)
 			if err != nil {
+				// The groups created so far never run: leave their
+				// memberships so that a retry can bind again.
+				for _, m := range memberships {
+					m.Leave(context.WithoutCancel(ctx))
+				}
 				return nil, err
+			}
+			if m != nil {
+				memberships = append(memberships, m)
 			}
 			groups = append(groups, groupAdapter{grp})
 		}
@@ -59,13 +68,26 @@ func GroupsFactory(w GroupWiring) func(context.Context, Env) ([]Group, error) {
 	}
 }
 
-func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client, cloud CloudAdapter, self int64, g config.Group) (*floatingip.Group, error) {
+// newGroup creates one group and, in memberlist mode, its membership.
+func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client, cloud CloudAdapter, self int64, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
 	log := env.Log.With("group", g.Name)
-	peers := append([]string(nil), g.Peers...)
+	// This server's own private addresses: the default gossip address, and
+	// never a peer (a shared peer list may name every member).
+	var own []netip.Addr
+	var ownErr error
+	if w.PrivateNetworks != nil {
+		var nets []metadata.PrivateNetwork
+		nets, ownErr = w.PrivateNetworks.PrivateNetworks(ctx)
+		for _, n := range nets {
+			own = append(own, n.IP)
+			own = append(own, n.AliasIPs...)
+		}
+	}
+	peers := peerAddresses(g.Peers, g.Bind, own)
 	if g.PeerSelector != "" {
 		servers, err := api.ListServers(ctx, g.PeerSelector)
 		if err != nil {
-			return nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
+			return nil, nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
 		}
 		for _, s := range servers {
 			if s.ID == self || len(s.PrivateNets) == 0 {
@@ -78,7 +100,7 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 	if h := env.Config.FloatingIPs.IPv6Host; h != "" {
 		a, err := netip.ParseAddr(h)
 		if err != nil {
-			return nil, fmt.Errorf("group %s: parse floating_ips.ipv6_host %q: %w", g.Name, h, err)
+			return nil, nil, fmt.Errorf("group %s: parse floating_ips.ipv6_host %q: %w", g.Name, h, err)
 		}
 		ipv6Host = a
 	}
@@ -121,24 +143,23 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 		deps.Notify = events
 	default:
 		if w.NewMembership == nil {
-			return nil, fmt.Errorf("group %s: memberlist mode is not available in this build", g.Name)
+			return nil, nil, fmt.Errorf("group %s: memberlist mode is not available in this build", g.Name)
 		}
 		bind := g.Bind
-		if bind == "" && w.PrivateNetworks != nil {
-			nets, err := w.PrivateNetworks.PrivateNetworks(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("group %s: find the private address to gossip on: %w", g.Name, err)
+		if bind == "" {
+			if ownErr != nil {
+				return nil, nil, fmt.Errorf("group %s: find the private address to gossip on: %w", g.Name, ownErr)
 			}
-			if len(nets) > 0 {
-				bind = nets[0].IP.String()
+			if len(own) > 0 {
+				bind = own[0].String()
 			}
 		}
 		if bind == "" {
-			return nil, fmt.Errorf("group %s: no private network to gossip on; set bind", g.Name)
+			return nil, nil, fmt.Errorf("group %s: no private network to gossip on; set bind", g.Name)
 		}
 		m, err := w.NewMembership(g, self, bind, peers, log)
 		if err != nil {
-			return nil, fmt.Errorf("group %s: %w", g.Name, err)
+			return nil, nil, fmt.Errorf("group %s: %w", g.Name, err)
 		}
 		deps.Membership = m
 	}
@@ -147,9 +168,37 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 		if deps.Membership != nil {
 			deps.Membership.Leave(context.WithoutCancel(ctx))
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return grp, nil
+	return grp, deps.Membership, nil
+}
+
+// peerAddresses is the configured peer list without duplicates and without
+// this server's own addresses (bind and own).
+func peerAddresses(peers []string, bind string, own []netip.Addr) []string {
+	skip := map[string]bool{}
+	if bind != "" {
+		skip[bind] = true
+	}
+	for _, a := range own {
+		skip[a.String()] = true
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range peers {
+		host := p
+		if ap, err := netip.ParseAddrPort(p); err == nil {
+			host = ap.Addr().String()
+		} else if a, err := netip.ParseAddr(p); err == nil {
+			host = a.String()
+		}
+		if skip[host] || seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out
 }
 
 // apiPeerCheck is the second path of a group of two: the API's view of the

@@ -173,3 +173,27 @@ func TestNewGossip(t *testing.T) {
 		assert.Equal(t, int64(1), members[0].ID)
 	})
 }
+
+func TestPeerAddresses(t *testing.T) {
+	own := []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.9")}
+	tests := []struct {
+		name  string
+		peers []string
+		bind  string
+		want  []string
+	}{
+		{"none", nil, "", nil},
+		{"others kept", []string{"10.0.0.3", "10.0.0.4"}, "", []string{"10.0.0.3", "10.0.0.4"}},
+		{"own address dropped", []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"}, "", []string{"10.0.0.3", "10.0.0.4"}},
+		{"own alias dropped", []string{"10.0.0.9", "10.0.0.3"}, "", []string{"10.0.0.3"}},
+		{"own address with port dropped", []string{"10.0.0.2:7946", "10.0.0.3:7946"}, "", []string{"10.0.0.3:7946"}},
+		{"bind dropped", []string{"10.1.0.5", "10.0.0.3"}, "10.1.0.5", []string{"10.0.0.3"}},
+		{"duplicates dropped", []string{"10.0.0.3", "10.0.0.3"}, "", []string{"10.0.0.3"}},
+		{"names kept", []string{"db-2.internal"}, "", []string{"db-2.internal"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, peerAddresses(tt.peers, tt.bind, own))
+		})
+	}
+}
