@@ -196,6 +196,52 @@ func TestCrashAndRestore(t *testing.T) {
 	assert.Equal(t, "alpha", got)
 }
 
+// TestRestoreRoutesPrivateAddresses checks that a restored server is
+// reachable on its private and alias IPs again, including changes made
+// while it was down. The kernel deletes a router's routes through a veth
+// when Crash takes the veth down, so Restore must put them back.
+func TestRestoreRoutesPrivateAddresses(t *testing.T) {
+	c := newTestCloud(t, true, "alpha", "beta")
+	_, err := c.AddNetwork(NetworkSpec{Name: "net-b", Network: netip.MustParsePrefix("10.1.0.0/16"), Subnet: netip.MustParsePrefix("10.1.0.0/24")})
+	require.NoError(t, err)
+	require.NoError(t, c.AttachNetwork("beta", "net-b"))
+	require.NoError(t, c.SetAliasIPs("alpha", "net-a", []netip.Addr{netip.MustParseAddr("10.0.0.20")}))
+	ctx := ctxTimeout(t, 30*time.Second)
+	alpha, beta := c.Server("alpha"), c.Server("beta")
+	reach := func(ip string) error {
+		got, err := beta.Get(ctxTimeout(t, 2*time.Second), "http://"+ip+"/")
+		if err == nil && got != "alpha" {
+			err = fmt.Errorf("%s answered instead of alpha", got)
+		}
+		return err
+	}
+	for round := range 2 {
+		t.Run(fmt.Sprintf("round %d", round+1), func(t *testing.T) {
+			_, err := alpha.StartNameService(ctx, 80)
+			require.NoError(t, err)
+			for _, ip := range []string{"10.0.0.2", "10.0.0.20"} {
+				require.NoError(t, reach(ip), "before the crash: %s", ip)
+			}
+			require.NoError(t, c.Crash("alpha"))
+			// Changes while crashed: a new alias IP, and a network
+			// hot-attached to the crashed server (on round 1).
+			require.NoError(t, c.SetAliasIPs("alpha", "net-a", []netip.Addr{netip.MustParseAddr("10.0.0.20"), netip.MustParseAddr("10.0.0.21")}))
+			if round == 0 {
+				require.NoError(t, c.AttachNetwork("alpha", "net-b"))
+			}
+			require.Error(t, reach("10.0.0.2"), "a crashed server must not answer")
+			require.NoError(t, c.Restore("alpha"))
+			_, err = alpha.StartNameService(ctx, 80)
+			require.NoError(t, err)
+			_, nets := alpha.Metadata()
+			require.Len(t, nets, 2)
+			for _, ip := range []string{"10.0.0.2", "10.0.0.20", "10.0.0.21", nets[1].IP.String()} {
+				assert.NoError(t, reach(ip), "after the restore: %s", ip)
+			}
+		})
+	}
+}
+
 func TestPauseFreezesAndResumes(t *testing.T) {
 	c := newTestCloud(t, false, "alpha")
 	ctx := ctxTimeout(t, 20*time.Second)

@@ -429,9 +429,9 @@ func (c *Cloud) attachLocked(s *Server, network string) error {
 		if err := n.router.setLinkUp(s.peer()); err != nil {
 			return err
 		}
-	}
-	for _, ip := range a.addrs() {
-		if err := replaceRoute(n.router.nl, netip.PrefixFrom(ip, 32), s.peer(), netip.Addr{}); err != nil {
+		// A crashed server's veth is down and cannot carry routes; Restore
+		// adds them.
+		if err := s.routePrivate(a); err != nil {
 			return err
 		}
 	}
@@ -584,8 +584,8 @@ func (c *Cloud) SetAliasIPs(server, network string, ips []netip.Addr) error {
 	old := a.addrs()
 	newAliases := slices.Clone(ips)
 	a.aliases = newAliases
-	for _, ip := range a.addrs() {
-		if err := replaceRoute(n.router.nl, netip.PrefixFrom(ip, 32), s.peer(), netip.Addr{}); err != nil {
+	if !s.crashed { // Restore routes the new set
+		if err := s.routePrivate(a); err != nil {
 			return err
 		}
 	}
@@ -781,7 +781,8 @@ func (c *Cloud) Crash(server string) error {
 	return err
 }
 
-// Restore reconnects a crashed server.
+// Restore reconnects a crashed server: its links come up again and the
+// routers route its private and alias IPs to it again.
 func (c *Cloud) Restore(server string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -800,6 +801,11 @@ func (c *Cloud) Restore(server string) error {
 	return s.ns.waitOperUp(publicNIC)
 }
 
+// setServerLinksLocked takes the server's ports in the cloud and router
+// namespaces down or up. Taking a veth down makes the kernel delete every
+// route through it, so bringing a router's veth up routes the server's
+// private and alias IPs to it again (including aliases set while the
+// server was down).
 func (c *Cloud) setServerLinksLocked(s *Server, up bool) error {
 	set := (*namespace).setLinkDown
 	if up {
@@ -807,9 +813,24 @@ func (c *Cloud) setServerLinksLocked(s *Server, up bool) error {
 	}
 	errs := []error{set(c.cloud, s.port())}
 	for _, a := range s.attached {
-		errs = append(errs, set(a.net.router, s.peer()))
+		err := set(a.net.router, s.peer())
+		if err == nil && up {
+			err = s.routePrivate(a)
+		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// routePrivate routes the attachment's private and alias IPs (/32 each) to
+// the server's veth in the network's router. The veth must be up.
+func (s *Server) routePrivate(a *attachment) error {
+	for _, ip := range a.addrs() {
+		if err := replaceRoute(a.net.router.nl, netip.PrefixFrom(ip, 32), s.peer(), netip.Addr{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addrAdd returns a + n for a small n.

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -432,33 +431,6 @@ func (c *cluster) forgetKA(s *simcloud.Server) {
 	c.kaMu.Lock()
 	defer c.kaMu.Unlock()
 	delete(c.kaState, s.Name())
-}
-
-// repairPrivateRoutes puts back the routers' routes to s's private
-// addresses after Cloud.Restore. The kernel drops a route when its device
-// goes down, and Restore (as of this writing) only brings the links up
-// again, so without this a restored server is unreachable on its private
-// networks. It relies on simcloud's documented port names: the router's
-// veth to the n-th server is s<n>, and servers are created in order.
-// Replacing an existing route changes nothing, so this stays correct once
-// simcloud restores the routes itself.
-func (c *cluster) repairPrivateRoutes(ctx context.Context, s *simcloud.Server) error {
-	_, nets := s.Metadata()
-	port := fmt.Sprintf("s%d", c.index(s)+1)
-	for _, pn := range nets {
-		n := c.cloud.Network(pn.NetworkName)
-		if n == nil {
-			continue
-		}
-		for _, ip := range append([]netip.Addr{pn.IP}, pn.AliasIPs...) {
-			cmd := exec.CommandContext(ctx, "ip", "-n", n.RouterNetNS(), "route", "replace",
-				netip.PrefixFrom(ip, 32).String(), "dev", port, "proto", "172", "scope", "link")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("restore route to %s in %s: %w: %s", ip, n.Name(), err, strings.TrimSpace(string(out)))
-			}
-		}
-	}
-	return nil
 }
 
 // groups returns how many failover groups each agent of the cluster runs.

@@ -236,9 +236,6 @@ func oneOutage(ctx context.Context, c *cluster, sub subject, holder *simcloud.Se
 		if err := c.cloud.Restore(holder.Name()); err != nil {
 			return d, ok, err
 		}
-		if err := c.repairPrivateRoutes(ctx, holder); err != nil {
-			return d, ok, err
-		}
 		if p := c.names[holder.Name()]; p != nil {
 			_ = p.Wait()
 		}
