@@ -26,6 +26,7 @@ type fakeCloud struct {
 	failAssign error // returned by Assign when set
 	failGet    error // returned by reads when set
 	assigns    []string
+	assignAt   []time.Time // when each Assign call arrived
 	gets       int
 }
 
@@ -96,6 +97,7 @@ func (c *fakeCloud) Assign(ctx context.Context, fipID, serverID int64) (Action, 
 	defer c.mu.Unlock()
 	c.settle()
 	c.assigns = append(c.assigns, fmt.Sprintf("%d->%d", fipID, serverID))
+	c.assignAt = append(c.assignAt, time.Now())
 	if c.failAssign != nil {
 		return Action{}, c.failAssign
 	}
@@ -135,6 +137,16 @@ func (c *fakeCloud) holder(fipID int64) int64 {
 	defer c.mu.Unlock()
 	c.settle()
 	return c.fips[fipID].ServerID
+}
+
+// firstAssignAt returns when the first Assign call arrived.
+func (c *fakeCloud) firstAssignAt() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.assignAt) == 0 {
+		return time.Time{}, false
+	}
+	return c.assignAt[0], true
 }
 
 func (c *fakeCloud) assignCalls() []string {

@@ -76,9 +76,13 @@ type GroupConfig struct {
 	RefreshInterval time.Duration
 	// SecondPathTTL is how long a second-path answer is reused; default 10s.
 	SecondPathTTL time.Duration
-	// StartupDelay is how long a starting member only observes, so that
-	// membership settles and peers publish their state before anyone acts;
-	// default 3s. A holder by the API keeps its floating IPs meanwhile.
+	// StartupDelay is how long a starting member does not take the
+	// floating IPs on a view that may only lack news: the holder by the API
+	// has not been seen since start (it may not have joined yet) and not
+	// every expected member has published its state; default 3s. It never
+	// delays a decision on what the member saw: once the holder was seen,
+	// its death, leave or failed health check is acted on at once. A holder
+	// by the API keeps its floating IPs meanwhile (agent restart).
 	StartupDelay time.Duration
 	// HandoverTimeout bounds Handover when ctx has no deadline; default 10s.
 	HandoverTimeout time.Duration
@@ -156,7 +160,7 @@ type Group struct {
 
 	startedAt  time.Time
 	healthCh   chan bool
-	handoverCh chan chan struct{}
+	handoverCh chan chan error
 	refreshCh  chan struct{}
 
 	mu            sync.Mutex
@@ -178,7 +182,7 @@ type Group struct {
 	peerState     PeerState
 	peerStateAt   time.Time
 	peerStateFor  int64
-	handoverDones []chan struct{}
+	handoverDones []chan error
 }
 
 // NewGroup validates cfg and deps and returns a group ready to Run.
@@ -229,7 +233,7 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 		health:     NewHealthChecker(probe, cfg.Health),
 		owner:      "group:" + cfg.Name,
 		healthCh:   make(chan bool, 1),
-		handoverCh: make(chan chan struct{}),
+		handoverCh: make(chan chan error),
 		refreshCh:  make(chan struct{}, 1),
 		seen:       map[int64]Member{},
 		role:       RoleStandby,
@@ -263,6 +267,9 @@ func (g *Group) Run(ctx context.Context) error {
 	}
 	g.running = true
 	g.startedAt = time.Now()
+	// What a previous run saw is stale: the startup rule relies on seen
+	// holding only members observed in this run.
+	g.seen = map[int64]Member{}
 	g.mu.Unlock()
 
 	// The first probe decides the initial health, before peers see us.
@@ -292,7 +299,7 @@ func (g *Group) Run(ctx context.Context) error {
 		g.mu.Lock()
 		g.running = false
 		for _, d := range g.handoverDones {
-			close(d)
+			d <- nil // Handover reports whether we still hold
 		}
 		g.handoverDones = nil
 		g.mu.Unlock()
@@ -320,13 +327,24 @@ func (g *Group) Run(ctx context.Context) error {
 
 	refresh := time.NewTimer(g.jitter(g.cfg.RefreshInterval))
 	defer refresh.Stop()
+	// The tick re-evaluates time-based conditions (preemption delay,
+	// second-path reuse); wake fires exactly when a backoff or the startup
+	// hold ends, so that neither adds up to a tick to a failover.
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	wake := time.NewTimer(0)
+	defer wake.Stop()
 	for {
 		g.evaluate(ctx)
+		if d, ok := g.nextWake(time.Now()); ok {
+			wake.Reset(d)
+		} else {
+			wake.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return g.shutdown()
+		case <-wake.C:
 		case <-g.deps.Membership.Changes():
 		case h := <-g.healthCh:
 			g.setHealthy(h)
@@ -340,6 +358,23 @@ func (g *Group) Run(ctx context.Context) error {
 			g.periodicRefresh(ctx, refresh)
 		}
 	}
+}
+
+// nextWake returns how long until the earliest of the backoff end and the
+// startup hold end, if one of them lies ahead.
+func (g *Group) nextWake(now time.Time) (time.Duration, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var next time.Time
+	for _, t := range []time.Time{g.backoffUntil, g.startedAt.Add(g.cfg.StartupDelay)} {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if next.IsZero() {
+		return 0, false
+	}
+	return next.Sub(now), true
 }
 
 func (g *Group) periodicRefresh(ctx context.Context, t *time.Timer) {
@@ -655,7 +690,7 @@ func (g *Group) evaluate(ctx context.Context) {
 	}
 	g.decision = d
 	holding, draining, holder := g.holding, g.draining, g.knownHolder
-	backoff := now.Before(g.backoffUntil) || now.Sub(g.startedAt) < g.cfg.StartupDelay
+	backoff := now.Before(g.backoffUntil) || g.startupHoldLocked(v, now)
 	g.mu.Unlock()
 
 	switch {
@@ -672,7 +707,12 @@ func (g *Group) evaluate(ctx context.Context) {
 			g.publish()
 		}
 	case holding && draining:
-		// Wait for a peer to claim; see startHandover.
+		// Wait for a peer to claim; see startHandover. If the last peer
+		// that could take over died or failed meanwhile, waiting would
+		// only delay the shutdown by the whole timeout.
+		if !hasEligiblePeer(v) {
+			g.abortHandover(ErrNoPeer)
+		}
 	case holding:
 		g.setRole(RoleHolder)
 	case draining:
@@ -695,6 +735,33 @@ func (g *Group) evaluate(ctx context.Context) {
 }
 
 func urgentReason(r string) string { return r }
+
+// startupHoldLocked reports whether a starting member must not take the
+// floating IPs yet because its view may only lack news. Right after start
+// memberlist may not have joined every peer: a holder that is not seen looks
+// dead. So within StartupDelay a member acts only on what it observed: the
+// holder was seen in this run (alive, or leaving) and failure detection,
+// a leave or the holder's own health report says it is no longer eligible
+// (a crash right after a restart must not wait for the delay to run out);
+// or every expected member has published its state, so the view is
+// complete. g.mu must be held.
+func (g *Group) startupHoldLocked(v View, now time.Time) bool {
+	if now.Sub(g.startedAt) >= g.cfg.StartupDelay {
+		return false
+	}
+	if v.Holder != 0 && v.Holder != v.Self {
+		if _, seen := g.seen[v.Holder]; seen {
+			return false
+		}
+	}
+	published := 0
+	for _, m := range v.Members {
+		if m.Alive && !m.Starting {
+			published++
+		}
+	}
+	return published < v.ExpectedSize
+}
 
 func (g *Group) secondPath(ctx context.Context, peer int64, now time.Time) PeerState {
 	if peer == 0 {
@@ -859,12 +926,19 @@ func (g *Group) stepDown(ctx context.Context, reason string) {
 	g.publish()
 }
 
+// ErrNoPeer is returned (wrapped) by Handover when no other member could
+// take the floating IPs: the holder keeps them.
+var ErrNoPeer = errors.New("no healthy peer to take over, keeping the floating ips")
+
 // Handover hands the floating IPs to a healthy peer before a planned
 // shutdown: this member stops being a candidate, waits (bounded by ctx or
 // HandoverTimeout) until a peer claims the floating IPs, then removes its
-// addresses. A member that does not hold them returns at once. If no peer
-// takes over in time the addresses stay (better than an outage) and an
-// error is returned. Run must be running; cancel its ctx afterwards.
+// addresses. A member that does not hold them returns at once. So does a
+// holder that sees no other alive, healthy candidate (a group of one, or
+// peers down or unhealthy): it keeps the addresses, since nobody could take
+// them, and returns an error wrapping ErrNoPeer. If a peer exists but does
+// not take over in time the addresses stay too (better than an outage) and
+// an error is returned. Run must be running; cancel its ctx afterwards.
 func (g *Group) Handover(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -877,14 +951,17 @@ func (g *Group) Handover(ctx context.Context) error {
 	if !running {
 		return fmt.Errorf("hand over group %s: not running", g.cfg.Name)
 	}
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	select {
 	case g.handoverCh <- done:
 	case <-ctx.Done():
 		return fmt.Errorf("hand over group %s: %w", g.cfg.Name, ctx.Err())
 	}
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("hand over group %s: %w", g.cfg.Name, err)
+		}
 	case <-ctx.Done():
 		return fmt.Errorf("hand over group %s: no peer took over: %w", g.cfg.Name, ctx.Err())
 	}
@@ -897,7 +974,13 @@ func (g *Group) Handover(ctx context.Context) error {
 	return nil
 }
 
-func (g *Group) startHandover(done chan struct{}) {
+func (g *Group) startHandover(done chan error) {
+	if g.cfg.Mode != "keepalived" && !g.peerCanTake() {
+		// Waiting would only delay the shutdown by the whole timeout.
+		g.log.Warn("not handing over: no healthy peer")
+		done <- ErrNoPeer
+		return
+	}
 	g.mu.Lock()
 	g.draining = true
 	g.handoverDones = append(g.handoverDones, done)
@@ -910,6 +993,40 @@ func (g *Group) startHandover(done chan struct{}) {
 		g.stepDown(context.Background(), "handover")
 		g.finishHandover()
 	}
+}
+
+// peerCanTake reports whether a handover can succeed: this member does not
+// hold the floating IPs (nothing to hand over), or another member is alive,
+// has published its state, is healthy and a candidate.
+func (g *Group) peerCanTake() bool {
+	g.mu.Lock()
+	holding := g.holding
+	g.mu.Unlock()
+	if !holding {
+		return true
+	}
+	return hasEligiblePeer(g.view(time.Now()))
+}
+
+// hasEligiblePeer reports whether a member other than self may hold the
+// floating IPs.
+func hasEligiblePeer(v View) bool {
+	return slices.ContainsFunc(v.Members, func(m Member) bool { return m.ID != v.Self && m.eligible() })
+}
+
+// abortHandover ends a pending handover with err: this member stays a
+// candidate and keeps the floating IPs.
+func (g *Group) abortHandover(err error) {
+	g.mu.Lock()
+	g.draining = false
+	for _, d := range g.handoverDones {
+		d <- err
+	}
+	g.handoverDones = nil
+	g.mu.Unlock()
+	g.log.Warn("handover aborted", "err", err)
+	g.setRole(RoleHolder)
+	g.publish()
 }
 
 // finishHandover completes the handover once a peer holds the floating IPs.
@@ -927,7 +1044,7 @@ func (g *Group) finishHandover() {
 	g.stepDown(context.Background(), "handed over")
 	g.mu.Lock()
 	for _, d := range g.handoverDones {
-		close(d)
+		d <- nil
 	}
 	g.handoverDones = nil
 	g.mu.Unlock()

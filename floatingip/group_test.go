@@ -42,6 +42,8 @@ type cluster struct {
 	peerCheck PeerCheck
 	cfgHook   func(*GroupConfig)
 	size      int
+	// late members are not started with the others; the test starts them.
+	late map[int64]bool
 }
 
 // newCluster starts one group member per priority (server IDs 1..n) with
@@ -227,14 +229,63 @@ func TestGroupPlannedShutdown(t *testing.T) {
 }
 
 func TestGroupHandoverWithoutPeer(t *testing.T) {
+	tests := []struct {
+		name  string
+		prios []int
+		setup func(c *cluster)
+	}{
+		{"group of one", []int{200}, func(*cluster) {}},
+		{"peer unhealthy", []int{200, 150}, func(c *cluster) { c.nodes[2].probe.fail.Store(true) }},
+		{"peer crashed", []int{200, 150}, func(c *cluster) { c.crash(2) }},
+		{"peers crashed and unhealthy", []int{200, 150, 120}, func(c *cluster) {
+			c.crash(2)
+			c.nodes[3].probe.fail.Store(true)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newCluster(t, 1, tt.prios...)
+				time.Sleep(3 * time.Second)
+				tt.setup(c)
+				time.Sleep(5 * time.Second)
+				start := time.Now()
+				err := c.nodes[1].group.Handover(t.Context())
+				require.ErrorIs(t, err, ErrNoPeer, "no healthy peer: the holder keeps the IP")
+				assert.Zero(t, time.Since(start), "returns at once, not after the handover timeout")
+				assert.Equal(t, []int64{1}, c.configuredOn()[:1])
+				assert.Equal(t, int64(1), c.cloud.holder(fipID))
+				assert.Equal(t, RoleHolder, c.nodes[1].group.Status().Role)
+				start = time.Now()
+				c.stop(1)
+				assert.Zero(t, time.Since(start), "the stop that follows does not wait either")
+			})
+		})
+	}
+}
+
+func TestGroupHandoverPeerDiesMeanwhile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		// The only healthy peer cannot take (its assign fails, it backs
+		// off) and then crashes: the handover ends once the crash is
+		// detected instead of waiting for its whole timeout.
 		c := newCluster(t, 1, 200, 150)
-		c.nodes[2].probe.fail.Store(true)
-		time.Sleep(5 * time.Second)
-		err := c.nodes[1].group.Handover(t.Context())
-		require.Error(t, err, "no healthy peer: the holder keeps the IP")
-		assert.Equal(t, []int64{1}, c.configuredOn())
-		assert.Equal(t, int64(1), c.cloud.holder(fipID))
+		time.Sleep(3 * time.Second)
+		c.cloud.mu.Lock()
+		c.cloud.failAssign = errorString("conflict")
+		c.cloud.mu.Unlock()
+		errc := make(chan error, 1)
+		start := time.Now()
+		go func() { errc <- c.nodes[1].group.Handover(context.Background()) }()
+		time.Sleep(100 * time.Millisecond)
+		assert.Len(t, c.cloud.assignCalls(), 1, "the peer tried")
+		c.crash(2)
+		err := <-errc
+		took := time.Since(start)
+		require.ErrorIs(t, err, ErrNoPeer)
+		assert.Equal(t, 100*time.Millisecond+detect, took, "ends when the crash is detected")
+		assert.Equal(t, []int64{1}, c.configuredOn()[:1], "the holder kept its address")
+		assert.Equal(t, RoleHolder, c.nodes[1].group.Status().Role)
 	})
 }
 
@@ -315,7 +366,9 @@ func newClusterWith(t *testing.T, setup func(*cluster), holder int64, prios ...i
 		require.NoError(t, c.nodes[holder].host.Set(t.Context(), "group:web", []netip.Prefix{vip}))
 	}
 	for id := range c.nodes {
-		c.start(id)
+		if !c.late[id] {
+			c.start(id)
+		}
 	}
 	t.Cleanup(c.stopAll)
 	return c
@@ -435,3 +488,112 @@ func TestGroupMoveCap(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestGroupFailoverLatency measures in virtual time how long a standby takes
+// from the holder's failure to the assign call. The fake failure detector
+// needs detect (memberlist about 1.0-1.4 s), a health check Fall × Interval;
+// the group must add nothing to that: no startup wait for a member that saw
+// the holder, no wait for a tick.
+func TestGroupFailoverLatency(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(c *cluster) // after start, before the failure
+		fail  func(c *cluster)
+		want  time.Duration // upper bound from failure to the assign call
+	}{
+		{
+			name:  "crash of a long running holder",
+			setup: func(*cluster) { time.Sleep(10 * time.Second) },
+			fail:  func(c *cluster) { c.crash(1) },
+			want:  detect,
+		},
+		{
+			name:  "crash right after the group started",
+			setup: func(*cluster) { time.Sleep(200 * time.Millisecond) },
+			fail:  func(c *cluster) { c.crash(1) },
+			want:  detect,
+		},
+		{
+			name: "crash right after the best standby restarted",
+			setup: func(c *cluster) {
+				time.Sleep(10 * time.Second)
+				c.stop(2)
+				c.start(2)
+				time.Sleep(500 * time.Millisecond)
+			},
+			fail: func(c *cluster) { c.crash(1) },
+			want: detect,
+		},
+		{
+			name:  "holder leaves without handing over",
+			setup: func(*cluster) { time.Sleep(10 * time.Second) },
+			fail:  func(c *cluster) { c.stop(1) },
+			want:  0,
+		},
+		{
+			name: "holder health check fails",
+			// Between two probes, so that the order of the probe and the
+			// failure is well defined.
+			setup: func(*cluster) { time.Sleep(10*time.Second + 500*time.Millisecond) },
+			fail:  func(c *cluster) { c.nodes[1].probe.fail.Store(true) },
+			want:  2 * time.Second, // Fall × Interval
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newCluster(t, 1, 200, 150, 120)
+				tt.setup(c)
+				failed := time.Now()
+				tt.fail(c)
+				time.Sleep(10 * time.Second)
+				at, ok := c.cloud.firstAssignAt()
+				require.True(t, ok, "nobody assigned")
+				took := at.Sub(failed)
+				t.Logf("failure to assign call: %v (virtual time)", took)
+				assert.LessOrEqual(t, took, tt.want)
+				assert.Equal(t, []string{"1->2"}, c.cloud.assignCalls())
+				assert.Equal(t, int64(2), c.cloud.holder(fipID))
+			})
+		})
+	}
+}
+
+// TestGroupStartupHold checks what StartupDelay is for: right after start a
+// holder that has not been seen yet may only not have joined, so nobody
+// takes its floating IPs; a holder that never shows up loses them once the
+// delay is over.
+func TestGroupStartupHold(t *testing.T) {
+	tests := []struct {
+		name       string
+		holderAt   time.Duration // when the holder starts; 0: never
+		wantHolder int64
+		wantAssign time.Duration // when the assign call comes, if any
+	}{
+		{"holder joins late: nothing moves", 2 * time.Second, 1, 0},
+		{"holder never comes: taken after the delay", 0, 2, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				c := newClusterWith(t, func(c *cluster) { c.late = map[int64]bool{1: true} }, 1, 200, 150, 120)
+				if tt.holderAt > 0 {
+					time.Sleep(tt.holderAt)
+					c.start(1)
+				}
+				time.Sleep(30 * time.Second)
+				assert.Equal(t, tt.wantHolder, c.cloud.holder(fipID))
+				at, ok := c.cloud.firstAssignAt()
+				if tt.wantAssign == 0 {
+					assert.False(t, ok, "nothing moved: %v", c.cloud.assignCalls())
+					assert.Equal(t, []int64{1}, c.configuredOn())
+					return
+				}
+				require.True(t, ok)
+				assert.Equal(t, tt.wantAssign, at.Sub(start))
+				assert.Equal(t, []string{"1->2"}, c.cloud.assignCalls())
+			})
+		})
+	}
+}
