@@ -35,6 +35,9 @@ type spec struct {
 	configurePrivate bool
 	// maxMoves is the group's max_moves_per_minute (0: the default).
 	maxMoves int
+	// ipv6 adds an IPv6 floating IP "vip6" to the group, first assigned
+	// with "vip" to servers[0].
+	ipv6 bool
 }
 
 // world is one simulated cloud with hc-agent on its servers.
@@ -47,6 +50,7 @@ type world struct {
 	dir    string
 	spec   spec
 	vip    *simcloud.FloatingIP
+	vip6   *simcloud.FloatingIP      // only with spec.ipv6
 	names  map[string]*simcloud.Proc // name services
 	agents map[string]*simcloud.Proc
 	// stopped marks agents the test stopped on purpose.
@@ -91,6 +95,11 @@ func newWorld(t *testing.T, sp spec) *world {
 		w.vip, err = c.AddFloatingIP(simcloud.FloatingIPSpec{Name: "vip", Labels: labels})
 		require.NoError(t, err)
 		require.NoError(t, c.RouteFloatingIP(w.vip.Prefix(), sp.servers[0]))
+		if sp.ipv6 {
+			w.vip6, err = c.AddFloatingIP(simcloud.FloatingIPSpec{Name: "vip6", IPv6: true, Labels: labels})
+			require.NoError(t, err)
+			require.NoError(t, c.RouteFloatingIP(w.vip6.Prefix(), sp.servers[0]))
+		}
 	}
 	w.token = randomHex(32)
 	w.sim = cloudapitest.New(cloudapitest.WithTokens(w.token))
@@ -154,9 +163,13 @@ func (w *world) config(self, dir string) string {
 		_, nets := w.c.Server(name).Metadata()
 		peers = append(peers, nets[0].IP.String())
 	}
+	fips := "vip"
+	if w.spec.ipv6 {
+		fips += ", vip6"
+	}
 	fmt.Fprintf(&b, `groups:
   - name: web
-    floating_ips: [vip]
+    floating_ips: [%s]
     peers: [%s]
     key_file: %s
     health:
@@ -164,7 +177,7 @@ func (w *world) config(self, dir string) string {
       target: http://127.0.0.1/
       interval: 200ms
       timeout: 150ms
-`, strings.Join(peers, ", "), keyFile)
+`, fips, strings.Join(peers, ", "), keyFile)
 	if w.spec.maxMoves > 0 {
 		fmt.Fprintf(&b, "    max_moves_per_minute: %d\n", w.spec.maxMoves)
 	}
@@ -218,29 +231,41 @@ func (w *world) kill(name string) {
 	_ = p.Stop(ctx, syscall.SIGKILL)
 }
 
-// answer is who answers on the floating IP from the client ("" on error).
-func (w *world) answer() string {
+// answer is who answers on the IPv4 floating IP from the client ("" on
+// error).
+func (w *world) answer() string { return w.answerOn(w.vip) }
+
+// answerOn is who answers on the floating IP f from the client ("" on
+// error).
+func (w *world) answerOn(f *simcloud.FloatingIP) string {
 	ctx, cancel := context.WithTimeout(w.ctx, 300*time.Millisecond)
 	defer cancel()
-	got, err := w.c.Get(ctx, w.vip.URL())
+	got, err := w.c.Get(ctx, f.URL())
 	if err != nil {
 		return ""
 	}
 	return strings.TrimSpace(got)
 }
 
-// waitAnswer waits until the floating IP answers from a server accepted by
-// ok and returns that server.
+// waitAnswer waits until the IPv4 floating IP answers from a server
+// accepted by ok and returns that server.
 func (w *world) waitAnswer(timeout time.Duration, ok func(string) bool) string {
+	w.t.Helper()
+	return w.waitAnswerOn(w.vip, timeout, ok)
+}
+
+// waitAnswerOn waits until the floating IP f answers from a server accepted
+// by ok and returns that server.
+func (w *world) waitAnswerOn(f *simcloud.FloatingIP, timeout time.Duration, ok func(string) bool) string {
 	w.t.Helper()
 	var got string
 	deadline := time.Now().Add(timeout)
 	waitFor(w.t, timeout+time.Second, 20*time.Millisecond, "floating ip answer", func() bool {
 		w.requireAgentsRunning()
-		got = w.answer()
+		got = w.answerOn(f)
 		if time.Now().After(deadline) {
 			w.logStatus()
-			w.t.Fatalf("no acceptable answer on the floating ip after %s (last: %q)", timeout, got)
+			w.t.Fatalf("no acceptable answer on floating ip %s after %s (last: %q)", f.Name(), timeout, got)
 		}
 		return got != "" && ok(got)
 	})
