@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -25,12 +26,22 @@ type nlHandle interface {
 	AddrReplace(link netlink.Link, addr *netlink.Addr) error
 	AddrDel(link netlink.Link, addr *netlink.Addr) error
 	RouteList(link netlink.Link, family int) ([]netlink.Route, error)
+	RouteGet(destination net.IP) ([]netlink.Route, error)
 }
 
 var _ nlHandle = (*netlink.Handle)(nil)
 
 // publicMACPrefix starts the MAC of a Hetzner Cloud server's public NIC.
 const publicMACPrefix = 0x96
+
+// Bounds of the wait for the kernel's local route of a new IPv6 address.
+// Recent kernels add it within AddrReplace even on a link without carrier,
+// so the first check usually succeeds; the poll covers kernels that add it
+// from a work queue after the address (DAD completion, link coming up).
+const (
+	defaultRouteWait = time.Second
+	routePoll        = 10 * time.Millisecond
+)
 
 // Applier configures floating IP addresses on the public NIC and removes
 // only those it added. Ownership is tracked per owner ("manager",
@@ -41,8 +52,14 @@ type Applier struct {
 	statePath string
 	log       *slog.Logger
 
+	// routeWait bounds the wait for a new IPv6 address's local route.
+	routeWait time.Duration
+
 	mu    sync.Mutex
 	owned map[string][]string // owner -> sorted prefixes
+	// noRoute holds IPv6 addresses hc-agent added whose local route did not
+	// appear in time: configured in the kernel but not yet receiving.
+	noRoute map[netip.Prefix]bool
 }
 
 var _ Host = (*Applier)(nil)
@@ -54,7 +71,10 @@ func NewApplier(nl nlHandle, statePath string, log *slog.Logger) (*Applier, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Applier{nl: nl, statePath: statePath, log: log, owned: map[string][]string{}}
+	a := &Applier{
+		nl: nl, statePath: statePath, log: log, routeWait: defaultRouteWait,
+		owned: map[string][]string{}, noRoute: map[netip.Prefix]bool{},
+	}
 	if statePath != "" {
 		b, err := os.ReadFile(statePath)
 		switch {
@@ -62,12 +82,46 @@ func NewApplier(nl nlHandle, statePath string, log *slog.Logger) (*Applier, erro
 		case err != nil:
 			return nil, fmt.Errorf("read floating ip state %s: %w", statePath, err)
 		default:
-			if err := json.Unmarshal(b, &a.owned); err != nil {
+			o, err := parseOwned(b)
+			if err != nil {
 				return nil, fmt.Errorf("parse floating ip state %s: %w", statePath, err)
 			}
+			a.owned = o
 		}
 	}
 	return a, nil
+}
+
+// parseOwned parses the ownership record: a JSON object from owner to the
+// prefixes it added. Prefixes are normalised, sorted and deduplicated; an
+// owner without prefixes is dropped; an invalid prefix or an empty owner is
+// an error, since guessing could later remove an address hc-agent did not
+// add.
+func parseOwned(b []byte) (map[string][]string, error) {
+	var raw map[string][]string
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(raw))
+	for owner, ps := range raw {
+		if owner == "" {
+			return nil, errors.New("empty owner")
+		}
+		var norm []string
+		for _, s := range ps {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("owner %s: %w", owner, err)
+			}
+			norm = append(norm, p.String())
+		}
+		slices.Sort(norm)
+		norm = slices.Compact(norm)
+		if len(norm) > 0 {
+			out[owner] = norm
+		}
+	}
+	return out, nil
 }
 
 // publicLink finds the public NIC: the link whose MAC starts with 96:, else
@@ -101,9 +155,11 @@ func (a *Applier) publicLink() (netlink.Link, error) {
 // Set makes exactly prefixes configured for owner: it adds the missing ones
 // (IPv6 without duplicate address detection), removes those owner added
 // before and no longer wants (unless another owner still wants them), and
-// never removes an address it did not add. It makes no netlink writes and
-// no state file write when nothing changes; it keeps going past one failure
-// and returns all errors joined.
+// never removes an address it did not add. After adding an IPv6 address it
+// waits, up to a second, for the kernel's local route to it, so that
+// traffic to the address is received when Set returns. It makes no netlink
+// writes and no state file write when nothing changes; it keeps going past
+// one failure and returns all errors joined.
 func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -111,10 +167,11 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 	if err != nil {
 		return err
 	}
+	dev := link.Attrs().Name
 	present := map[netip.Prefix]bool{}
 	addrs, err := a.nl.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
-		return fmt.Errorf("list addresses of %s: %w", link.Attrs().Name, err)
+		return fmt.Errorf("list addresses of %s: %w", dev, err)
 	}
 	for _, ad := range addrs {
 		if p, ok := prefixOf(ad.IPNet); ok {
@@ -126,6 +183,7 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 		want[p.String()] = true
 	}
 	var errs []error
+	var waitFor []netip.Prefix
 	owned := slices.Clone(a.owned[owner])
 	// Add before delete.
 	for _, p := range prefixes {
@@ -134,6 +192,11 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 			if !slices.Contains(owned, s) && a.ownedByAnyone(s) {
 				owned = append(owned, s)
 			}
+			if a.noRoute[p] && slices.Contains(owned, s) {
+				// Added earlier without its local route showing up: look
+				// again (a read, not a write).
+				waitFor = append(waitFor, p)
+			}
 			continue
 		}
 		addr := &netlink.Addr{IPNet: ipNet(p)}
@@ -141,14 +204,19 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 			addr.Flags = unix.IFA_F_NODAD
 		}
 		if err := a.nl.AddrReplace(link, addr); err != nil {
-			errs = append(errs, fmt.Errorf("replace address %v dev %s: %w", p, link.Attrs().Name, err))
+			errs = append(errs, fmt.Errorf("replace address %v dev %s: %w", p, dev, err))
 			continue
 		}
-		a.log.Info("floating ip configured", "owner", owner, "addr", s, "dev", link.Attrs().Name)
+		present[p] = true
+		a.log.Info("floating ip configured", "owner", owner, "addr", s, "dev", dev)
 		if !slices.Contains(owned, s) {
 			owned = append(owned, s)
 		}
+		if p.Addr().Is6() {
+			waitFor = append(waitFor, p)
+		}
 	}
+	errs = append(errs, a.waitLocalRoutes(ctx, dev, waitFor)...)
 	var keep []string
 	for _, s := range owned {
 		if want[s] {
@@ -159,16 +227,21 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 		if err != nil {
 			continue
 		}
-		if a.wantedByOther(owner, s) || !present[p] {
+		if a.wantedByOther(owner, s) {
+			continue
+		}
+		if !present[p] {
+			delete(a.noRoute, p)
 			continue
 		}
 		if err := a.nl.AddrDel(link, &netlink.Addr{IPNet: ipNet(p)}); err != nil &&
 			!errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete address %v dev %s: %w", p, link.Attrs().Name, err))
+			errs = append(errs, fmt.Errorf("delete address %v dev %s: %w", p, dev, err))
 			keep = append(keep, s)
 			continue
 		}
-		a.log.Info("floating ip removed", "owner", owner, "addr", s, "dev", link.Attrs().Name)
+		delete(a.noRoute, p)
+		a.log.Info("floating ip removed", "owner", owner, "addr", s, "dev", dev)
 	}
 	slices.Sort(keep)
 	if !slices.Equal(keep, a.owned[owner]) {
@@ -182,6 +255,81 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// errNoLocalRoute says that the kernel has no local route for an address
+// hc-agent added.
+var errNoLocalRoute = errors.New("no local route")
+
+// waitLocalRoutes waits, up to routeWait, until the kernel has a local
+// route for every address in ps: only then is traffic to it received. It
+// returns one error per address whose route did not appear and records
+// those in noRoute, so that Configured does not claim them and the next Set
+// looks again.
+func (a *Applier) waitLocalRoutes(ctx context.Context, dev string, ps []netip.Prefix) []error {
+	if len(ps) == 0 {
+		return nil
+	}
+	pending := slices.Clone(ps)
+	lastErr := map[netip.Prefix]error{}
+	deadline := time.NewTimer(a.routeWait)
+	defer deadline.Stop()
+	var poll *time.Ticker
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
+	for {
+		pending = slices.DeleteFunc(pending, func(p netip.Prefix) bool {
+			ok, err := a.hasLocalRoute(p)
+			lastErr[p] = err
+			if ok {
+				delete(a.noRoute, p)
+			}
+			return ok
+		})
+		if len(pending) == 0 {
+			return nil
+		}
+		if poll == nil {
+			poll = time.NewTicker(routePoll)
+		}
+		var cause error
+		select {
+		case <-poll.C:
+			continue
+		case <-deadline.C:
+			cause = fmt.Errorf("%w after %v", errNoLocalRoute, a.routeWait)
+		case <-ctx.Done():
+			cause = fmt.Errorf("%w: %w", errNoLocalRoute, ctx.Err())
+		}
+		errs := make([]error, 0, len(pending))
+		for _, p := range pending {
+			a.noRoute[p] = true
+			err := cause
+			if lastErr[p] != nil {
+				err = fmt.Errorf("%w (last lookup: %w)", cause, lastErr[p])
+			}
+			errs = append(errs, fmt.Errorf("wait for local route of %v dev %s: %w", p, dev, err))
+		}
+		return errs
+	}
+}
+
+// hasLocalRoute asks the kernel how it routes p's address and reports
+// whether it delivers it locally.
+func (a *Applier) hasLocalRoute(p netip.Prefix) (bool, error) {
+	rs, err := a.nl.RouteGet(net.IP(p.Addr().AsSlice()))
+	if err != nil {
+		return false, fmt.Errorf("get route to %v: %w", p.Addr(), err)
+	}
+	for _, r := range rs {
+		if r.Type == unix.RTN_LOCAL {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // ownedByAnyone reports whether some owner added s, so another owner may
@@ -209,6 +357,41 @@ func (a *Applier) Owned(owner string) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.owned[owner])
+}
+
+// Addresses returns the addresses hc-agent configured, for any owner,
+// sorted and without duplicates. An IPv6 address whose local route has not
+// appeared is included: it is configured, and removed like any other.
+func (a *Applier) Addresses() []netip.Prefix {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []netip.Prefix
+	for _, ps := range a.owned {
+		for _, s := range ps {
+			if p, err := netip.ParsePrefix(s); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Prefix.Compare)
+	return slices.Compact(out)
+}
+
+// Configured reports whether hc-agent configured ip on the public NIC (for
+// any owner) and the kernel receives traffic to it: an IPv6 address whose
+// local route did not appear in time is not.
+func (a *Applier) Configured(ip netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ps := range a.owned {
+		for _, s := range ps {
+			p, err := netip.ParsePrefix(s)
+			if err == nil && p.Addr() == ip {
+				return !a.noRoute[p]
+			}
+		}
+	}
+	return false
 }
 
 func (a *Applier) save() error {

@@ -126,6 +126,10 @@ func TestApplierNetns(t *testing.T) {
 	assert.NotZero(t, flags[v6.String()]&unix.IFA_F_NODAD, "ipv6 without duplicate address detection")
 	assert.Zero(t, flags[v6.String()]&unix.IFA_F_TENTATIVE, "not tentative")
 	assert.Equal(t, int32(2), nl.writes.Load())
+	// Set waited for the kernel's local route: the addresses receive.
+	assert.True(t, a.Configured(v6.Addr()), "ipv6 configured with its local route")
+	assert.True(t, a.Configured(v4.Addr()))
+	assert.Equal(t, []netip.Prefix{v4, v6}, a.Addresses())
 
 	t.Run("second apply makes zero writes", func(t *testing.T) {
 		before := nl.writes.Load()
