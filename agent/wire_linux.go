@@ -19,7 +19,7 @@ import (
 )
 
 // OwnedFile is the netconf ownership record inside the state directory.
-const OwnedFile = "netconf-owned.json"
+const OwnedFile = netconf.OwnedFileName
 
 // System says where the agent acts. The zero value is the host: the current
 // network namespace.
@@ -113,20 +113,6 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// netconfOptions maps the configuration onto netconf.Options.
-func netconfOptions(cfg config.Config) netconf.Options {
-	pn := cfg.PrivateNetworks
-	return netconf.Options{
-		Disabled:           !pn.IsEnabled(),
-		MTU:                pn.MTU,
-		DefaultRoute:       pn.DefaultRoute,
-		DefaultRouteMetric: pn.DefaultRouteMetric,
-		Exclude:            pn.Exclude,
-		PinMetadataRoute:   pn.PinMetadataRoute,
-		PollInterval:       cfg.Metadata.PollInterval,
-	}
-}
-
 func netconfFactory(h *netlink.Handle, md netconf.Source, sys System) func(context.Context, Env) (Component, error) {
 	return func(_ context.Context, env Env) (Component, error) {
 		src := &timedSource{src: md, m: env.Metrics}
@@ -145,7 +131,7 @@ func netconfFactory(h *netlink.Handle, md netconf.Source, sys System) func(conte
 		if sys.Netns != nil {
 			opts = append(opts, netconf.WithNetns(*sys.Netns))
 		}
-		return netconf.New(netconfOptions(env.Config), src, h, env.Log.With("component", ComponentNetconf), opts...), nil
+		return netconf.New(NetconfOptions(env.Config), src, h, env.Log.With("component", ComponentNetconf), opts...), nil
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/agent"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/netconf"
 )
@@ -54,22 +54,7 @@ changes nothing.`,
 			}
 			defer h.Close()
 			owned := filepath.Join(cfg.StateDir, netconf.OwnedFileName)
-			return netconf.RunOnce(ctx, applyOptions(cfg), client, h, owned, env.stdout, *dryRun)
+			return netconf.RunOnce(ctx, agent.NetconfOptions(cfg), client, h, owned, env.stdout, *dryRun)
 		},
-	}
-}
-
-// applyOptions maps the configuration onto netconf.Options, as the daemon
-// does.
-func applyOptions(cfg config.Config) netconf.Options {
-	pn := cfg.PrivateNetworks
-	return netconf.Options{
-		Disabled:           !pn.IsEnabled(),
-		MTU:                pn.MTU,
-		DefaultRoute:       pn.DefaultRoute,
-		DefaultRouteMetric: pn.DefaultRouteMetric,
-		Exclude:            pn.Exclude,
-		PinMetadataRoute:   pn.PinMetadataRoute,
-		PollInterval:       cfg.Metadata.PollInterval,
 	}
 }
