@@ -1,17 +1,26 @@
 package floatingip
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 )
 
 // ManagerOwner is the Host owner name of addresses the Manager configures.
 const ManagerOwner = "manager"
+
+// Defaults of ManagerConfig.
+const (
+	DefaultManagerInterval = 20 * time.Minute
+	DefaultManagerRetryMin = 5 * time.Second
+)
 
 // ManagerConfig configures the host configuration of floating IPs assigned
 // to this server outside failover groups.
@@ -25,8 +34,34 @@ type ManagerConfig struct {
 	// Interval is the mean time between API reads (jittered ±20%); default
 	// 20m: a few calls per hour per server.
 	Interval time.Duration
+	// RetryMin is the delay before the first retry of a failed sync; it
+	// doubles with each further failure up to Interval (each jittered
+	// ±20%), so that an API outage is not met with a burst of reads.
+	// Default 5s.
+	RetryMin time.Duration
 	// Exclude skips floating IPs that a failover group manages.
 	Exclude func(FloatingIP) bool
+
+	// OnSync, when set, is called after every sync whose API read
+	// succeeded, once for each floating IP the manager knows (listed for
+	// Selector and not excluded), with whether its address is configured
+	// on this host and whether the API assigns it to this server. It runs
+	// on the syncing goroutine and must not block.
+	OnSync func(f FloatingIP, configured, assignedHere bool)
+	// OnGone, when set, is called once for a floating IP that OnSync
+	// reported and a later read no longer lists (deleted, relabelled out of
+	// Selector, or now excluded). It runs like OnSync.
+	OnGone func(f FloatingIP)
+	// AfterSync, when set, is called after every sync with its duration
+	// and its error (nil on success). It runs like OnSync.
+	AfterSync func(d time.Duration, err error)
+}
+
+// configuredHost is a Host that can tell which addresses it configured
+// (*Applier); the Manager then reports what the host says rather than what
+// it asked for.
+type configuredHost interface {
+	Configured(ip netip.Addr) bool
 }
 
 // Manager keeps every floating IP assigned to this server configured on the
@@ -37,24 +72,35 @@ type Manager struct {
 	host    Host
 	log     *slog.Logger
 	trigger chan struct{}
+
+	syncMu sync.Mutex
+	known  map[int64]FloatingIP // reported through OnSync, by ID
 }
 
 // NewManager returns a manager; call Run.
 func NewManager(cfg ManagerConfig, cloud Cloud, host Host, log *slog.Logger) *Manager {
 	if cfg.Interval <= 0 {
-		cfg.Interval = 20 * time.Minute
+		cfg.Interval = DefaultManagerInterval
 	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = DefaultManagerRetryMin
+	}
+	cfg.RetryMin = min(cfg.RetryMin, cfg.Interval)
 	if !cfg.IPv6Host.IsValid() {
 		cfg.IPv6Host = DefaultIPv6Host
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, cloud: cloud, host: host, log: log, trigger: make(chan struct{}, 1)}
+	return &Manager{
+		cfg: cfg, cloud: cloud, host: host, log: log,
+		trigger: make(chan struct{}, 1), known: map[int64]FloatingIP{},
+	}
 }
 
-// Trigger asks Run to sync soon (e.g. after a metadata change). It never
-// blocks.
+// Trigger asks Run to sync now, whatever the interval or a retry delay say
+// (e.g. after a metadata change). Each trigger costs an API read, so
+// callers must not trigger periodically. It never blocks.
 func (m *Manager) Trigger() {
 	select {
 	case m.trigger <- struct{}{}:
@@ -65,46 +111,115 @@ func (m *Manager) Trigger() {
 // Sync reads the floating IPs once and configures those assigned here. A
 // failed read changes nothing: it never means "nothing is assigned".
 func (m *Manager) Sync(ctx context.Context) error {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	start := time.Now()
+	err := m.sync(ctx)
+	if m.cfg.AfterSync != nil {
+		m.cfg.AfterSync(time.Since(start), err)
+	}
+	return err
+}
+
+// syncItem is one floating IP of a sync.
+type syncItem struct {
+	f FloatingIP
+	// p is the address to configure; invalid when the API's data gave none.
+	p    netip.Prefix
+	here bool
+}
+
+func (m *Manager) sync(ctx context.Context) error {
 	fips, err := m.cloud.ListFloatingIPs(ctx, m.cfg.Selector)
 	if err != nil {
 		return fmt.Errorf("sync floating ips: %w", err)
 	}
+	var items []syncItem
 	var ps []netip.Prefix
 	for _, f := range fips {
-		if f.ServerID != m.cfg.Self || (m.cfg.Exclude != nil && m.cfg.Exclude(f)) {
+		if m.cfg.Exclude != nil && m.cfg.Exclude(f) {
 			continue
 		}
+		it := syncItem{f: f, here: f.ServerID == m.cfg.Self}
 		p, err := HostPrefix(f, m.cfg.IPv6Host)
-		if err != nil {
+		switch {
+		case err != nil && it.here:
 			m.log.Warn("skip floating ip", "id", f.ID, "err", err)
-			continue
+		case err != nil:
+		case it.here:
+			it.p = p
+			ps = append(ps, p)
+		default:
+			it.p = p
 		}
-		ps = append(ps, p)
+		items = append(items, it)
 	}
 	slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	if err := m.host.Set(ctx, ManagerOwner, ps); err != nil {
-		return fmt.Errorf("sync floating ips: %w", err)
+	setErr := m.host.Set(ctx, ManagerOwner, ps)
+	ch, canTell := m.host.(configuredHost)
+	m.report(items, func(it syncItem) bool {
+		if !it.p.IsValid() {
+			return false
+		}
+		if canTell {
+			return ch.Configured(it.p.Addr())
+		}
+		return it.here && setErr == nil
+	})
+	if setErr != nil {
+		return fmt.Errorf("sync floating ips: %w", setErr)
 	}
 	return nil
 }
 
+// report calls OnSync for every floating IP of this sync and OnGone for
+// those of earlier syncs that are missing now, in ID order.
+func (m *Manager) report(items []syncItem, configured func(syncItem) bool) {
+	seen := make(map[int64]bool, len(items))
+	slices.SortFunc(items, func(a, b syncItem) int { return cmp.Compare(a.f.ID, b.f.ID) })
+	for _, it := range items {
+		seen[it.f.ID] = true
+		m.known[it.f.ID] = it.f
+		if m.cfg.OnSync != nil {
+			m.cfg.OnSync(it.f, configured(it), it.here)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.known)) {
+		if seen[id] {
+			continue
+		}
+		if m.cfg.OnGone != nil {
+			m.cfg.OnGone(m.known[id])
+		}
+		delete(m.known, id)
+	}
+}
+
 // Run syncs at start, then every jittered interval and on Trigger, until
-// ctx is done (then it returns nil). A failed sync is retried after a
-// minute; the error is logged once until it changes.
+// ctx is done (then it returns nil). A failed sync is retried after
+// RetryMin, doubling up to Interval (jittered), so that an outage costs
+// few API calls; the error is logged once until it changes.
 func (m *Manager) Run(ctx context.Context) error {
 	var lastErr string
+	failures := 0
 	for {
-		next := m.cfg.Interval*8/10 + rand.N(m.cfg.Interval*4/10+1)
 		if err := m.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			if err.Error() != lastErr {
 				m.log.Warn("sync floating ips", "err", err)
 			}
 			lastErr = err.Error()
-			next = min(next, time.Minute)
+			failures++
 		} else {
+			if lastErr != "" {
+				m.log.Info("floating ips synced again", "failures", failures)
+			}
 			lastErr = ""
+			failures = 0
 		}
-		t := time.NewTimer(next)
+		t := time.NewTimer(m.nextDelay(failures))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -114,6 +229,27 @@ func (m *Manager) Run(ctx context.Context) error {
 			t.Stop()
 		}
 	}
+}
+
+// nextDelay is the time until the next sync after failures consecutive
+// failed ones: the interval, or RetryMin·2^(failures-1) capped at the
+// interval; both jittered ±20% so that servers restarted together spread
+// out their reads.
+func (m *Manager) nextDelay(failures int) time.Duration {
+	d := m.cfg.Interval
+	if failures > 0 {
+		d = m.cfg.RetryMin
+		for i := 1; i < failures && d < m.cfg.Interval; i++ {
+			d *= 2
+		}
+		d = min(d, m.cfg.Interval)
+	}
+	return jittered(d)
+}
+
+// jittered returns a uniformly random duration within ±20% of d.
+func jittered(d time.Duration) time.Duration {
+	return d*8/10 + rand.N(d*4/10+1)
 }
 
 // ServerStatusPeerCheck is a second path that asks the API for the peer
