@@ -2,16 +2,26 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/floatingip"
+	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/metrics"
 )
 
@@ -112,4 +122,133 @@ func TestWireFloatingIP(t *testing.T) {
 			assert.Equal(t, tc.wantGroups, deps.NewGroups != nil, "NewGroups")
 		})
 	}
+}
+
+const fipMetricsHeader = `# HELP hcagent_floating_ip_assigned 1 when the API says the floating IP is assigned to this server.
+# TYPE hcagent_floating_ip_assigned gauge
+`
+
+// TestManagerConfigHooks checks that the Manager's hooks feed the floating
+// IP metrics, drop the series of a floating IP that is gone, and report
+// every sync to the agent.
+func TestManagerConfigHooks(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	var reports []Report
+	cfg := config.Default()
+	cfg.Groups = []config.Group{{Name: "web", FloatingIPs: []string{"web-v4"}}}
+	env := Env{
+		Config:  cfg,
+		Summary: metadata.Summary{InstanceID: 7},
+		Metrics: metrics.New(reg, metrics.BuildInfo{}),
+		Report:  func(r Report) { reports = append(reports, r) },
+	}
+	mc, err := managerConfig(env)
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), mc.Self)
+	assert.True(t, mc.Exclude(floatingip.FloatingIP{Name: "web-v4"}), "group-owned")
+
+	v4 := floatingip.FloatingIP{ID: 1, Type: "ipv4", IP: netip.MustParseAddr("203.0.113.1")}
+	v6 := floatingip.FloatingIP{ID: 2, Type: "ipv6", IP: netip.MustParseAddr("2001:db8::"), Network: netip.MustParsePrefix("2001:db8::/64")}
+	other := floatingip.FloatingIP{ID: 3, Type: "ipv4", IP: netip.MustParseAddr("203.0.113.3")}
+	mc.OnSync(v4, true, true)
+	mc.OnSync(v6, false, true)
+	mc.OnSync(other, false, false)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(fipMetricsHeader+`
+hcagent_floating_ip_assigned{ip="2001:db8::/64"} 1
+hcagent_floating_ip_assigned{ip="203.0.113.1"} 1
+hcagent_floating_ip_assigned{ip="203.0.113.3"} 0
+# HELP hcagent_floating_ip_configured 1 when the floating IP is configured on this server's network interface.
+# TYPE hcagent_floating_ip_configured gauge
+hcagent_floating_ip_configured{ip="2001:db8::/64"} 0
+hcagent_floating_ip_configured{ip="203.0.113.1"} 1
+hcagent_floating_ip_configured{ip="203.0.113.3"} 0
+`), "hcagent_floating_ip_assigned", "hcagent_floating_ip_configured"))
+
+	mc.OnGone(v4)
+	mc.OnGone(other)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(fipMetricsHeader+`
+hcagent_floating_ip_assigned{ip="2001:db8::/64"} 1
+`), "hcagent_floating_ip_assigned"))
+
+	boom := errors.New("boom")
+	mc.AfterSync(time.Second, nil)
+	mc.AfterSync(2*time.Second, boom)
+	assert.Equal(t, []Report{
+		{Component: ComponentFloatingIP, Duration: time.Second},
+		{Component: ComponentFloatingIP, Duration: 2 * time.Second, Err: boom},
+	}, reports)
+}
+
+// recordingHost is a floatingip.Host that records the last Set per owner.
+type recordingHost struct {
+	mu  sync.Mutex
+	set map[string][]netip.Prefix
+}
+
+func (h *recordingHost) Set(_ context.Context, owner string, ps []netip.Prefix) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.set == nil {
+		h.set = map[string][]netip.Prefix{}
+	}
+	h.set[owner] = slices.Clone(ps)
+	return nil
+}
+
+func (h *recordingHost) get(owner string) []netip.Prefix {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.set[owner]
+}
+
+// TestFloatingIPFactory runs the wired Manager against the API simulator
+// on loopback: the first sync configures the floating IPs assigned here,
+// skips the group-owned one, reports to the agent and fills the metrics.
+func TestFloatingIPFactory(t *testing.T) {
+	const token = "sim-token-0123456789"
+	sim := cloudapitest.New(cloudapitest.WithTokens(token))
+	t.Cleanup(sim.Close)
+	self := sim.AddServer(cloudapitest.Server{Name: "web-1"})
+	other := sim.AddServer(cloudapitest.Server{Name: "web-2"})
+	sim.AddFloatingIP(cloudapitest.FloatingIP{Name: "mine", Prefix: netip.MustParsePrefix("203.0.113.1/32"), ServerID: self})
+	sim.AddFloatingIP(cloudapitest.FloatingIP{Name: "mine6", Type: "ipv6", Prefix: netip.MustParsePrefix("2001:db8:1::/64"), ServerID: self})
+	sim.AddFloatingIP(cloudapitest.FloatingIP{Name: "theirs", Prefix: netip.MustParsePrefix("203.0.113.2/32"), ServerID: other})
+	sim.AddFloatingIP(cloudapitest.FloatingIP{Name: "grp", Prefix: netip.MustParsePrefix("203.0.113.4/32"), ServerID: self})
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+
+	cfg := config.Default()
+	cfg.API.Endpoint = ts.URL + "/v1"
+	cfg.API.Token = token
+	cfg.Groups = []config.Group{{Name: "g", FloatingIPs: []string{"grp"}}}
+	reg := prometheus.NewPedanticRegistry()
+	reports := make(chan Report, 1)
+	env := Env{
+		Config:  cfg,
+		Summary: metadata.Summary{InstanceID: self},
+		Log:     slog.New(slog.DiscardHandler),
+		Metrics: metrics.New(reg, metrics.BuildInfo{}),
+		Report:  func(r Report) { reports <- r },
+	}
+	host := &recordingHost{}
+	c, err := floatingIPFactory(host)(t.Context(), env)
+	require.NoError(t, err)
+	_, isTriggerer := c.(Triggerer)
+	assert.False(t, isTriggerer, "the watchdog keep-alive must not trigger API reads")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	r := <-reports
+	cancel()
+	require.NoError(t, <-done)
+
+	require.NoError(t, r.Err)
+	assert.Equal(t, ComponentFloatingIP, r.Component)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("203.0.113.1/32"), netip.MustParsePrefix("2001:db8:1::1/64")}, host.get(floatingip.ManagerOwner))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(fipMetricsHeader+`
+hcagent_floating_ip_assigned{ip="2001:db8:1::/64"} 1
+hcagent_floating_ip_assigned{ip="203.0.113.1"} 1
+hcagent_floating_ip_assigned{ip="203.0.113.2"} 0
+`), "hcagent_floating_ip_assigned"))
 }
