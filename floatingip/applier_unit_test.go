@@ -385,3 +385,22 @@ func FuzzParseOwned(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkApplierSetUnchanged measures the steady-state Set: reads only,
+// no writes, no state file write.
+func BenchmarkApplierSetUnchanged(b *testing.B) {
+	nl := newFakeNL()
+	a, err := NewApplier(nl, filepath.Join(b.TempDir(), "owned.json"), discardLogger())
+	require.NoError(b, err)
+	ps := prefixes("203.0.113.1/32", "203.0.113.2/32", "2001:db8:1:2::1/64")
+	require.NoError(b, a.Set(b.Context(), "manager", ps))
+	writes := nl.writeCount()
+	for b.Loop() {
+		if err := a.Set(b.Context(), "manager", ps); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if nl.writeCount() != writes {
+		b.Fatalf("unchanged Set wrote: %d writes, want %d", nl.writeCount(), writes)
+	}
+}
