@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"syscall"
 	"testing"
@@ -25,11 +26,6 @@ const (
 func groupWorld(t *testing.T, sp spec) (*world, string) {
 	t.Helper()
 	sp.group = true
-	// TODO(lead): drop configurePrivate once the agent starts the gossip
-	// only after the private network is configured
-	// (TestBootWithGroupConfiguresPrivateNetworks); until then the
-	// failover tests would all fail on that one bug.
-	sp.configurePrivate = true
 	w := newWorld(t, sp)
 	w.startAgents()
 	return w, w.waitGroupUp()
@@ -102,6 +98,22 @@ func (w *world) waitMoved(p *simcloud.Probe, old string, t0 time.Time) (string, 
 	return now, samples
 }
 
+// logFailures logs the first failed samples relative to t0, to explain an
+// unexpected failure.
+func (w *world) logFailures(samples []simcloud.Sample, t0 time.Time) {
+	n := 0
+	for _, s := range samples {
+		if s.OK() {
+			continue
+		}
+		if n++; n > 5 {
+			w.t.Logf("... and %d more failed requests", failures(samples)-5)
+			return
+		}
+		w.t.Logf("request at %s failed after %s: %v", s.At.Sub(t0).Round(time.Millisecond), s.Latency.Round(time.Millisecond), s.Err)
+	}
+}
+
 func TestHolderCrash(t *testing.T) {
 	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
 	p := w.probe(probeInterval)
@@ -149,7 +161,23 @@ func TestPlannedShutdownHandOver(t *testing.T) {
 	err := w.agents[h].Stop(ctx, syscall.SIGTERM)
 	t.Logf("agent on %s exited %s after SIGTERM (%v)", h, time.Since(t0).Round(time.Millisecond), err)
 	_, samples := w.waitMoved(p, h, t0)
-	assert.Zero(t, failures(samples), "failed client requests during the hand-over")
+	// A request whose connection the old holder accepted just before the
+	// cloud routed the address to the new one is reset by the new holder:
+	// TCP connections cannot follow a moved address, on Hetzner Cloud as
+	// here. At most one probe request (they take a millisecond or two,
+	// one every 50 ms) can straddle the move; any other failure (timeout,
+	// refused, unreachable) would be an outage.
+	resets := 0
+	for _, s := range samples {
+		if !s.OK() && errors.Is(s.Err, syscall.ECONNRESET) {
+			resets++
+		}
+	}
+	okFailures := assert.Zero(t, failures(samples)-resets, "failed client requests during the hand-over, other than resets")
+	okResets := assert.LessOrEqual(t, resets, 1, "connections reset by the move")
+	if !okFailures || !okResets {
+		w.logFailures(samples, t0)
+	}
 }
 
 func TestPartitionInGroupOfThreeMovesNothing(t *testing.T) {
@@ -217,7 +245,7 @@ func TestBootWithGroupConfiguresPrivateNetworks(t *testing.T) {
 	w.startAgents()
 	h := w.waitGroupUp()
 	for _, s := range w.spec.servers {
-		w.checkPrivate(s)
+		w.checkPrivate(t, s)
 	}
 	t.Logf("group up, %s answers", h)
 }

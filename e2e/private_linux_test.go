@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -10,10 +12,10 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// privateLink returns the server's link with the given MAC ("" if none).
-func (w *world) privateLink(server string, mac string) netlink.Link {
+// privateLink returns the server's link with the given MAC (nil if none).
+func (w *world) privateLink(t *testing.T, server string, mac string) netlink.Link {
 	links, err := w.c.Server(server).NetlinkHandle().LinkList()
-	require.NoError(w.t, err)
+	require.NoError(t, err)
 	for _, l := range links {
 		if l.Attrs().HardwareAddr.String() == mac {
 			return l
@@ -23,9 +25,9 @@ func (w *world) privateLink(server string, mac string) netlink.Link {
 }
 
 // hasRoute reports whether the server routes dst via gw.
-func (w *world) hasRoute(server string, dst netip.Prefix, gw netip.Addr) bool {
+func (w *world) hasRoute(t *testing.T, server string, dst netip.Prefix, gw netip.Addr) bool {
 	routes, err := w.c.Server(server).NetlinkHandle().RouteList(nil, netlink.FAMILY_V4)
-	require.NoError(w.t, err)
+	require.NoError(t, err)
 	for _, r := range routes {
 		if r.Dst != nil && r.Dst.String() == dst.String() && r.Gw.Equal(gw.AsSlice()) {
 			return true
@@ -34,20 +36,57 @@ func (w *world) hasRoute(server string, dst netip.Prefix, gw netip.Addr) bool {
 	return false
 }
 
-// checkPrivate asserts the server's kernel state for every private network
-// its metadata lists: NIC up with MTU 1450, address, route to the network
-// via the gateway.
-func (w *world) checkPrivate(server string) {
-	w.t.Helper()
+// privateProblems compares the server's kernel state with every private
+// network its metadata lists (NIC up with MTU 1450, address and alias IPs,
+// route to the network via the gateway) and lists what differs.
+func (w *world) privateProblems(t *testing.T, server string) []string {
+	var out []string
 	_, nets := w.c.Server(server).Metadata()
 	for _, n := range nets {
-		l := w.privateLink(server, n.MACAddress.String())
-		require.NotNil(w.t, l, "%s: no NIC with MAC %s", server, n.MACAddress)
-		assert.Equal(w.t, 1450, l.Attrs().MTU, "%s %s MTU", server, l.Attrs().Name)
-		assert.NotZero(w.t, l.Attrs().Flags&(1<<0), "%s %s is not up", server, l.Attrs().Name)
-		assert.True(w.t, w.hasAddr(server, n.IP), "%s: no address %s", server, n.IP)
-		assert.True(w.t, w.hasRoute(server, n.Network, n.Gateway), "%s: no route %s via %s", server, n.Network, n.Gateway)
+		l := w.privateLink(t, server, n.MACAddress.String())
+		if l == nil {
+			out = append(out, fmt.Sprintf("%s: no NIC with MAC %s", server, n.MACAddress))
+			continue
+		}
+		if mtu := l.Attrs().MTU; mtu != 1450 {
+			out = append(out, fmt.Sprintf("%s %s: MTU %d, want 1450", server, l.Attrs().Name, mtu))
+		}
+		if l.Attrs().Flags&net.FlagUp == 0 {
+			out = append(out, fmt.Sprintf("%s %s: not up", server, l.Attrs().Name))
+		}
+		for _, ip := range append([]netip.Addr{n.IP}, n.AliasIPs...) {
+			if !w.hasAddr(server, ip) {
+				out = append(out, fmt.Sprintf("%s: no address %s", server, ip))
+			}
+		}
+		if !w.hasRoute(t, server, n.Network, n.Gateway) {
+			out = append(out, fmt.Sprintf("%s: no route %s via %s", server, n.Network, n.Gateway))
+		}
 	}
+	return out
+}
+
+// checkPrivate asserts that the server's kernel state matches its private
+// networks (see privateProblems).
+func (w *world) checkPrivate(t *testing.T, server string) {
+	t.Helper()
+	assert.Empty(t, w.privateProblems(t, server))
+}
+
+// waitPrivate waits until the server's kernel state matches its private
+// networks and returns how long that took. The agent configures a NIC in
+// several netlink calls, so no single one of them means done.
+func (w *world) waitPrivate(t *testing.T, server string) time.Duration {
+	t.Helper()
+	const timeout = 15 * time.Second
+	deadline := time.Now().Add(timeout)
+	return waitFor(t, timeout+time.Second, 20*time.Millisecond, server+" private networks configured", func() bool {
+		problems := w.privateProblems(t, server)
+		if len(problems) > 0 && time.Now().After(deadline) {
+			t.Fatalf("private networks not configured after %s: %v", timeout, problems)
+		}
+		return len(problems) == 0
+	})
 }
 
 // TestPrivateNetworks runs hc-agent on two servers without failover groups:
@@ -62,8 +101,7 @@ func TestPrivateNetworks(t *testing.T) {
 		for _, s := range w.spec.servers {
 			_, nets := w.c.Server(s).Metadata()
 			require.Len(t, nets, 1)
-			waitFor(t, 15*time.Second, 20*time.Millisecond, s+" private address", func() bool { return w.hasAddr(s, nets[0].IP) })
-			w.checkPrivate(s)
+			w.waitPrivate(t, s)
 		}
 		t.Logf("private networks configured %s after the agents started", time.Since(t0).Round(time.Millisecond))
 		// What matters to users: the servers reach each other privately.
@@ -77,8 +115,7 @@ func TestPrivateNetworks(t *testing.T) {
 		require.NoError(t, w.c.AttachNetwork("beta", "net-b"))
 		_, nets := w.c.Server("beta").Metadata()
 		require.Len(t, nets, 2)
-		took := waitFor(t, 15*time.Second, 20*time.Millisecond, "hot-attached address", func() bool { return w.hasAddr("beta", nets[1].IP) })
-		w.checkPrivate("beta")
+		took := w.waitPrivate(t, "beta")
 		t.Logf("hot-attached net-b configured on beta %s after the attach (poll %s)", took.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	})
 
@@ -87,13 +124,13 @@ func TestPrivateNetworks(t *testing.T) {
 		require.NoError(t, w.c.SetAliasIPs("alpha", "net-a", []netip.Addr{alias}))
 		took := waitFor(t, 15*time.Second, 20*time.Millisecond, "alias ip configured", func() bool { return w.hasAddr("alpha", alias) })
 		t.Logf("alias %s configured on alpha %s after the metadata change", alias, took.Round(time.Millisecond))
-		w.checkPrivate("alpha")
+		w.checkPrivate(t, "alpha")
 	})
 
 	t.Run("alias removed", func(t *testing.T) {
 		require.NoError(t, w.c.SetAliasIPs("alpha", "net-a", nil))
 		took := waitFor(t, 15*time.Second, 20*time.Millisecond, "alias ip removed", func() bool { return !w.hasAddr("alpha", alias) })
 		t.Logf("alias %s removed from alpha %s after the metadata change", alias, took.Round(time.Millisecond))
-		w.checkPrivate("alpha")
+		w.checkPrivate(t, "alpha")
 	})
 }
