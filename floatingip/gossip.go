@@ -54,6 +54,11 @@ const (
 	gossipPushPull        = 15 * time.Second
 	gossipRejoinInterval  = 5 * time.Second
 	gossipMetaVersion     = 1
+	// gossipUpdateWait bounds the wait for a metadata broadcast to go out
+	// (two gossip rounds normally); a broadcast that did not is sent again
+	// after gossipUpdateRetry. Leave waits for at most one such wait.
+	gossipUpdateWait  = 250 * time.Millisecond
+	gossipUpdateRetry = time.Second
 )
 
 // GossipConfig configures the memberlist of one group.
@@ -136,10 +141,15 @@ type Gossip struct {
 	ml      *memberlist.Memberlist
 	changes chan struct{}
 	stop    chan struct{}
-	wg      sync.WaitGroup
+	rejoins sync.WaitGroup
+	// update (1-buffered) wakes the publisher; published is closed when
+	// the publisher has exited.
+	update    chan struct{}
+	published chan struct{}
 
 	mu      sync.Mutex
-	meta    []byte
+	meta    []byte // what we advertise
+	sent    []byte // what the last successful broadcast carried
 	members map[string]Member
 	left    map[string]bool
 	close   sync.Once
@@ -163,8 +173,10 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	g := &Gossip{
 		cfg: cfg, log: log.With("group", cfg.Group), changes: make(chan struct{}, 1),
 		stop: make(chan struct{}), left: map[string]bool{}, members: map[string]Member{},
+		update: make(chan struct{}, 1), published: make(chan struct{}),
 	}
 	g.meta, _ = json.Marshal(gossipMeta{V: gossipMetaVersion})
+	g.sent = g.meta // memberlist.Create advertises it
 
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = strconv.FormatInt(cfg.Self, 10)
@@ -196,8 +208,9 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		return nil, fmt.Errorf("start gossip of group %s on %s:%d: %w", cfg.Group, cfg.Bind, cfg.Port, err)
 	}
 	g.ml = ml
-	g.wg.Add(1)
-	go g.rejoin() // exits on Leave
+	g.rejoins.Add(1)
+	go g.rejoin()    // exits on Leave or Shutdown, after a join in progress
+	go g.publisher() // exits on Leave or Shutdown
 	return g, nil
 }
 
@@ -215,7 +228,7 @@ func (g *Gossip) peerAddrs() []string {
 // rejoin joins configured peers that are not members, now and every few
 // seconds, so that a group whose members start in any order converges.
 func (g *Gossip) rejoin() {
-	defer g.wg.Done()
+	defer g.rejoins.Done()
 	t := time.NewTicker(gossipRejoinInterval)
 	defer t.Stop()
 	for {
@@ -270,23 +283,88 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 	return m, true
 }
 
-// SetLocal publishes the local state in the node metadata.
+// SetLocal publishes the local state in the node metadata. It does not
+// wait for the broadcast: a group's loop must not stall on gossip while a
+// peer fails. A background publisher sends the newest state, one update at
+// a time, and sends it again until a broadcast went out.
 func (g *Gossip) SetLocal(s LocalState) error {
 	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding})
 	if err != nil {
 		return fmt.Errorf("encode gossip meta: %w", err)
 	}
 	g.mu.Lock()
-	same := string(b) == string(g.meta)
 	g.meta = b
 	g.mu.Unlock()
-	if same {
-		return nil
-	}
-	if err := g.ml.UpdateNode(gossipTCPTimeout); err != nil {
-		return fmt.Errorf("update gossip meta of group %s: %w", g.cfg.Group, err)
+	select {
+	case g.update <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// publisher broadcasts the metadata whenever it changed. Updates are
+// serialised: memberlist's UpdateNode reads the metadata before it takes
+// the next incarnation, so two concurrent calls could let an older state
+// win. A broadcast that did not go out in time (UpdateNode returns an error,
+// for example when a refutation raced it) is repeated after
+// gossipUpdateRetry: nothing else would send it again. It exits on Leave or
+// Shutdown.
+func (g *Gossip) publisher() {
+	defer close(g.published)
+	retry := time.NewTimer(gossipUpdateRetry)
+	retry.Stop()
+	defer retry.Stop()
+	failing := false
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.update:
+		case <-retry.C:
+		}
+		g.mu.Lock()
+		meta, sent := g.meta, g.sent
+		g.mu.Unlock()
+		if string(meta) == string(sent) {
+			continue
+		}
+		if err := g.ml.UpdateNode(gossipUpdateWait); err != nil {
+			if !failing {
+				g.log.Warn("broadcast local state", "err", err)
+			}
+			failing = true
+			retry.Reset(gossipUpdateRetry)
+			continue
+		}
+		failing = false
+		g.mu.Lock()
+		g.sent = meta
+		g.mu.Unlock()
+	}
+}
+
+// stopWorkers stops the publisher and the rejoin loop and waits for the
+// publisher (at most one gossipUpdateWait), so that no older update races
+// what follows. The rejoin loop may still finish a join attempt; see
+// waitRejoin.
+func (g *Gossip) stopWorkers() {
+	close(g.stop)
+	<-g.published
+}
+
+// waitRejoin waits for the rejoin loop until ctx is done: a join attempt in
+// progress takes up to TCPTimeout per unreachable peer, and a shutdown
+// (with no peer left to take over) should not wait for that.
+func (g *Gossip) waitRejoin(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { // exits when the rejoin loop has
+		g.rejoins.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // Changes is signalled when a member joins, leaves, dies or changes meta.
@@ -297,8 +375,7 @@ func (g *Gossip) Changes() <-chan struct{} { return g.changes }
 func (g *Gossip) Leave(ctx context.Context) error {
 	var err error
 	g.close.Do(func() {
-		close(g.stop)
-		g.wg.Wait()
+		g.stopWorkers()
 		timeout := time.Second
 		if d, ok := ctx.Deadline(); ok {
 			timeout = time.Until(d)
@@ -318,6 +395,7 @@ func (g *Gossip) Leave(ctx context.Context) error {
 		if serr := g.ml.Shutdown(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("shut down gossip of group %s: %w", g.cfg.Group, serr))
 		}
+		g.waitRejoin(ctx)
 	})
 	return err
 }
@@ -326,9 +404,11 @@ func (g *Gossip) Leave(ctx context.Context) error {
 func (g *Gossip) Shutdown() error {
 	var err error
 	g.close.Do(func() {
-		close(g.stop)
-		g.wg.Wait()
+		g.stopWorkers()
 		err = g.ml.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), gossipTCPTimeout)
+		defer cancel()
+		g.waitRejoin(ctx)
 	})
 	return err
 }
