@@ -47,14 +47,18 @@ func notifySocket(t *testing.T) <-chan string {
 }
 
 // TestRunBlocksUntilCancelled runs the real daemon against the fake metadata
-// service on loopback, with private networks off and no listener, so that it
-// neither contacts 169.254.169.254 nor changes this machine's network: it
-// reports READY=1 to systemd and runs until cancelled.
+// service on loopback, with private networks and floating IPs off and no
+// listener, so that it neither contacts 169.254.169.254 or the API nor
+// changes this machine's network: it reports READY=1 to systemd and runs
+// until cancelled. The token is set (to check that it is redacted), so the
+// API endpoint points at a closed loopback port as a second guard: with
+// floating IPs on, the daemon would otherwise call the real API.
 func TestRunBlocksUntilCancelled(t *testing.T) {
 	md := metadatatest.New(t)
 	md.SetSummary(metadata.Summary{InstanceID: 42, Hostname: "web-1"})
 	cfg := writeFile(t, "config.yaml", "log:\n  level: debug\nstate_dir: "+t.TempDir()+
-		"\nmetadata:\n  endpoint: "+md.URL()+"\nprivate_networks:\n  enabled: false\nmetrics:\n  listen: \"off\"\n", 0o644)
+		"\nmetadata:\n  endpoint: "+md.URL()+"\napi:\n  endpoint: http://127.0.0.1:1/v1\nprivate_networks:\n  enabled: false\n"+
+		"floating_ips:\n  enabled: false\nmetrics:\n  listen: \"off\"\n", 0o644)
 	tests := []struct {
 		name      string
 		args      []string
