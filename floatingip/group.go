@@ -61,9 +61,13 @@ type GroupConfig struct {
 	// raises it.
 	ExpectedSize int
 	// Mode is "memberlist" (default) or "keepalived".
-	Mode         string
+	Mode string
+	// Preempt moves the floating IPs back to a better member once it has
+	// been eligible for PreemptDelay. Unlike the other durations, a zero
+	// PreemptDelay is not replaced: it preempts at once, as the config
+	// file's preempt_delay: 0 says (the file's default is 30s).
 	Preempt      bool
-	PreemptDelay time.Duration // default 30s
+	PreemptDelay time.Duration
 	// MaxMovesPerMinute caps attempts to take the floating IPs; default 3.
 	MaxMovesPerMinute int
 	// Backoff is how long a member waits after losing the floating IPs or
@@ -100,9 +104,6 @@ func (c GroupConfig) withDefaults() GroupConfig {
 	}
 	if c.Mode == "" {
 		c.Mode = "memberlist"
-	}
-	if c.PreemptDelay == 0 {
-		c.PreemptDelay = 30 * time.Second
 	}
 	if c.MaxMovesPerMinute <= 0 {
 		c.MaxMovesPerMinute = 3

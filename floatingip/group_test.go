@@ -597,3 +597,49 @@ func TestGroupStartupHold(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupPreempt checks preemption back to a better member: off by
+// default, after the configured delay once the better member is eligible,
+// and at once with a zero delay (the config file's preempt_delay: 0).
+func TestGroupPreempt(t *testing.T) {
+	tests := []struct {
+		name    string
+		preempt bool
+		delay   time.Duration
+		want    time.Duration // from the better member turning healthy to the assign call; -1: never
+	}{
+		{"off", false, 0, -1},
+		{"zero delay", true, 0, 0},
+		{"with delay", true, 5 * time.Second, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newClusterWith(t, func(c *cluster) {
+					c.nodes[2].probe.fail.Store(true)
+					c.cfgHook = func(cfg *GroupConfig) { cfg.Preempt, cfg.PreemptDelay = tt.preempt, tt.delay }
+				}, 1, 100, 200)
+				start := time.Now()
+				// Between two probes; probes at 6 s and 7 s make it
+				// healthy (rise 2).
+				time.Sleep(5*time.Second + 500*time.Millisecond)
+				c.nodes[2].probe.fail.Store(false)
+				healthyAt := start.Add(7 * time.Second)
+				time.Sleep(60 * time.Second)
+				at, ok := c.cloud.firstAssignAt()
+				if tt.want < 0 {
+					assert.False(t, ok, "no preemption: %v", c.cloud.assignCalls())
+					assert.Equal(t, int64(1), c.cloud.holder(fipID))
+					return
+				}
+				require.True(t, ok, "no preemption")
+				took := at.Sub(healthyAt)
+				assert.GreaterOrEqual(t, took, tt.want)
+				assert.LessOrEqual(t, took, tt.want+500*time.Millisecond, "within a tick of the delay")
+				assert.Equal(t, int64(2), c.cloud.holder(fipID))
+				assert.Equal(t, []int64{2}, c.configuredOn(), "the old holder stepped down")
+				assert.Equal(t, 1, c.successfulMoves(), "no flapping")
+			})
+		})
+	}
+}
