@@ -10,8 +10,14 @@ import (
 	"sync"
 )
 
-// ParseLevel parses debug, info, warn or error (case-insensitive; "" is
-// info).
+// Log formats accepted by New and ParseFormat.
+const (
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// ParseLevel parses debug, info, warn or error (case-insensitive, so that
+// slog.Level.String output parses too; "" is info).
 func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
@@ -26,21 +32,35 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("parse log level %q: want debug, info, warn or error", s)
 }
 
+// ParseFormat parses text or json (case-insensitive; "" is text) and
+// returns FormatText or FormatJSON.
+func ParseFormat(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "", FormatText:
+		return FormatText, nil
+	case FormatJSON:
+		return FormatJSON, nil
+	}
+	return "", fmt.Errorf("parse log format %q: want text or json", s)
+}
+
 // New returns a logger writing to w at level ("debug", "info", "warn",
-// "error"; "" is info) in format ("text" or "json"; "" is text).
+// "error"; "" is info) in format ("text" or "json"; "" is text). It is the
+// one way hc-agent builds its logger: the daemon and every command use it.
 func New(w io.Writer, level, format string) (*slog.Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {
 		return nil, err
 	}
+	f, err := ParseFormat(format)
+	if err != nil {
+		return nil, err
+	}
 	opts := &slog.HandlerOptions{Level: lvl}
-	switch strings.ToLower(format) {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
+	if f == FormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("parse log format %q: want text or json", format)
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
 // Dedup logs a repeating error once per key until it changes: the first

@@ -3,6 +3,7 @@ package logging
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -40,6 +41,97 @@ func TestNew(t *testing.T) {
 			assert.Contains(t, buf.String(), tt.wantLine)
 		})
 	}
+}
+
+var levelTests = []struct {
+	in      string
+	want    slog.Level
+	wantErr bool
+}{
+	{"", slog.LevelInfo, false},
+	{"debug", slog.LevelDebug, false},
+	{"info", slog.LevelInfo, false},
+	{"warn", slog.LevelWarn, false},
+	{"warning", slog.LevelWarn, false},
+	{"ERROR", slog.LevelError, false},
+	{"verbose", 0, true},
+	{" info", 0, true},
+	{"DEBUG-4", 0, true},
+}
+
+func TestParseLevel(t *testing.T) {
+	for _, tt := range levelTests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseLevel(tt.in)
+			if tt.wantErr {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "want debug, info, warn or error")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+var formatTests = []struct {
+	in      string
+	want    string
+	wantErr bool
+}{
+	{"", FormatText, false},
+	{"text", FormatText, false},
+	{"JSON", FormatJSON, false},
+	{"logfmt", "", true},
+	{"json ", "", true},
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, tt := range formatTests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseFormat(tt.in)
+			if tt.wantErr {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "want text or json")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// FuzzParseLevel checks that a parsed level prints (slog.Level.String) to
+// something that parses to the same level.
+func FuzzParseLevel(f *testing.F) {
+	for _, tt := range levelTests {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lvl, err := ParseLevel(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseLevel(lvl.String())
+		require.NoError(t, err, "level %q printed as %q", s, lvl.String())
+		assert.Equal(t, lvl, again)
+	})
+}
+
+// FuzzParseFormat checks that a parsed format parses to itself.
+func FuzzParseFormat(f *testing.F) {
+	for _, tt := range formatTests {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseFormat(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseFormat(got)
+		require.NoError(t, err)
+		assert.Equal(t, got, again)
+	})
 }
 
 func TestDedup(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/logging"
 )
 
 // command is one subcommand of hc-agent.
@@ -146,21 +147,20 @@ var globalFlagNames = map[string]bool{"config": true, "log-level": true, "log-fo
 // after COMMAND; the current values are the defaults the second time.
 func (env *cliEnv) registerGlobal(fs *flag.FlagSet) {
 	fs.StringVar(&env.configPath, "config", env.configPath, "configuration `PATH`")
-	fs.Func("log-level", "log `LEVEL`: debug, info, warn or error (default: log.level of the config)", func(s string) error {
-		switch s {
-		case "debug", "info", "warn", "error":
-			env.logLevel = s
-			return nil
+	fs.Func("log-level", "log `LEVEL`: debug, info, warn or error (default: log.level of the config, info)", func(s string) error {
+		if _, err := logging.ParseLevel(s); err != nil {
+			return errors.New("must be debug, info, warn or error")
 		}
-		return fmt.Errorf("must be debug, info, warn or error")
+		env.logLevel = s
+		return nil
 	})
-	fs.Func("log-format", "log `FORMAT`: text or json (default: log.format of the config)", func(s string) error {
-		switch s {
-		case "text", "json":
-			env.logFormat = s
-			return nil
+	fs.Func("log-format", "log `FORMAT`: text or json (default: log.format of the config, text)", func(s string) error {
+		f, err := logging.ParseFormat(s)
+		if err != nil {
+			return errors.New("must be text or json")
 		}
-		return fmt.Errorf("must be text or json")
+		env.logFormat = f
+		return nil
 	})
 }
 
@@ -354,8 +354,12 @@ func flatten(err error) []error {
 }
 
 // logger returns the logger for c, with --log-level and --log-format
-// winning over the config. It writes to stderr (journald adds timestamps,
-// but keeping them is harmless and helps outside systemd).
+// winning over the config, built by logging.New like every logger of
+// hc-agent. It writes to stderr (journald adds timestamps, but keeping them
+// is harmless and helps outside systemd). Commands that do not validate the
+// configuration may see a bad log.level or log.format: the logger then
+// keeps the defaults for it and warns, rather than failing a command over
+// its logging.
 func (env *cliEnv) logger(c config.Config) *slog.Logger {
 	level, format := c.Log.Level, c.Log.Format
 	if env.logLevel != "" {
@@ -364,15 +368,21 @@ func (env *cliEnv) logger(c config.Config) *slog.Logger {
 	if env.logFormat != "" {
 		format = env.logFormat
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		lv = slog.LevelInfo
+	var bad []any
+	if _, err := logging.ParseLevel(level); err != nil {
+		bad = append(bad, "level", level)
+		level = ""
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(env.stderr, opts))
+	if _, err := logging.ParseFormat(format); err != nil {
+		bad = append(bad, "format", format)
+		format = ""
 	}
-	return slog.New(slog.NewTextHandler(env.stderr, opts))
+	// Both values parsed above or are "" (the defaults): New cannot fail.
+	log, _ := logging.New(env.stderr, level, format)
+	if len(bad) > 0 {
+		log.Warn("invalid log settings in the config, using the defaults for them", bad...)
+	}
+	return log
 }
 
 // fileExists reports whether path names an existing file (for messages).
