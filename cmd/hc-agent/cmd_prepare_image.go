@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/hc-agent/hc-agent/agent"
 )
@@ -14,10 +16,19 @@ func prepareImageCommand() command {
 		usage: `[--dry-run]
 
 Removes everything in the state directory (state_dir, default
-/var/lib/hc-agent): the record of the server it belongs to and the
-ownership record of the addresses hc-agent configured. Each removed path is
-printed. Run it, ideally with the service stopped, right before taking a
-snapshot, so that servers created from the image start from nothing.
+/var/lib/hc-agent): the record of the server the state belongs to
+(state.json), the ownership records of the private-network addresses
+(netconf-owned.json) and of the floating IPs (floatingip-owned.json) that
+hc-agent configured, and anything else found there. Each removed path is
+printed. The directory itself stays.
+
+Stop the service first, right before taking the snapshot:
+
+  systemctl stop hc-agent && hc-agent prepare-image
+
+A running agent may write its state again; prepare-image warns when the
+runtime directory (runtime_dir, default /run/hc-agent, which systemd keeps
+only while the service runs) exists.
 
 Servers booted from an image made without it are safe too: the agent keys
 its state by instance ID and discards state written on another server.`,
@@ -30,11 +41,21 @@ its state by instance ID and discards state written on another server.`,
 			if fs.NArg() > 0 {
 				return usagef("takes no arguments, got %q", fs.Arg(0))
 			}
-			cfg, _, err := env.loadConfig()
+			cfg, path, err := env.loadConfig()
 			if err != nil {
 				return err
 			}
-			paths, err := agent.PrepareImage(cfg.StateDir, *dryRun)
+			// Everything inside state_dir is removed: refuse a value that
+			// Validate would reject, or the root, rather than empty the
+			// working directory or the whole file system.
+			dir := cfg.StateDir
+			if !filepath.IsAbs(dir) || filepath.Clean(dir) == "/" {
+				return fmt.Errorf("prepare image: config %s: state_dir %q: must be an absolute path other than /", path, dir)
+			}
+			if runningHint(cfg.RuntimeDir) {
+				fmt.Fprintf(env.stderr, "hc-agent prepare-image: warning: %s exists, the hc-agent service seems to be running and may write its state again; stop it first (systemctl stop hc-agent)\n", cfg.RuntimeDir)
+			}
+			paths, err := agent.PrepareImage(dir, *dryRun)
 			verb := "removed"
 			if *dryRun {
 				verb = "would remove"
@@ -46,9 +67,20 @@ its state by instance ID and discards state written on another server.`,
 				return fmt.Errorf("prepare image: %w", err)
 			}
 			if len(paths) == 0 {
-				fmt.Fprintln(env.stdout, "nothing to remove in", cfg.StateDir)
+				fmt.Fprintln(env.stdout, "nothing to remove in", dir)
 			}
 			return nil
 		},
 	}
+}
+
+// runningHint reports whether the runtime directory exists: systemd
+// creates it when the service starts (RuntimeDirectory=) and removes it
+// when the service stops. It is a hint for a warning, not a lock.
+func runningHint(runtimeDir string) bool {
+	if runtimeDir == "" {
+		return false
+	}
+	fi, err := os.Stat(runtimeDir)
+	return err == nil && fi.IsDir()
 }
