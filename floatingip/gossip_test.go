@@ -541,3 +541,57 @@ func failoverOnce(b *testing.B) (detect, decide time.Duration) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func FuzzParseKey(f *testing.F) {
+	raw32 := make([]byte, 32)
+	for i := range raw32 {
+		raw32[i] = byte(200 + i%50)
+	}
+	for _, seed := range [][]byte{
+		[]byte("0123456789abcdef"), raw32,
+		[]byte(base64.StdEncoding.EncodeToString(raw32) + "\n"),
+		[]byte(" " + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef")) + " "),
+		[]byte("short"), []byte("not a key at all!"),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := ParseKey(b)
+		if err != nil {
+			return
+		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			t.Fatalf("key of %d bytes from %q", n, b)
+		}
+		// The base64 form, as key files are usually written, parses back
+		// to the same key.
+		again, err := ParseKey([]byte(base64.StdEncoding.EncodeToString(k) + "\n"))
+		require.NoError(t, err)
+		assert.Equal(t, k, again)
+	})
+}
+
+// FuzzGossipMeta feeds arbitrary node metadata to the decoder (peers may run
+// other versions): no panic, and what SetLocal encodes decodes to the same
+// state.
+func FuzzGossipMeta(f *testing.F) {
+	f.Add([]byte(`{"v":1}`), 100, true, true, true, false)
+	f.Add([]byte(`{"v":1,"p":150,"r":true,"h":true,"c":true,"o":true}`), 150, true, false, true, true)
+	f.Add([]byte(`{"v":1,"l":true,"o":true}`), 0, false, false, false, false)
+	f.Add([]byte(`{"v":2,"x":1}`), 7, true, true, false, true)
+	f.Add([]byte(`not json`), -1, false, true, true, true)
+	f.Fuzz(func(t *testing.T, meta []byte, prio int, ready, healthy, candidate, holding bool) {
+		m, ok := memberOf(&memberlist.Node{Name: "7", Meta: meta})
+		require.True(t, ok)
+		assert.Equal(t, int64(7), m.ID)
+		assert.False(t, m.Left, "only a leave event marks a member left")
+		var g Gossip
+		g.update = make(chan struct{}, 1)
+		st := LocalState{Ready: ready, Priority: prio, Healthy: healthy, Candidate: candidate, Holding: holding}
+		require.NoError(t, g.SetLocal(st))
+		m, ok = memberOf(&memberlist.Node{Name: "7", Meta: g.meta})
+		require.True(t, ok)
+		got := LocalState{Ready: !m.Starting, Priority: m.Priority, Healthy: m.Healthy, Candidate: m.Candidate, Holding: m.Holding}
+		assert.Equal(t, st, got)
+	})
+}
