@@ -2,14 +2,17 @@ package packaging
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,9 +20,34 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hc-agent/hc-agent/metrics"
+	"github.com/hc-agent/hc-agent/netconf"
 )
 
 const alertsFile = "prometheus/hc-agent-alerts.yml"
+
+// rtProtosFile names hc-agent's route protocol for iproute2; the package
+// installs it as rtProtosDst.
+const (
+	rtProtosFile = "iproute2/hc-agent.conf"
+	rtProtosDst  = "/etc/iproute2/rt_protos.d/hc-agent.conf"
+)
+
+// TestRouteProtocolName checks that the iproute2 file names exactly the
+// protocol number netconf puts on its routes, in the "NUMBER NAME" format
+// of rt_protos.
+func TestRouteProtocolName(t *testing.T) {
+	b, err := os.ReadFile(rtProtosFile)
+	require.NoError(t, err)
+	var entries [][]string
+	for l := range strings.Lines(string(b)) {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		entries = append(entries, strings.Fields(l))
+	}
+	assert.Equal(t, [][]string{{strconv.Itoa(netconf.RouteProtocol), "hc-agent"}}, entries)
+}
 
 // TestAlertRules checks the example rules with promtool, and that every
 // hcagent_ metric they use exists.
@@ -249,7 +277,7 @@ func TestDebInstall(t *testing.T) {
 	if installed() {
 		t.Skip("skipping: a package hc-agent is already installed on this machine; not touching it")
 	}
-	for _, p := range []string{"/etc/hc-agent", "/usr/bin/hc-agent", "/var/lib/hc-agent"} {
+	for _, p := range []string{"/etc/hc-agent", "/usr/bin/hc-agent", "/var/lib/hc-agent", rtProtosDst} {
 		if _, err := os.Stat(p); err == nil {
 			t.Skipf("skipping: %s exists outside any package; not touching it", p)
 		}
@@ -281,13 +309,20 @@ func TestDebInstall(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, fi.IsDir())
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	rtProtos, err := os.ReadFile(filepath.Join(root, "packaging", rtProtosFile))
+	require.NoError(t, err)
+	got, err = os.ReadFile(rtProtosDst)
+	require.NoError(t, err)
+	assert.Equal(t, string(rtProtos), string(got))
+	checkRouteProtocolName(t)
 	out := run(t, "/usr/bin/hc-agent", "version")
 	assert.NotEmpty(t, out)
 	conffiles := run(t, "dpkg-query", "-W", "-f=${Conffiles}", "hc-agent")
 	assert.Contains(t, conffiles, "/etc/hc-agent/config.yaml")
+	assert.Contains(t, conffiles, rtProtosDst)
 	files := strings.Fields(run(t, "dpkg", "-L", "hc-agent"))
 	sort.Strings(files)
-	for _, f := range []string{"/usr/bin/hc-agent", "/usr/lib/systemd/system/hc-agent.service", "/etc/hc-agent/config.yaml", "/usr/share/doc/hc-agent/examples/prometheus-alerts.yml"} {
+	for _, f := range []string{"/usr/bin/hc-agent", "/usr/lib/systemd/system/hc-agent.service", "/etc/hc-agent/config.yaml", "/usr/share/doc/hc-agent/examples/prometheus-alerts.yml", rtProtosDst} {
 		assert.Contains(t, files, f)
 	}
 	const wants = "/etc/systemd/system/multi-user.target.wants/hc-agent.service"
@@ -312,7 +347,7 @@ func TestDebInstall(t *testing.T) {
 
 	run(t, "dpkg", "--purge", "hc-agent")
 	assert.False(t, installed())
-	for _, p := range []string{"/usr/bin/hc-agent", "/usr/lib/systemd/system/hc-agent.service", "/etc/hc-agent", "/var/lib/hc-agent"} {
+	for _, p := range []string{"/usr/bin/hc-agent", "/usr/lib/systemd/system/hc-agent.service", "/etc/hc-agent", "/var/lib/hc-agent", rtProtosDst} {
 		_, err := os.Lstat(p)
 		assert.ErrorIs(t, err, os.ErrNotExist, "%s left after purge", p)
 	}
@@ -320,4 +355,25 @@ func TestDebInstall(t *testing.T) {
 		_, err := os.Lstat(wants)
 		assert.ErrorIs(t, err, os.ErrNotExist, "enablement symlink left after purge")
 	}
+}
+
+// netnsSeq makes the names of the namespaces this test creates unique.
+var netnsSeq atomic.Int64
+
+// checkRouteProtocolName adds a route with hc-agent's protocol number in a
+// network namespace it creates (never in this machine's own) and checks
+// that `ip route` prints the installed name for it.
+func checkRouteProtocolName(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Log("ip (iproute2) not installed: not checking how ip route prints the protocol")
+		return
+	}
+	ns := fmt.Sprintf("hcpkg%d-%d", os.Getpid(), netnsSeq.Add(1))
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	run(t, "ip", "-n", ns, "route", "add", "192.0.2.0/24", "dev", "lo", "proto", strconv.Itoa(netconf.RouteProtocol))
+	out := run(t, "ip", "-n", ns, "route", "show", "192.0.2.0/24")
+	assert.Contains(t, out, "proto hc-agent", "ip route does not name protocol %d", netconf.RouteProtocol)
 }
