@@ -48,13 +48,13 @@ func TestUnitDirectives(t *testing.T) {
 		"StateDirectory":          "hc-agent",
 		"RuntimeDirectory":        "hc-agent",
 		"ConfigurationDirectory":  "hc-agent",
-		"CapabilityBoundingSet":   "CAP_NET_ADMIN CAP_NET_RAW",
-		"AmbientCapabilities":     "CAP_NET_ADMIN CAP_NET_RAW",
+		"CapabilityBoundingSet":   "CAP_NET_ADMIN",
+		"AmbientCapabilities":     "CAP_NET_ADMIN",
 		"NoNewPrivileges":         "yes",
 		"ProtectSystem":           "strict",
 		"ProtectHome":             "yes",
 		"PrivateTmp":              "yes",
-		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET",
+		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
 		"WantedBy":                "multi-user.target",
 	}
 	for k, v := range want {
