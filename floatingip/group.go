@@ -997,8 +997,8 @@ func (g *Group) startHandover(done chan error) {
 }
 
 // peerCanTake reports whether a handover can succeed: this member does not
-// hold the floating IPs (nothing to hand over), or another member is alive,
-// has published its state, is healthy and a candidate.
+// hold the floating IPs (nothing to hand over), or another member would
+// take them (see hasEligiblePeer).
 func (g *Group) peerCanTake() bool {
 	g.mu.Lock()
 	holding := g.holding
@@ -1009,10 +1009,20 @@ func (g *Group) peerCanTake() bool {
 	return hasEligiblePeer(g.view(time.Now()))
 }
 
-// hasEligiblePeer reports whether a member other than self may hold the
-// floating IPs.
+// hasEligiblePeer reports whether, by this member's view, the group would
+// move the floating IPs to another member if this one stepped aside: a
+// peer is alive, has published its state, is healthy and a candidate, and
+// the members alive form a majority.
 func hasEligiblePeer(v View) bool {
-	return slices.ContainsFunc(v.Members, func(m Member) bool { return m.ID != v.Self && m.eligible() })
+	v.Members = slices.Clone(v.Members)
+	for i := range v.Members {
+		if v.Members[i].ID == v.Self {
+			v.Members[i].Candidate = false
+		}
+	}
+	v.Preempt = false
+	d := Decide(v)
+	return d.Quorum && d.Leader != 0 && d.Leader != v.Self
 }
 
 // abortHandover ends a pending handover with err: this member stays a

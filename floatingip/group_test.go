@@ -241,6 +241,10 @@ func TestGroupHandoverWithoutPeer(t *testing.T) {
 			c.crash(2)
 			c.nodes[3].probe.fail.Store(true)
 		}},
+		{"healthy peer without a majority", []int{200, 150, 120, 110}, func(c *cluster) {
+			c.crash(3)
+			c.crash(4)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
