@@ -15,7 +15,7 @@ import (
 func applyCommand() command {
 	return command{
 		name:    "apply",
-		summary: "configure the private networks once (--dry-run: print the plan only)",
+		summary: "configure the private networks once; --dry-run prints the plan",
 		usage: `[--dry-run]
 
 Reads the private networks from the metadata service and configures them once,

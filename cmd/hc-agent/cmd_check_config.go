@@ -12,7 +12,7 @@ import (
 func checkConfigCommand() command {
 	return command{
 		name:    "check-config",
-		summary: "check the configuration file and show the effective configuration",
+		summary: "check the configuration and show the effective one (--print)",
 		usage: `[--print]
 
 Loads the configuration file (--config, default /etc/hc-agent/config.yaml;

@@ -17,7 +17,7 @@ func metadataCommand() command {
 	return command{
 		name:    "metadata",
 		summary: "print this server's metadata (YAML, or JSON with --json)",
-		usage: `[--json] [--endpoint URL] [--timeout D] [--attempts N] [KEY]
+		usage: `[--json] [flags] [KEY]
 
 Reads the Hetzner Cloud metadata service and prints it as YAML (default) or
 JSON. Without KEY it prints the summary document together with

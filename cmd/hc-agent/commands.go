@@ -97,6 +97,21 @@ server from its metadata service, and moves floating IPs between the servers
 of a failover group through the Hetzner Cloud API.
 `
 
+// globalFooter follows the flags in "hc-agent --help".
+const globalFooter = `
+Environment:
+  HCLOUD_TOKEN           Hetzner Cloud API token (or api.token_file); needed
+                         for floating IPs and failover groups
+  HCLOUD_ENDPOINT        API endpoint, overrides api.endpoint
+
+Exit status: 0 on success, 1 on an error, 2 on a usage error.
+
+Run 'hc-agent COMMAND --help' for a command's flags and details.
+`
+
+// helpWidth is the width help text is wrapped to.
+const helpWidth = 80
+
 // execute runs one command line and returns the exit code.
 func execute(ctx context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("hc-agent", flag.ContinueOnError)
@@ -146,7 +161,7 @@ var globalFlagNames = map[string]bool{"config": true, "log-level": true, "log-fo
 // top-level FlagSet and again on each command's, so they work before and
 // after COMMAND; the current values are the defaults the second time.
 func (env *cliEnv) registerGlobal(fs *flag.FlagSet) {
-	fs.StringVar(&env.configPath, "config", env.configPath, "configuration `PATH`")
+	fs.StringVar(&env.configPath, "config", env.configPath, "configuration file `PATH`")
 	fs.Func("log-level", "log `LEVEL`: debug, info, warn or error (default: log.level of the config, info)", func(s string) error {
 		if _, err := logging.ParseLevel(s); err != nil {
 			return errors.New("must be debug, info, warn or error")
@@ -236,11 +251,18 @@ func (env *cliEnv) printGlobalUsage(w io.Writer) {
 	fs := flag.NewFlagSet("hc-agent", flag.ContinueOnError)
 	(&cliEnv{configPath: config.DefaultPath}).registerGlobal(fs)
 	printFlags(w, fs, func(string) bool { return true })
-	fmt.Fprintln(w, "\nRun 'hc-agent COMMAND --help' for a command's flags and details.")
+	fmt.Fprint(w, globalFooter)
 }
 
+// printCommandUsage prints "Usage: hc-agent NAME SYNOPSIS", the command's
+// description and its flags. The first line of command.usage is the
+// synopsis (possibly empty), the rest the description.
 func (env *cliEnv) printCommandUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: hc-agent %s %s\n", env.cmd.name, strings.TrimSpace(env.cmd.usage))
+	synopsis, body, _ := strings.Cut(env.cmd.usage, "\n")
+	fmt.Fprintln(w, strings.TrimSpace("Usage: hc-agent "+env.cmd.name+" "+strings.TrimSpace(synopsis)))
+	if body = strings.TrimSpace(body); body != "" {
+		fmt.Fprintf(w, "\n%s\n", body)
+	}
 	var own bool
 	fs.VisitAll(func(f *flag.Flag) { own = own || !globalFlagNames[f.Name] })
 	if own {
@@ -251,8 +273,10 @@ func (env *cliEnv) printCommandUsage(w io.Writer, fs *flag.FlagSet) {
 	printFlags(w, fs, func(name string) bool { return globalFlagNames[name] })
 }
 
-// printFlags prints the flags of fs that keep accepts, GNU style (--name).
+// printFlags prints the flags of fs that keep accepts, GNU style (--name),
+// with the description wrapped to helpWidth next to the flag.
 func printFlags(w io.Writer, fs *flag.FlagSet, keep func(name string) bool) {
+	const col = 25 // "  " + 22 columns for the flag + " "
 	fs.VisitAll(func(f *flag.Flag) {
 		if !keep(f.Name) {
 			return
@@ -265,8 +289,37 @@ func printFlags(w io.Writer, fs *flag.FlagSet, keep func(name string) bool) {
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			usage += fmt.Sprintf(" (default %s)", f.DefValue)
 		}
-		fmt.Fprintf(w, "  %-22s %s\n", head, usage)
+		lines := wrap(usage, helpWidth-col)
+		if len(head) > col-3 {
+			// A long flag gets its own line.
+			fmt.Fprintf(w, "  %s\n", head)
+		} else {
+			fmt.Fprintf(w, "  %-22s %s\n", head, lines[0])
+			lines = lines[1:]
+		}
+		for _, l := range lines {
+			fmt.Fprintf(w, "%*s%s\n", col, "", l)
+		}
 	})
+}
+
+// wrap splits text into lines of at most width columns at spaces; a word
+// longer than width gets a line of its own. It returns at least one line.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = word
+		case len(line)+1+len(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	return append(lines, line)
 }
 
 // loadConfig loads the configuration named by --config (a missing file at

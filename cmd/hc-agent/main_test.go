@@ -44,7 +44,9 @@ func TestHelp(t *testing.T) {
 	for _, c := range commands() {
 		globalWant = append(globalWant, "  "+c.name, c.summary)
 	}
-	globalWant = append(globalWant, "Usage: hc-agent [global flags] COMMAND", "--config PATH", "--log-level LEVEL", "--log-format FORMAT")
+	globalWant = append(globalWant, "Usage: hc-agent [global flags] COMMAND", "--config PATH", "--log-level LEVEL", "--log-format FORMAT",
+		"(default /etc/hc-agent/config.yaml)", "(default: log.level of the config, info)", "(default: log.format of the config, text)",
+		"HCLOUD_TOKEN", "HCLOUD_ENDPOINT", "Exit status: 0 on success, 1 on an error, 2 on a usage error.")
 
 	tests := []struct {
 		name string
@@ -58,8 +60,10 @@ func TestHelp(t *testing.T) {
 			want: []string{"Usage: hc-agent metadata [--json]", "[KEY]", "--json", "--endpoint URL", "--attempts N", "--timeout D", "public-ipv4", "Global flags:", "--config PATH"}},
 		{name: "help metadata", args: []string{"help", "metadata"}, want: []string{"Usage: hc-agent metadata [--json]"}},
 		{name: "check-config --help", args: []string{"check-config", "-h"}, want: []string{"Usage: hc-agent check-config [--print]", "--print", "HCLOUD_TOKEN"}},
-		{name: "run --help after a global flag", args: []string{"--config", "/nonexistent", "run", "--help"}, want: []string{"Usage: hc-agent run", "SIGTERM"}},
-		{name: "version --help", args: []string{"version", "--help"}, want: []string{"Usage: hc-agent version", "commit"}},
+		{name: "run --help after a global flag", args: []string{"--config", "/nonexistent", "run", "--help"}, want: []string{"Usage: hc-agent run\n\nRuns the agent", "SIGTERM"}},
+		{name: "version --help", args: []string{"version", "--help"}, want: []string{"Usage: hc-agent version\n\nPrints", "commit"}},
+		{name: "prepare-image --help", args: []string{"prepare-image", "--help"}, want: []string{"Usage: hc-agent prepare-image [--dry-run]\n\n", "netconf-owned.json", "floatingip-owned.json", "systemctl stop hc-agent"}},
+		{name: "status --help", args: []string{"status", "--help"}, want: []string{"--addr HOST:PORT", "(default: metrics.listen of the config)"}},
 	}
 	for _, c := range commands() {
 		tests = append(tests, struct {
@@ -73,9 +77,45 @@ func TestHelp(t *testing.T) {
 			r := runCLI(t, nil, tc.args...)
 			assert.Equal(t, 0, r.code)
 			assert.Empty(t, r.stderr)
+			// Wrapped text may break anywhere between words.
+			flat := strings.Join(strings.Fields(r.stdout), " ")
 			for _, w := range tc.want {
-				assert.Contains(t, r.stdout, w)
+				assert.True(t, strings.Contains(r.stdout, w) || strings.Contains(flat, w), "help lacks %q:\n%s", w, r.stdout)
 			}
+			checkHelpLayout(t, r.stdout)
+		})
+	}
+}
+
+// checkHelpLayout checks what every help output shares: a usage line of its
+// own followed by a blank line, and no line wider than helpWidth.
+func checkHelpLayout(t *testing.T, out string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	require.GreaterOrEqual(t, len(lines), 3, out)
+	assert.True(t, strings.HasPrefix(lines[0], "Usage: hc-agent"), "first line: %q", lines[0])
+	assert.Empty(t, lines[1], "the usage line must stand alone: %q", lines[0]+"\n"+lines[1])
+	for _, l := range lines {
+		assert.LessOrEqual(t, len(l), helpWidth, "help line too wide: %q", l)
+	}
+}
+
+func TestWrap(t *testing.T) {
+	tests := []struct {
+		text  string
+		width int
+		want  []string
+	}{
+		{text: "", width: 10, want: []string{""}},
+		{text: "short", width: 10, want: []string{"short"}},
+		{text: "one two three", width: 7, want: []string{"one two", "three"}},
+		{text: "exactly10c next", width: 10, want: []string{"exactly10c", "next"}},
+		{text: "a /very/long/path/that/does/not/fit b", width: 10, want: []string{"a", "/very/long/path/that/does/not/fit", "b"}},
+		{text: "  spaces   collapse ", width: 80, want: []string{"spaces collapse"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.text, func(t *testing.T) {
+			assert.Equal(t, tc.want, wrap(tc.text, tc.width))
 		})
 	}
 }
