@@ -23,8 +23,9 @@ type fakeCloud struct {
 	actions    map[int64]*fakeAction
 	nextAction int64
 	latency    time.Duration
-	failAssign error // returned by Assign when set
-	failGet    error // returned by reads when set
+	failAssign  error // returned by Assign when set
+	failGet     error // returned by reads when set
+	failActions int   // so many next assign actions end in status "error"
 	assigns    []string
 	assignAt   []time.Time // when each Assign call arrived
 	gets       int
@@ -34,6 +35,7 @@ type fakeAction struct {
 	fip, server int64
 	done        time.Time
 	applied     bool
+	fail        bool // ends in "error" without moving anything
 }
 
 func newFakeCloud(latency time.Duration, fips ...FloatingIP) *fakeCloud {
@@ -52,7 +54,9 @@ func (c *fakeCloud) settle() {
 		a := c.actions[id]
 		if !a.applied && !now.Before(a.done) {
 			a.applied = true
-			c.fips[a.fip].ServerID = a.server
+			if !a.fail {
+				c.fips[a.fip].ServerID = a.server
+			}
 		}
 	}
 }
@@ -110,7 +114,10 @@ func (c *fakeCloud) Assign(ctx context.Context, fipID, serverID int64) (Action, 
 		}
 	}
 	c.nextAction++
-	c.actions[c.nextAction] = &fakeAction{fip: fipID, server: serverID, done: time.Now().Add(c.latency)}
+	c.actions[c.nextAction] = &fakeAction{fip: fipID, server: serverID, done: time.Now().Add(c.latency), fail: c.failActions > 0}
+	if c.failActions > 0 {
+		c.failActions--
+	}
 	return Action{ID: c.nextAction, Status: "running"}, nil
 }
 
@@ -129,6 +136,9 @@ func (c *fakeCloud) WaitAction(ctx context.Context, id int64) (Action, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.settle()
+	if a.fail {
+		return Action{ID: id, Status: "error", Error: "action_failed"}, nil
+	}
 	return Action{ID: id, Status: "success"}, nil
 }
 
@@ -137,6 +147,13 @@ func (c *fakeCloud) holder(fipID int64) int64 {
 	defer c.mu.Unlock()
 	c.settle()
 	return c.fips[fipID].ServerID
+}
+
+// assignTimes returns when each Assign call arrived.
+func (c *fakeCloud) assignTimes() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.assignAt)
 }
 
 // firstAssignAt returns when the first Assign call arrived.

@@ -71,7 +71,10 @@ type GroupConfig struct {
 	// MaxMovesPerMinute caps attempts to take the floating IPs; default 3.
 	MaxMovesPerMinute int
 	// Backoff is how long a member waits after losing the floating IPs or
-	// a failed move before trying again; default 10s.
+	// a failed move before trying again; default 10s. The first retry after
+	// a move that failed on an error (nobody else took the floating IPs) comes
+	// sooner, after min(Backoff, 1s): a failed action is usually transient
+	// and the group is down meanwhile. MaxMovesPerMinute still applies.
 	Backoff time.Duration
 	// ActionTimeout bounds waiting for an assign action; default 30s.
 	ActionTimeout time.Duration
@@ -179,6 +182,7 @@ type Group struct {
 	decision      Decision
 	lastMove      *MoveRecord
 	moves         []time.Time
+	failedMoves   int // consecutive moves that ended in "error"
 	backoffUntil  time.Time
 	peerState     PeerState
 	peerStateAt   time.Time
@@ -800,6 +804,10 @@ func (g *Group) movesAllowed(now time.Time) bool {
 	return len(g.moves) < g.cfg.MaxMovesPerMinute
 }
 
+// failedMoveRetry is the wait before the first retry of a move that failed
+// on an error; see GroupConfig.Backoff.
+const failedMoveRetry = time.Second
+
 // take runs the failover flow: configure locally first (fast path), read
 // the holder from the API, assign, wait for the action and verify. On any
 // failure it removes the addresses and backs off.
@@ -808,7 +816,8 @@ func (g *Group) take(ctx context.Context, reason string) {
 	if !g.movesAllowed(start) {
 		g.log.Warn("move cap reached", "max_per_minute", g.cfg.MaxMovesPerMinute)
 		g.mu.Lock()
-		g.backoffUntil = start.Add(g.cfg.Backoff)
+		// The next attempt fits once the oldest leaves the window.
+		g.backoffUntil = g.moves[0].Add(time.Minute)
 		g.mu.Unlock()
 		return
 	}
@@ -830,7 +839,16 @@ func (g *Group) take(ctx context.Context, reason string) {
 		g.holding = true
 		g.knownHolder = g.cfg.Self
 	} else {
-		g.backoffUntil = time.Now().Add(g.cfg.Backoff)
+		wait := g.cfg.Backoff
+		if result == "error" && g.failedMoves == 0 {
+			wait = min(wait, failedMoveRetry)
+		}
+		g.backoffUntil = time.Now().Add(wait)
+	}
+	if result == "error" {
+		g.failedMoves++
+	} else {
+		g.failedMoves = 0
 	}
 	if result != "aborted" {
 		r := rec
@@ -875,9 +893,15 @@ func (g *Group) takeSteps(ctx context.Context) (string, error) {
 	}
 	g.mu.Lock()
 	fips := slices.Clone(g.fips)
+	before := g.knownHolder
 	g.mu.Unlock()
 	uctx := g.deps.Urgent(ctx)
 	var errs []error
+	// callFailed: an assign call or the wait for it failed. The API may
+	// have refused because another member's action runs (locked), so
+	// only failed actions (they ran and ended in "error") count as our
+	// own failure below.
+	callFailed := false
 	for _, f := range fips {
 		if f.ServerID == g.cfg.Self {
 			continue
@@ -885,6 +909,7 @@ func (g *Group) takeSteps(ctx context.Context) (string, error) {
 		a, err := g.deps.Cloud.Assign(uctx, f.ID, g.cfg.Self)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("assign floating ip %d: %w", f.ID, err))
+			callFailed = true
 			continue
 		}
 		wctx, cancel := context.WithTimeout(uctx, g.cfg.ActionTimeout)
@@ -893,6 +918,7 @@ func (g *Group) takeSteps(ctx context.Context) (string, error) {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("wait action %d: %w", a.ID, err))
+			callFailed = true
 		case a.Status != "success":
 			errs = append(errs, fmt.Errorf("action %d: %s %s", a.ID, a.Status, a.Error))
 		}
@@ -905,7 +931,13 @@ func (g *Group) takeSteps(ctx context.Context) (string, error) {
 	holder := g.knownHolder
 	g.mu.Unlock()
 	if holder != g.cfg.Self {
-		return "lost", errors.Join(append(errs, fmt.Errorf("verify: held by server %d", holder))...)
+		err := errors.Join(append(errs, fmt.Errorf("verify: held by server %d", holder))...)
+		if len(errs) > 0 && !callFailed && holder == before {
+			// Our action failed and nobody else moved them: not a lost
+			// race but an error, retried sooner (see Backoff).
+			return "error", err
+		}
+		return "lost", err
 	}
 	return "success", nil
 }

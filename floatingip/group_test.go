@@ -647,3 +647,64 @@ func TestGroupPreempt(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupFailedMoveRetry checks the timing of retries after failed moves:
+// the first retry after a failed action comes after a second (a failed
+// action is usually transient and nobody serves meanwhile), later ones and
+// those after a refused call after Backoff, and the move cap defers the
+// next attempt until the oldest leaves the minute.
+func TestGroupFailedMoveRetry(t *testing.T) {
+	tests := []struct {
+		name  string
+		fail  func(c *fakeCloud)
+		want  []time.Duration // assign calls, relative to the first
+		final int64           // holder at the end
+	}{
+		{
+			name: "one action error",
+			fail: func(c *fakeCloud) { c.failActions = 1 },
+			// The action fails after its latency (500ms), the retry
+			// comes a second later.
+			want:  []time.Duration{0, 1500 * time.Millisecond},
+			final: 2,
+		},
+		{
+			name: "actions keep failing",
+			fail: func(c *fakeCloud) { c.failActions = 100 },
+			// Quick retry, then Backoff (10s) after the action's 500ms,
+			// then the cap of 3 per minute holds the fourth until a
+			// minute after the first.
+			want:  []time.Duration{0, 1500 * time.Millisecond, 12 * time.Second, time.Minute},
+			final: 1,
+		},
+		{
+			// A refused call may mean another member's action runs
+			// (locked): no quick retry that could steal from it.
+			name:  "assign calls keep failing",
+			fail:  func(c *fakeCloud) { c.failAssign = errorString("locked") },
+			want:  []time.Duration{0, 10 * time.Second, 20 * time.Second, time.Minute},
+			final: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newCluster(t, 1, 200, 150, 100)
+				c.cloud.mu.Lock()
+				tt.fail(c.cloud)
+				c.cloud.mu.Unlock()
+				time.Sleep(4 * time.Second)
+				c.crash(1)
+				time.Sleep(61 * time.Second + detect)
+				times := c.cloud.assignTimes()
+				require.NotEmpty(t, times)
+				var got []time.Duration
+				for _, at := range times {
+					got = append(got, at.Sub(times[0]))
+				}
+				assert.Equal(t, tt.want, got)
+				assert.Equal(t, tt.final, c.cloud.holder(fipID))
+			})
+		})
+	}
+}
