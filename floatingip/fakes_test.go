@@ -18,17 +18,17 @@ import (
 // assign actions that complete after latency, "locked" while an action on
 // the same floating IP runs, and failure injection.
 type fakeCloud struct {
-	mu         sync.Mutex
-	fips       map[int64]*FloatingIP
-	actions    map[int64]*fakeAction
-	nextAction int64
-	latency    time.Duration
+	mu          sync.Mutex
+	fips        map[int64]*FloatingIP
+	actions     map[int64]*fakeAction
+	nextAction  int64
+	latency     time.Duration
 	failAssign  error // returned by Assign when set
 	failGet     error // returned by reads when set
 	failActions int   // so many next assign actions end in status "error"
-	assigns    []string
-	assignAt   []time.Time // when each Assign call arrived
-	gets       int
+	assigns     []string
+	assignAt    []time.Time // when each Assign call arrived
+	gets        int
 }
 
 type fakeAction struct {

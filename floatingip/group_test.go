@@ -695,7 +695,7 @@ func TestGroupFailedMoveRetry(t *testing.T) {
 				c.cloud.mu.Unlock()
 				time.Sleep(4 * time.Second)
 				c.crash(1)
-				time.Sleep(61 * time.Second + detect)
+				time.Sleep(61*time.Second + detect)
 				times := c.cloud.assignTimes()
 				require.NotEmpty(t, times)
 				var got []time.Duration
