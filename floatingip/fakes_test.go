@@ -137,7 +137,8 @@ func (c *fakeCloud) WaitAction(ctx context.Context, id int64) (Action, error) {
 	defer c.mu.Unlock()
 	c.settle()
 	if a.fail {
-		return Action{ID: id, Status: "error", Error: "action_failed"}, nil
+		// As cloudapi: the failed action and an error.
+		return Action{ID: id, Status: "error", Error: "action_failed"}, errors.New("action_failed: action failed")
 	}
 	return Action{ID: id, Status: "success"}, nil
 }

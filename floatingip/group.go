@@ -916,11 +916,16 @@ func (g *Group) takeSteps(ctx context.Context) (string, error) {
 		a, err = g.deps.Cloud.WaitAction(wctx, a.ID)
 		cancel()
 		switch {
+		case a.Status == "error":
+			// The action ran and failed; cloudapi also returns an error
+			// for it.
+			errs = append(errs, fmt.Errorf("action %d: %s %s", a.ID, a.Status, a.Error))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("wait action %d: %w", a.ID, err))
 			callFailed = true
 		case a.Status != "success":
 			errs = append(errs, fmt.Errorf("action %d: %s %s", a.ID, a.Status, a.Error))
+			callFailed = true
 		}
 	}
 	// Verify, whatever happened: another member may have won the race.

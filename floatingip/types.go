@@ -41,7 +41,10 @@ type Cloud interface {
 	ListFloatingIPs(ctx context.Context, selector string) ([]FloatingIP, error)
 	// Assign assigns a floating IP to a server and returns the action.
 	Assign(ctx context.Context, fipID, serverID int64) (Action, error)
-	// WaitAction waits until the action is no longer running.
+	// WaitAction waits until the action is no longer running. For an
+	// action that ended in "error" it may also return an error (cloudapi
+	// does); the returned Action's Status tells a failed action from a
+	// failed wait.
 	WaitAction(ctx context.Context, actionID int64) (Action, error)
 }
 
