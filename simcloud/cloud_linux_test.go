@@ -215,10 +215,10 @@ func TestRestoreRoutesPrivateAddresses(t *testing.T) {
 		}
 		return err
 	}
+	_, err = alpha.StartNameService(ctx, 80)
+	require.NoError(t, err)
 	for round := range 2 {
 		t.Run(fmt.Sprintf("round %d", round+1), func(t *testing.T) {
-			_, err := alpha.StartNameService(ctx, 80)
-			require.NoError(t, err)
 			for _, ip := range []string{"10.0.0.2", "10.0.0.20"} {
 				require.NoError(t, reach(ip), "before the crash: %s", ip)
 			}

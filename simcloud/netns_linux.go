@@ -197,6 +197,29 @@ func (n *namespace) pids() []int {
 	return pidsInNetNS(n.inode)
 }
 
+// waitNoPids waits until no process is left in the namespace. A process
+// leaves it late in its exit, after its sockets were closed.
+func (n *namespace) waitNoPids(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pids := n.pids()
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			var desc []string
+			for _, pid := range pids {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+				desc = append(desc, strings.TrimSpace(string(b)))
+			}
+			return fmt.Errorf("processes still in namespace %s after %s: %q", n.name, timeout, desc)
+		}
+		<-tick.C
+	}
+}
+
 // close releases the handles and deletes the namespace. Deleting the last
 // reference to a namespace deletes its links, and a veth dies with either
 // end. Already-deleted counts as success.

@@ -23,10 +23,11 @@ type Proc struct {
 	// Name labels the process in logs and Leftovers.
 	Name string
 
-	cmd  *exec.Cmd
-	out  *tailBuffer
-	done chan struct{}
-	err  error // valid after done is closed
+	server *Server // where it runs
+	cmd    *exec.Cmd
+	out    *tailBuffer
+	done   chan struct{}
+	err    error // valid after done is closed
 }
 
 // PID returns the process ID.
@@ -132,7 +133,7 @@ func (s *Server) StartWithOutput(ctx context.Context, name string, argv []string
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s on %s: %w", name, s.name, err)
 	}
-	p := &Proc{Name: s.name + "/" + name, cmd: cmd, out: buf, done: make(chan struct{})}
+	p := &Proc{Name: s.name + "/" + name, server: s, cmd: cmd, out: buf, done: make(chan struct{})}
 	s.c.procs = append(s.c.procs, p)
 	// The goroutine exits when the process has been reaped.
 	go func() {

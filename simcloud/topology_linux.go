@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -773,9 +774,27 @@ func (c *Cloud) Crash(server string) error {
 	}
 	s.crashed = true
 	err := c.setServerLinksLocked(s, false)
+	var procs []*Proc
+	for _, p := range c.procs {
+		if p.server == s {
+			procs = append(procs, p)
+		}
+	}
 	c.mu.Unlock()
+	// The processes started here are killed by PID: one that was started
+	// just before may still be `ip netns exec` on its way into the
+	// namespace, which the scan below would miss.
+	for _, p := range procs {
+		_ = p.Signal(syscall.SIGKILL)
+	}
 	for _, pid := range s.ns.pids() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Wait until the processes are gone, so that their sockets are closed
+	// when Crash returns: a service restarted after Restore must not find
+	// its port still bound by a dying process.
+	if werr := s.ns.waitNoPids(5 * time.Second); werr != nil {
+		err = errors.Join(err, fmt.Errorf("crash server %s: %w", server, werr))
 	}
 	c.log.Info("server crashed", "server", server)
 	return err
