@@ -1,11 +1,13 @@
 package simcloud
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,27 +199,55 @@ func (n *namespace) pids() []int {
 	return pidsInNetNS(n.inode)
 }
 
-// waitNoPids waits until no process is left in the namespace. A process
-// leaves it late in its exit, after its sockets were closed.
-func (n *namespace) waitNoPids(timeout time.Duration) error {
+// killAll SIGKILLs every process in the namespace, also those that join it
+// meanwhile, and waits until they have exited. A process leaves the
+// namespace before the last of its files are closed, so leaving it is not
+// enough: each must be gone or a zombie.
+func (n *namespace) killAll(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
+	var killed []int
 	for {
 		pids := n.pids()
-		if len(pids) == 0 {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		killed = append(killed, pids...)
+		killed = slices.DeleteFunc(killed, exited)
+		if len(pids) == 0 && len(killed) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			var desc []string
-			for _, pid := range pids {
+			for _, pid := range append(pids, killed...) {
 				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 				desc = append(desc, strings.TrimSpace(string(b)))
 			}
-			return fmt.Errorf("processes still in namespace %s after %s: %q", n.name, timeout, desc)
+			return fmt.Errorf("kill processes in namespace %s: still running after %s: %q", n.name, timeout, desc)
 		}
 		<-tick.C
 	}
+}
+
+// exited reports whether the process is gone or a zombie (it has finished
+// exiting and closed all its files).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command, which is in parentheses and may
+	// itself contain them.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return true
+	}
+	switch b[i+2] {
+	case 'Z', 'X', 'x':
+		return true
+	}
+	return false
 }
 
 // close releases the handles and deletes the namespace. Deleting the last

@@ -781,20 +781,26 @@ func (c *Cloud) Crash(server string) error {
 		}
 	}
 	c.mu.Unlock()
-	// The processes started here are killed by PID: one that was started
-	// just before may still be `ip netns exec` on its way into the
-	// namespace, which the scan below would miss.
+	// The processes started here are killed through their handles: one
+	// that was started just before may still be `ip netns exec` on its way
+	// into the namespace, which a scan of the namespace would miss.
 	for _, p := range procs {
 		_ = p.Signal(syscall.SIGKILL)
 	}
-	for _, pid := range s.ns.pids() {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	// Crash returns only once every process is gone with its sockets
+	// closed: a service restarted after Restore must not find its port
+	// still bound by a dying process.
+	if kerr := s.ns.killAll(5 * time.Second); kerr != nil {
+		err = errors.Join(err, fmt.Errorf("crash server %s: %w", server, kerr))
 	}
-	// Wait until the processes are gone, so that their sockets are closed
-	// when Crash returns: a service restarted after Restore must not find
-	// its port still bound by a dying process.
-	if werr := s.ns.waitNoPids(5 * time.Second); werr != nil {
-		err = errors.Join(err, fmt.Errorf("crash server %s: %w", server, werr))
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for _, p := range procs {
+		select {
+		case <-p.Done():
+		case <-deadline.C:
+			return errors.Join(err, fmt.Errorf("crash server %s: process %s (%d) not reaped", server, p.Name, p.PID()))
+		}
 	}
 	c.log.Info("server crashed", "server", server)
 	return err
