@@ -231,10 +231,6 @@ func (w *world) kill(name string) {
 	_ = p.Stop(ctx, syscall.SIGKILL)
 }
 
-// answer is who answers on the IPv4 floating IP from the client ("" on
-// error).
-func (w *world) answer() string { return w.answerOn(w.vip) }
-
 // answerOn is who answers on the floating IP f from the client ("" on
 // error).
 func (w *world) answerOn(f *simcloud.FloatingIP) string {
