@@ -763,8 +763,8 @@ func (c *Cloud) Heal(network string) error {
 
 // Crash makes the server lose all connectivity at once (its public port and
 // private veths go down on the cloud side) and SIGKILLs every process in
-// its namespace. Restore brings the links back; processes are not
-// restarted.
+// its namespace, and returns once they have exited. Restore brings the
+// links back; processes are not restarted.
 func (c *Cloud) Crash(server string) error {
 	c.mu.Lock()
 	s := c.serverLocked(server)
