@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/logging"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/metrics"
@@ -623,7 +624,12 @@ func (a *Agent) shutdown(groups []Group) {
 	var wg sync.WaitGroup
 	for _, g := range groups {
 		wg.Go(func() {
-			if err := g.Handover(hctx); err != nil {
+			err := g.Handover(hctx)
+			switch {
+			case errors.Is(err, floatingip.ErrNoPeer):
+				a.log.Info("no peer could take over: floating IPs stay here", "group", g.Name())
+				return
+			case err != nil:
 				a.log.Error("handover failed", "group", g.Name(), "error", err.Error())
 				return
 			}

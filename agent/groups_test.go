@@ -98,6 +98,7 @@ func TestGroupsFactory(t *testing.T) {
 	cfg.Groups = []config.Group{g}
 
 	host := &fakeHost{set: map[string][]netip.Prefix{}}
+	var logs syncBuffer
 	var membership *soloMembership
 	wiring := GroupWiring{
 		Host: host,
@@ -113,9 +114,10 @@ func TestGroupsFactory(t *testing.T) {
 		Notify:    func(string) error { return nil },
 		Watchdog:  func() (time.Duration, error) { return 0, nil },
 		NewGroups: GroupsFactory(wiring),
+		Log:       slog.New(slog.NewTextHandler(&logs, nil)),
 		// Alone in its group, the holder has nobody to hand over to: the
-		// handover waits for its timeout.
-		HandoverTimeout: 300 * time.Millisecond,
+		// handover must end at once, not at this timeout.
+		HandoverTimeout: time.Hour,
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -143,6 +145,8 @@ func TestGroupsFactory(t *testing.T) {
 	require.NoError(t, <-done)
 	t.Logf("stop took %s", time.Since(t0))
 	assert.True(t, membership.left, "the group did not leave its membership")
+	assert.Contains(t, logs.String(), "no peer could take over: floating IPs stay here")
+	assert.NotContains(t, logs.String(), "handover failed")
 }
 
 func TestNewGossip(t *testing.T) {
