@@ -41,10 +41,10 @@ func (e NotifyEvent) Master() bool {
 	return e.State == "MASTER" || e.State == "MASTER_RX_LOWER_PRI"
 }
 
-// String formats e as keepalived writes it; ParseNotifyLine(e.String())
-// returns e.
+// String formats e as keepalived writes it: the name between double quotes
+// as is, without escaping. ParseNotifyLine(e.String()) returns e.
 func (e NotifyEvent) String() string {
-	return fmt.Sprintf("%s %s %s %d", e.Kind, strconv.Quote(e.Name), e.State, e.Priority)
+	return fmt.Sprintf("%s \"%s\" %s %d", e.Kind, e.Name, e.State, e.Priority)
 }
 
 // ParseNotifyLine parses one notify_fifo line. Unknown kinds and states are
