@@ -193,6 +193,10 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.TCPTimeout = gossipTCPTimeout
 	mc.PushPullInterval = gossipPushPull
 	mc.DeadNodeReclaimTime = 5 * time.Second
+	// Our packets are a few hundred bytes; LZW would allocate its tables
+	// for every message (several per second) and save next to nothing.
+	// Compressed packets from other versions are still read.
+	mc.EnableCompression = false
 	if len(cfg.Key) > 0 {
 		mc.SecretKey = cfg.Key
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
