@@ -69,9 +69,10 @@ type cluster struct {
 	names  map[string]*simcloud.Proc
 	agents map[string]*simcloud.Proc
 	kas    map[string]*keepalived.Process
-	// kaState is the last state each keepalived logged.
+	// kaState is the last state each keepalived process logged, kept up
+	// to date by watchKA.
 	kaMu    sync.Mutex
-	kaState map[string]string
+	kaState map[*keepalived.Process]string
 	// agentCfg adjusts the configuration of every agent the cluster starts.
 	agentCfg func(*config.Config)
 }
@@ -102,7 +103,7 @@ func newCluster(ctx context.Context, env Env, spec clusterSpec) (_ *cluster, err
 		agents: map[string]*simcloud.Proc{},
 		kas:    map[string]*keepalived.Process{},
 
-		kaState: map[string]string{},
+		kaState: map[*keepalived.Process]string{},
 	}
 	defer func() {
 		if err != nil {
@@ -426,11 +427,25 @@ func privateNIC(s *simcloud.Server, mac net.HardwareAddr) (string, error) {
 	return "", fmt.Errorf("find NIC %s on %s: not found", mac, s.Name())
 }
 
-// forgetKA clears the last keepalived state of s after its process ended.
-func (c *cluster) forgetKA(s *simcloud.Server) {
+// watchKA records every state p logs until p exits, then forgets it. It
+// runs from start to exit of each keepalived process, so the state is
+// never stale.
+func (c *cluster) watchKA(p *keepalived.Process) {
+	for ev := range p.Transitions() {
+		c.kaMu.Lock()
+		c.kaState[p] = ev.State
+		c.kaMu.Unlock()
+	}
+	c.kaMu.Lock()
+	delete(c.kaState, p)
+	c.kaMu.Unlock()
+}
+
+// kaStateOf returns the last state p logged ("" before the first).
+func (c *cluster) kaStateOf(p *keepalived.Process) string {
 	c.kaMu.Lock()
 	defer c.kaMu.Unlock()
-	delete(c.kaState, s.Name())
+	return c.kaState[p]
 }
 
 // groups returns how many failover groups each agent of the cluster runs.

@@ -86,28 +86,36 @@ func reset(ctx context.Context, c *cluster, sub subject) error {
 	for _, s := range c.servers {
 		sub.reap(s)
 	}
-	first := c.servers[0]
+	if err := assignTo(ctx, c, c.servers[0]); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	return bringUp(ctx, c, sub)
+}
+
+// assignTo assigns the floating IP to s through the API, as s, and waits
+// until the simulated cloud routes it there.
+func assignTo(ctx context.Context, c *cluster, s *simcloud.Server) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		fmt.Sprintf("%s/floating_ips/%d/actions/assign", c.cloud.APIEndpoint(), c.fip.ID()),
-		strings.NewReader(fmt.Sprintf(`{"server":%d}`, first.ID())))
+		strings.NewReader(fmt.Sprintf(`{"server":%d}`, s.ID())))
 	if err != nil {
-		return fmt.Errorf("reset: build assign request: %w", err)
+		return fmt.Errorf("build assign request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token(0))
+	req.Header.Set("Authorization", "Bearer "+token(c.index(s)))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := first.HTTPClient().Do(req)
+	resp, err := s.HTTPClient().Do(req)
 	if err != nil {
-		return fmt.Errorf("reset: assign floating ip to %s: %w", first.Name(), err)
+		return fmt.Errorf("assign floating ip to %s: %w", s.Name(), err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("reset: assign floating ip to %s: status %d", first.Name(), resp.StatusCode)
+		return fmt.Errorf("assign floating ip to %s: status %d", s.Name(), resp.StatusCode)
 	}
-	if err := poll(ctx, 50*time.Millisecond, func() (bool, error) { return c.cloud.Holder(c.fip) == first.Name(), nil }); err != nil {
-		return fmt.Errorf("reset: wait for route to %s: %w", first.Name(), err)
+	if err := poll(ctx, 50*time.Millisecond, func() (bool, error) { return c.cloud.Holder(c.fip) == s.Name(), nil }); err != nil {
+		return fmt.Errorf("wait for route to %s: %w", s.Name(), err)
 	}
-	return bringUp(ctx, c, sub)
+	return nil
 }
 
 // pause waits for d or until ctx ends.
@@ -143,9 +151,10 @@ func waitServed(ctx context.Context, c *cluster, name string, timeout time.Durat
 	return nil
 }
 
-// errNotServing means the holder did not serve the floating IP before a
-// trial: the cluster was left inconsistent (for example two keepalived
-// MASTERs raced and the API's holder is not the VRRP MASTER).
+// errNotServing means the cluster was left inconsistent: the holder did not
+// serve the floating IP before a trial, or the subject did not settle on
+// the API's holder after one (for example two keepalived MASTERs raced and
+// the API's holder is not the VRRP MASTER).
 var errNotServing = errors.New("holder does not serve the floating ip")
 
 // outageTrials disrupts the current holder trials times and returns the
@@ -155,7 +164,9 @@ var errNotServing = errors.New("holder does not serve the floating ip")
 // come back within trialTimeout is counted as failed. After each trial the
 // disrupted server is restored and rejoins as a standby, so the holder
 // alternates. After a failed trial, or when the cluster is found
-// inconsistent before one, it is reset (resets counts those).
+// inconsistent before or after one, it is reset (resets counts the
+// inconsistent ones; a trial measured before the cluster failed to settle
+// still counts).
 func outageTrials(ctx context.Context, c *cluster, sub subject, how disruption, trials int) (samples []time.Duration, failed, resets int, err error) {
 	for done := 0; done < trials; {
 		if ctx.Err() != nil {
@@ -177,18 +188,24 @@ func outageTrials(ctx context.Context, c *cluster, sub subject, how disruption, 
 			return samples, failed, resets, ctx.Err()
 		}
 		switch {
-		case errors.Is(err, errNotServing):
-			resets++
-			c.env.Log.Warn("cluster inconsistent before a trial, resetting", "subject", sub.name(), "err", err)
-		case err != nil || !ok:
-			done++
-			failed++
-			c.env.Log.Warn("outage trial failed, resetting", "subject", sub.name(), "trial", done, "holder", holderName, "err", err)
-		default:
+		case ok:
+			// A measured trial counts even if the cluster did not settle
+			// afterwards; then it is reset before the next one.
 			done++
 			samples = append(samples, outage)
 			c.env.Log.Info("outage trial", "subject", sub.name(), "trial", done, "holder", holderName, "outage", outage)
-			continue
+			if err == nil {
+				continue
+			}
+			resets++
+			c.env.Log.Warn("cluster inconsistent after a trial, resetting", "subject", sub.name(), "err", err)
+		case errors.Is(err, errNotServing):
+			resets++
+			c.env.Log.Warn("cluster inconsistent before a trial, resetting", "subject", sub.name(), "err", err)
+		default:
+			done++
+			failed++
+			c.env.Log.Warn("outage trial failed, resetting", "subject", sub.name(), "trial", done, "holder", holderName, "err", err)
 		}
 		if resets > trials {
 			return samples, failed, resets, fmt.Errorf("gave up after %d resets: %w", resets, err)

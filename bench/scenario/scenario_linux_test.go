@@ -1,11 +1,13 @@
 package scenario
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/simcloud"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -61,4 +63,22 @@ func TestKeepalivedOutageTrial(t *testing.T) {
 	require.Len(t, samples, 1)
 	assert.Greater(t, samples[0], 2*time.Second, "three advertisement intervals at advert_int 1")
 	assert.NotEqual(t, first, c.cloud.Holder(c.fip), "the floating IP moved")
+
+	// A cluster whose API holder is not keepalived's MASTER is not settled:
+	// the notify script of a MASTER does not run again, so only a reset
+	// fixes it.
+	master := c.cloud.Server(c.cloud.Holder(c.fip))
+	var backup *simcloud.Server
+	for _, s := range c.servers {
+		if s != master {
+			backup = s
+			break
+		}
+	}
+	require.NoError(t, assignTo(t.Context(), c, backup))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	assert.ErrorIs(t, sub.waitSettled(ctx), errNotServing, "API holder %s is a BACKUP", backup.Name())
+	require.NoError(t, assignTo(t.Context(), c, master))
+	assert.NoError(t, sub.waitSettled(t.Context()), "API holder %s is the MASTER again", master.Name())
 }

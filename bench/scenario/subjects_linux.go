@@ -116,49 +116,51 @@ func (k keepalivedSubject) start(ctx context.Context, s *simcloud.Server) error 
 		return err
 	}
 	c.kas[s.Name()] = p
+	go c.watchKA(p)
 	return nil
 }
+
+// kaSettleTimeout bounds the wait for keepalived to settle; a cluster that
+// does not within it is inconsistent and gets reset by the caller.
+const kaSettleTimeout = 30 * time.Second
 
 // waitSettled waits until the holder by the API is keepalived's MASTER and
-// the others have logged BACKUP. Keepalived's state is read from its log.
+// every other keepalived is BACKUP. Accepting any MASTER or BACKUP is not
+// enough: a standby that raced to MASTER, or whose notify script is still
+// moving the address, would make the next trial's outage start before the
+// crash. The API holder changes without a keepalived log line (the notify
+// script finishes later), so the condition is polled.
 func (k keepalivedSubject) waitSettled(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, kaSettleTimeout)
 	defer cancel()
-	for _, s := range k.c.servers {
-		p := k.c.kas[s.Name()]
-		if p == nil {
-			return fmt.Errorf("keepalived is not running on %s", s.Name())
-		}
-		if err := k.waitState(ctx, s, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (k keepalivedSubject) waitState(ctx context.Context, s *simcloud.Server, p *keepalived.Process) error {
-	k.c.kaMu.Lock()
-	st := k.c.kaState[s.Name()]
-	k.c.kaMu.Unlock()
-	if st == "MASTER" || st == "BACKUP" {
-		return nil
-	}
-	for {
-		select {
-		case ev, ok := <-p.Transitions():
-			if !ok {
-				return fmt.Errorf("keepalived on %s exited: %s", s.Name(), p.Tail())
+	var why string
+	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		holder := k.c.cloud.Holder(k.c.fip)
+		for _, s := range k.c.servers {
+			p := k.c.kas[s.Name()]
+			if p == nil {
+				return false, fmt.Errorf("keepalived is not running on %s", s.Name())
 			}
-			k.c.kaMu.Lock()
-			k.c.kaState[s.Name()] = ev.State
-			k.c.kaMu.Unlock()
-			if ev.State == "MASTER" || ev.State == "BACKUP" {
-				return nil
+			select {
+			case <-p.Done():
+				return false, fmt.Errorf("keepalived on %s exited: %s", s.Name(), p.Tail())
+			default:
 			}
-		case <-ctx.Done():
-			return fmt.Errorf("wait for keepalived on %s to settle: %w: %s", s.Name(), ctx.Err(), p.Tail())
+			want := "BACKUP"
+			if s.Name() == holder {
+				want = "MASTER"
+			}
+			if st := k.c.kaStateOf(p); st != want {
+				why = fmt.Sprintf("%s is %q, want %s (API holder %s)", s.Name(), st, want, holder)
+				return false, nil
+			}
 		}
+		return true, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: keepalived did not settle: %s", errNotServing, why)
 	}
+	return err
 }
 
 func (k keepalivedSubject) stop(_ context.Context, s *simcloud.Server) error {
@@ -167,7 +169,6 @@ func (k keepalivedSubject) stop(_ context.Context, s *simcloud.Server) error {
 		return nil
 	}
 	delete(k.c.kas, s.Name())
-	k.c.forgetKA(s)
 	return p.Stop(10 * time.Second)
 }
 
@@ -176,5 +177,4 @@ func (k keepalivedSubject) reap(s *simcloud.Server) {
 		_ = p.Kill()
 		delete(k.c.kas, s.Name())
 	}
-	k.c.forgetKA(s)
 }
