@@ -300,6 +300,8 @@ func (s *Sim) createFloatingIP(w http.ResponseWriter, r *http.Request) {
 	if req.Description != nil {
 		f.Description = *req.Description
 	}
+	s.hookMu.Lock() // until the hooks below returned
+	defer s.hookMu.Unlock()
 	s.mu.Lock()
 	if req.Name != nil {
 		if s.nameTakenLocked(*req.Name, 0) {
@@ -401,6 +403,8 @@ func (s *Sim) lockedError(w http.ResponseWriter, f *fipState) {
 }
 
 func (s *Sim) deleteFloatingIP(w http.ResponseWriter, r *http.Request) {
+	s.hookMu.Lock() // until the hooks below returned
+	defer s.hookMu.Unlock()
 	s.mu.Lock()
 	f, ok := s.lookupFIPLocked(w, r)
 	if !ok {
@@ -451,6 +455,8 @@ func (s *Sim) unassign(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) floatingIPAction(w http.ResponseWriter, r *http.Request, command string, target int64) {
+	s.hookMu.Lock() // until the hooks below returned
+	defer s.hookMu.Unlock()
 	s.mu.Lock()
 	f, ok := s.lookupFIPLocked(w, r)
 	if !ok {

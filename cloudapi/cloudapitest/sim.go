@@ -124,6 +124,11 @@ func WithPrefix(p string) Option { return func(s *Sim) { s.prefix = strings.Trim
 
 // Sim is the simulated API. It implements http.Handler.
 type Sim struct {
+	// hookMu is held from finishing an assignment until its OnAssign hooks
+	// returned, and taken by every request before it reads anything, so no
+	// client sees an assign action succeed before the cloud routes the
+	// address (the real API's order). Lock order: hookMu, then mu.
+	hookMu      sync.Mutex
 	mu          sync.Mutex
 	now         func() time.Time
 	log         *slog.Logger
@@ -324,6 +329,8 @@ func (s *Sim) FloatingIP(id int64) (FloatingIP, bool) {
 // OnAssign registers a hook that is called, outside the simulator's lock,
 // whenever an assign or unassign action succeeds (that is when the cloud
 // routes the address) and when an assigned floating IP is deleted.
+// Requests wait until the hooks returned, so a client that sees the action
+// succeed sees the new route too. A hook must not call the Sim.
 func (s *Sim) OnAssign(fn AssignFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -403,6 +410,8 @@ func (s *Sim) RequestLog() []RequestRecord {
 func (s *Sim) Settle() { s.settle() }
 
 func (s *Sim) settle() {
+	s.hookMu.Lock()
+	defer s.hookMu.Unlock()
 	s.mu.Lock()
 	calls := s.settleLocked()
 	s.mu.Unlock()

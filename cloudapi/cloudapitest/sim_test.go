@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -398,4 +399,72 @@ func BenchmarkSimLoopback(b *testing.B) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+}
+
+// TestActionSucceedsOnlyOnceRouted checks the order the real API keeps: a
+// client that reads a finished assign action finds the address routed,
+// because requests wait for the OnAssign hooks of a settling action.
+func TestActionSucceedsOnlyOnceRouted(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var clock sync.Mutex
+	s := New(WithTokens(token), WithActionDelay(time.Minute), WithClock(func() time.Time {
+		clock.Lock()
+		defer clock.Unlock()
+		return now
+	}))
+	defer s.Close()
+	srv := s.AddServer(Server{})
+	fip := s.AddFloatingIP(FloatingIP{})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var routed atomic.Bool
+	s.OnAssign(func(_, _ int64, _ netip.Prefix) {
+		close(entered)
+		<-release
+		routed.Store(true)
+	})
+	c := rawClient{t: t, base: "http://sim/v1", hc: &http.Client{Transport: s.Transport()}}
+	resp, m := c.do(token, "POST", fmt.Sprintf("/floating_ips/%d/actions/assign", fip), map[string]any{"server": srv})
+	require.Equal(t, 201, resp.StatusCode)
+	actionID := int64(m["action"].(map[string]any)["id"].(float64))
+
+	clock.Lock()
+	now = now.Add(time.Minute)
+	clock.Unlock()
+	settled := make(chan struct{})
+	go func() { s.Settle(); close(settled) }() // the action's timer, in effect
+	<-entered
+
+	type result struct {
+		status string
+		routed bool
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://sim/v1/actions/%d", actionID), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := (&http.Client{Transport: s.Transport()}).Do(req)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Action struct{ Status string } `json:"action"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		got <- result{status: body.Action.Status, routed: routed.Load(), err: err}
+	}()
+	// While the hook routes the address, the read must not complete.
+	select {
+	case r := <-got:
+		t.Fatalf("action read as %q while the address was still being routed", r.status)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	<-settled
+	r := <-got
+	require.NoError(t, r.err)
+	assert.Equal(t, "success", r.status)
+	assert.True(t, r.routed, "routed before the success was visible")
 }
