@@ -1,13 +1,12 @@
 package simcloud
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,20 +206,19 @@ func (n *namespace) killAll(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
-	var killed []int
+	dying := map[int]bool{} // killed, not yet gone
 	for {
-		pids := n.pids()
-		for _, pid := range pids {
+		for _, pid := range n.pids() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+			dying[pid] = true
 		}
-		killed = append(killed, pids...)
-		killed = slices.DeleteFunc(killed, exited)
-		if len(pids) == 0 && len(killed) == 0 {
+		maps.DeleteFunc(dying, func(pid int, _ bool) bool { return !processAlive(pid) })
+		if len(dying) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			var desc []string
-			for _, pid := range append(pids, killed...) {
+			for pid := range dying {
 				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 				desc = append(desc, strings.TrimSpace(string(b)))
 			}
@@ -228,26 +226,6 @@ func (n *namespace) killAll(timeout time.Duration) error {
 		}
 		<-tick.C
 	}
-}
-
-// exited reports whether the process is gone or a zombie (it has finished
-// exiting and closed all its files).
-func exited(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// The state follows the command, which is in parentheses and may
-	// itself contain them.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return true
-	}
-	switch b[i+2] {
-	case 'Z', 'X', 'x':
-		return true
-	}
-	return false
 }
 
 // close releases the handles and deletes the namespace. Deleting the last
@@ -333,8 +311,8 @@ func removeStale() ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// processAlive reports whether a process with the PID exists and is not a
-// zombie.
+// processAlive reports whether a process with the PID exists and has not
+// finished exiting (a zombie has closed all its files).
 func processAlive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -345,7 +323,11 @@ func processAlive(pid int) bool {
 	if i < 0 || i+2 >= len(b) {
 		return false
 	}
-	return b[i+2] != 'Z' && b[i+2] != 'X'
+	switch b[i+2] {
+	case 'Z', 'X', 'x':
+		return false
+	}
+	return true
 }
 
 // operUpTimeout bounds the wait for links to become operational.
