@@ -13,10 +13,6 @@ import (
 	"github.com/hc-agent/hc-agent/floatingip"
 )
 
-// FloatingIPOwnedFile is the floating IP ownership record inside the state
-// directory.
-const FloatingIPOwnedFile = "floatingip-owned.json"
-
 // ipv6HostOf parses floating_ips.ipv6_host; "" is the zero Addr (the
 // default, ::1).
 func ipv6HostOf(cfg config.Config) (netip.Addr, error) {

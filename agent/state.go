@@ -9,17 +9,41 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/hc-agent/hc-agent/netconf"
 )
 
 // StateFile is the name of the file in the state directory that records
 // which server the state belongs to.
 const StateFile = "state.json"
 
-// State is the content of StateFile. Everything else in the state directory
-// (the netconf ownership record, group state) belongs to InstanceID: when
-// the server's instance ID differs, the server was booted from a snapshot of
-// another server and all of it is discarded.
+// FloatingIPOwnedFile is the floating IP ownership record inside the state
+// directory.
+const FloatingIPOwnedFile = "floatingip-owned.json"
+
+// stateFiles are the files hc-agent keeps in the state directory. Only
+// these, and their temporary siblings (the name, a dot and a suffix) that an
+// interrupted write leaves, are ever listed or removed: state_dir may name a
+// directory that also holds other files, and those are never touched.
+var stateFiles = []string{StateFile, netconf.OwnedFileName, FloatingIPOwnedFile}
+
+// isStateEntry reports whether name, an entry of the state directory, is
+// one of hc-agent's files.
+func isStateEntry(name string) bool {
+	for _, f := range stateFiles {
+		if name == f || strings.HasPrefix(name, f+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// State is the content of StateFile. hc-agent's other files in the state
+// directory (the ownership records of netconf and of the floating IPs)
+// belong to InstanceID: when the server's instance ID differs, the server
+// was booted from a snapshot of another server and they are discarded.
 type State struct {
 	InstanceID int64     `json:"instance_id"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -96,8 +120,8 @@ func SaveState(dir string, st State) error {
 	return nil
 }
 
-// StateEntries lists the top-level entries of dir (files and directories,
-// sorted), i.e. what ClearState removes. A missing dir has none.
+// StateEntries lists hc-agent's files in dir (see stateFiles), sorted:
+// what ClearState removes. A missing dir has none.
 func StateEntries(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -108,14 +132,17 @@ func StateEntries(dir string) ([]string, error) {
 	}
 	paths := make([]string, 0, len(ents))
 	for _, e := range ents {
-		paths = append(paths, filepath.Join(dir, e.Name()))
+		if isStateEntry(e.Name()) {
+			paths = append(paths, filepath.Join(dir, e.Name()))
+		}
 	}
 	sort.Strings(paths)
 	return paths, nil
 }
 
-// ClearState removes everything inside dir but keeps dir itself (systemd
-// owns it through StateDirectory=). It returns the removed paths, also when
+// ClearState removes hc-agent's files from dir (see StateEntries) and keeps
+// dir itself (systemd owns it through StateDirectory=) and anything else in
+// it. It returns the removed paths, also when
 // it fails part-way, and keeps going past a failure.
 func ClearState(dir string) ([]string, error) {
 	paths, err := StateEntries(dir)

@@ -31,14 +31,23 @@ func TestCheckState(t *testing.T) {
 			wantKept: []string{"netconf-owned.json"},
 		},
 		{
-			name:        "other instance discards everything",
-			files:       map[string]string{StateFile: `{"instance_id": 41}`, "netconf-owned.json": "{}", "groups/web.json": "{}"},
+			name: "other instance discards hc-agent's files",
+			files: map[string]string{StateFile: `{"instance_id": 41}`, "netconf-owned.json": "{}",
+				"floatingip-owned.json": "{}", "netconf-owned.json.123.tmp": "{}", "groups/web.json": "{}"},
+			wantKept:    []string{"groups/web.json"}, // not hc-agent's
 			wantDiscard: true,
 		},
 		{
 			name:        "files without a record are discarded",
 			files:       map[string]string{"netconf-owned.json": "{}"},
 			wantDiscard: true,
+		},
+		{
+			// state_dir pointed at a directory with other content: without
+			// a record nothing of hc-agent's is there, so nothing happens.
+			name:     "foreign files alone are left alone",
+			files:    map[string]string{"passwd": "root", "lib/x.so": "", "state.jsonx": ""},
+			wantKept: []string{"lib/x.so", "passwd", "state.jsonx"},
 		},
 		{
 			name:        "unreadable record discards",
@@ -84,8 +93,8 @@ func TestPrepareImage(t *testing.T) {
 			dir := t.TempDir()
 			writeFile(t, filepath.Join(dir, StateFile), `{"instance_id": 1}`)
 			writeFile(t, filepath.Join(dir, "netconf-owned.json"), `{}`)
-			writeFile(t, filepath.Join(dir, "groups", "web.json"), `{}`)
-			want := []string{filepath.Join(dir, "groups"), filepath.Join(dir, "netconf-owned.json"), filepath.Join(dir, StateFile)}
+			writeFile(t, filepath.Join(dir, "groups", "web.json"), `{}`) // not hc-agent's
+			want := []string{filepath.Join(dir, "netconf-owned.json"), filepath.Join(dir, StateFile)}
 
 			got, err := PrepareImage(dir, dryRun)
 			require.NoError(t, err)
@@ -99,6 +108,8 @@ func TestPrepareImage(t *testing.T) {
 				_, err := os.Stat(dir)
 				assert.NoError(t, err, "the state dir itself belongs to systemd and stays")
 			}
+			_, err = os.Stat(filepath.Join(dir, "groups", "web.json"))
+			assert.NoError(t, err, "a file that is not hc-agent's stays")
 		})
 	}
 	t.Run("missing dir", func(t *testing.T) {

@@ -157,7 +157,7 @@ func SaveOwned(path string, o Owned) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state directory %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".owned-*.tmp")
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("save ownership record %s: %w", path, err)
 	}

@@ -15,12 +15,13 @@ func prepareImageCommand() command {
 		summary: "remove the agent's state before taking a snapshot image",
 		usage: `[--dry-run]
 
-Removes everything in the state directory (state_dir, default
+Removes hc-agent's files from the state directory (state_dir, default
 /var/lib/hc-agent): the record of the server the state belongs to
 (state.json), the ownership records of the private-network addresses
 (netconf-owned.json) and of the floating IPs (floatingip-owned.json) that
-hc-agent configured, and anything else found there. Each removed path is
-printed. The directory itself stays.
+hc-agent configured, and temporary files of interrupted writes. Each
+removed path is printed. The directory itself and anything else in it
+stay.
 
 Stop the service first, right before taking the snapshot:
 
