@@ -43,11 +43,31 @@ func TestNew(t *testing.T) {
 	}
 }
 
-var levelTests = []struct {
+// parseTest is one case of a parser test: the input and either the value
+// or an error.
+type parseTest[T any] struct {
 	in      string
-	want    slog.Level
+	want    T
 	wantErr bool
-}{
+}
+
+// testParse runs a parser over its table; errors must say what is accepted.
+func testParse[T any](t *testing.T, parse func(string) (T, error), tests []parseTest[T], errWant string) {
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parse(tt.in)
+			if tt.wantErr {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), errWant)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+var levelTests = []parseTest[slog.Level]{
 	{"", slog.LevelInfo, false},
 	{"debug", slog.LevelDebug, false},
 	{"info", slog.LevelInfo, false},
@@ -60,25 +80,10 @@ var levelTests = []struct {
 }
 
 func TestParseLevel(t *testing.T) {
-	for _, tt := range levelTests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseLevel(tt.in)
-			if tt.wantErr {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), "want debug, info, warn or error")
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	testParse(t, ParseLevel, levelTests, "want debug, info, warn or error")
 }
 
-var formatTests = []struct {
-	in      string
-	want    string
-	wantErr bool
-}{
+var formatTests = []parseTest[string]{
 	{"", FormatText, false},
 	{"text", FormatText, false},
 	{"JSON", FormatJSON, false},
@@ -87,18 +92,7 @@ var formatTests = []struct {
 }
 
 func TestParseFormat(t *testing.T) {
-	for _, tt := range formatTests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseFormat(tt.in)
-			if tt.wantErr {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), "want text or json")
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	testParse(t, ParseFormat, formatTests, "want text or json")
 }
 
 // FuzzParseLevel checks that a parsed level prints (slog.Level.String) to
