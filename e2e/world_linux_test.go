@@ -20,7 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 // spec describes the world a test builds.

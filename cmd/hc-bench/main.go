@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hc-agent/hc-agent/bench"
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/bench"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 func main() {

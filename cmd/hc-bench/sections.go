@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hc-agent/hc-agent/bench"
-	"github.com/hc-agent/hc-agent/bench/footprint"
-	"github.com/hc-agent/hc-agent/bench/scenario"
+	"github.com/hc-agent/hc-agent/internal/bench"
+	"github.com/hc-agent/hc-agent/internal/bench/footprint"
+	"github.com/hc-agent/hc-agent/internal/bench/scenario"
 )
 
 // section is one numbered item of the benchmark.

@@ -21,7 +21,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 func main() {

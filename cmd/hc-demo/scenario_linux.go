@@ -20,7 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 // Probe settings: a request every 20 ms, each given 200 ms.

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hc-agent/hc-agent/bench"
-	"github.com/hc-agent/hc-agent/bench/keepalived"
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/bench"
+	"github.com/hc-agent/hc-agent/internal/bench/keepalived"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 // subject is what holds the floating IP in an outage scenario: hc-agent or

@@ -17,10 +17,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hc-agent/hc-agent/bench/keepalived"
+	"github.com/hc-agent/hc-agent/internal/bench/keepalived"
 	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 	"github.com/hc-agent/hc-agent/config"
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 // Env is what every scenario needs from the harness.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hc-agent/hc-agent/bench"
-	"github.com/hc-agent/hc-agent/bench/footprint"
+	"github.com/hc-agent/hc-agent/internal/bench"
+	"github.com/hc-agent/hc-agent/internal/bench/footprint"
 	"github.com/hc-agent/hc-agent/config"
 )
 

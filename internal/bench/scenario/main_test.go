@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 // TestMain lets the simulated cloud re-execute the test binary as its name

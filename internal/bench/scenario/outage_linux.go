@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hc-agent/hc-agent/bench"
-	"github.com/hc-agent/hc-agent/simcloud"
+	"github.com/hc-agent/hc-agent/internal/bench"
+	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 
 // Probe settings: a request every 10 ms, each with its own 250 ms timeout,
