@@ -17,9 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hc-agent/hc-agent/internal/bench/keepalived"
 	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/internal/bench/keepalived"
 	"github.com/hc-agent/hc-agent/internal/simcloud"
 )
 

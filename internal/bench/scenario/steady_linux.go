@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/internal/bench"
 	"github.com/hc-agent/hc-agent/internal/bench/footprint"
-	"github.com/hc-agent/hc-agent/config"
 )
 
 // BudgetResult is the steady-state API use of the agents of one group.
