@@ -8,10 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hc-agent/hc-agent/internal/nstest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,46 +26,6 @@ import (
 )
 
 var linkSeq atomic.Int32
-
-// newNetns creates an unnamed network namespace from a goroutine that locks
-// its OS thread; closing the handle in Cleanup destroys it with its links.
-func newNetns(t *testing.T) netns.NsHandle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating network namespaces needs root")
-	}
-	type result struct {
-		ns  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.New()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			// The thread stays locked and is discarded by the runtime.
-			ns.Close()
-			ch <- result{err: err}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{ns: ns}
-	}()
-	r := <-ch
-	require.NoError(t, r.err)
-	t.Cleanup(func() { r.ns.Close() })
-	return r.ns
-}
 
 // TestRunInNetns runs the real agent (metadata client, netconf over netlink)
 // against the fake metadata service, with netlink acting in a namespace the
@@ -84,7 +45,7 @@ func TestRunInNetns(t *testing.T) {
 		{name: "state from the image's build server is discarded", stateInstance: 1, wantStray: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			server, peer := newNetns(t), newNetns(t)
+			server, peer := nstestNS(t), nstestNS(t)
 			h, err := netlink.NewHandleAt(server)
 			require.NoError(t, err)
 			t.Cleanup(h.Close)
@@ -193,4 +154,10 @@ func TestRunDaemonStopsWithoutMetadata(t *testing.T) {
 	ents, err := StateEntries(cfg.StateDir)
 	require.NoError(t, err)
 	assert.Empty(t, ents, "state written without metadata")
+}
+
+// nstestNS is a fresh network namespace for the test (see nstest.New).
+func nstestNS(t *testing.T) netns.NsHandle {
+	ns, _ := nstest.New(t)
+	return ns
 }

@@ -6,15 +6,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
 
+	"github.com/hc-agent/hc-agent/internal/nstest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,49 +22,6 @@ var linkSeq atomic.Int32
 
 // v4Default is 0.0.0.0/0: netlink refuses a route without a destination.
 var v4Default = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
-
-// newNS creates an unnamed network namespace (destroyed when the test ends,
-// with every link in it) from a goroutine that locks its OS thread, and
-// returns it with a netlink handle inside. It skips without root.
-func newNS(t *testing.T) (netns.NsHandle, *netlink.Handle) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating network namespaces needs root")
-	}
-	type result struct {
-		ns  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.New()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			ns.Close()
-			ch <- result{err: err} // thread stays locked and is discarded
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{ns: ns}
-	}()
-	r := <-ch
-	require.NoError(t, r.err)
-	t.Cleanup(func() { r.ns.Close() })
-	h, err := netlink.NewHandleAt(r.ns)
-	require.NoError(t, err)
-	t.Cleanup(h.Close)
-	return r.ns, h
-}
 
 // countingNL counts netlink writes.
 type countingNL struct {
@@ -102,7 +59,7 @@ func addrsOf(t *testing.T, h *netlink.Handle, name string) ([]string, map[string
 }
 
 func TestApplierNetns(t *testing.T) {
-	_, h := newNS(t)
+	_, h := nstest.New(t)
 	seq := linkSeq.Add(1)
 	name := fmt.Sprintf("hcf%d-%d", os.Getpid()%100000, seq)
 	peerName := fmt.Sprintf("hcg%d-%d", os.Getpid()%100000, seq)
@@ -218,7 +175,7 @@ func TestApplierPublicNICNetns(t *testing.T) {
 	fip := netip.MustParsePrefix("203.0.113.10/32")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, h := newNS(t)
+			_, h := nstest.New(t)
 			var names []string
 			for i, ln := range tt.links {
 				seq := linkSeq.Add(1)
@@ -260,7 +217,7 @@ func TestApplierPublicNICNetns(t *testing.T) {
 }
 
 func TestApplierNoPublicNIC(t *testing.T) {
-	_, h := newNS(t)
+	_, h := nstest.New(t)
 	a, err := NewApplier(h, "", nil)
 	require.NoError(t, err)
 	assert.ErrorContains(t, a.Set(t.Context(), "manager", nil), "public nic")

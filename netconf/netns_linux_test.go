@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hc-agent/hc-agent/internal/nstest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,58 +38,6 @@ var linkSeq atomic.Int32
 type testNS struct {
 	ns netns.NsHandle
 	h  *netlink.Handle
-}
-
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating network namespaces needs root")
-	}
-}
-
-// newNS creates an unnamed network namespace from a goroutine that locks its
-// OS thread, switches back to the original namespace, and hands out a
-// netlink handle for it. If switching back fails the thread stays locked, so
-// the runtime discards it instead of reusing a thread in the wrong namespace.
-func newNS(t testing.TB) *testNS {
-	t.Helper()
-	requireRoot(t)
-	type result struct {
-		ns  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: fmt.Errorf("get current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.New()
-		if err != nil {
-			ch <- result{err: fmt.Errorf("create netns: %w", err)}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			ns.Close()
-			ch <- result{err: fmt.Errorf("restore netns: %w", err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{ns: ns}
-	}()
-	r := <-ch
-	require.NoError(t, r.err)
-	t.Cleanup(func() { r.ns.Close() })
-	h, err := netlink.NewHandleAt(r.ns)
-	require.NoError(t, err)
-	t.Cleanup(h.Close)
-	lo, err := h.LinkByName("lo")
-	require.NoError(t, err)
-	require.NoError(t, h.LinkSetUp(lo))
-	return &testNS{ns: r.ns, h: h}
 }
 
 // addVeth creates a veth pair whose end in n has mac and whose peer is in
@@ -518,4 +467,11 @@ func TestNetnsRestartOverConfiguredNICChangesNothing(t *testing.T) {
 	require.NoError(t, rr.waitReconcile(t))
 	assert.Zero(t, h.writes.Load())
 	assert.Equal(t, before, host.state(t, names))
+}
+
+// newNS is a fresh network namespace for the test (see nstest.New).
+func newNS(t testing.TB) *testNS {
+	t.Helper()
+	ns, h := nstest.New(t)
+	return &testNS{ns: ns, h: h}
 }
