@@ -135,8 +135,13 @@ func (c GroupConfig) withDefaults() GroupConfig {
 
 // GroupDeps are the collaborators of a group.
 type GroupDeps struct {
-	Cloud Cloud // required
-	Host  Host  // required
+	// Handler holds the group's addresses. When nil, NewGroup builds the
+	// floating IP handler (NewFloatingIPs) from GroupConfig, Cloud and
+	// Host.
+	Handler Handler
+	// Cloud and Host are required when Handler is nil.
+	Cloud Cloud
+	Host  Host
 	// Membership is required in memberlist mode.
 	Membership Membership
 	// Notify carries keepalived notify_fifo events in keepalived mode (see
@@ -158,7 +163,8 @@ type Group struct {
 	deps   GroupDeps
 	log    *slog.Logger
 	health *HealthChecker
-	owner  string
+	// handler is what holding means for the group's kind of address.
+	handler Handler
 
 	startedAt  time.Time
 	healthCh   chan bool
@@ -167,11 +173,8 @@ type Group struct {
 
 	mu            sync.Mutex
 	running       bool
-	fips          []FloatingIP // as last read from the API
-	apiReadAt     time.Time
 	knownHolder   int64 // by API or newer gossip claim
 	holding       bool  // addresses configured here and claimed
-	configured    bool
 	draining      bool
 	master        bool // keepalived mode: last state was MASTER
 	role          Role
@@ -197,11 +200,32 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 	if cfg.Self == 0 {
 		return nil, fmt.Errorf("new group %s: unknown server id", cfg.Name)
 	}
-	if len(cfg.FloatingIPs) == 0 && cfg.FloatingIPSelector == "" {
-		return nil, fmt.Errorf("new group %s: no floating ips", cfg.Name)
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if deps.Cloud == nil || deps.Host == nil {
-		return nil, fmt.Errorf("new group %s: cloud and host are required", cfg.Name)
+	log = log.With("group", cfg.Name)
+	handler := deps.Handler
+	if handler == nil {
+		if len(cfg.FloatingIPs) == 0 && cfg.FloatingIPSelector == "" {
+			return nil, fmt.Errorf("new group %s: no floating ips", cfg.Name)
+		}
+		if deps.Cloud == nil || deps.Host == nil {
+			return nil, fmt.Errorf("new group %s: cloud and host are required", cfg.Name)
+		}
+		var changed func(FloatingIP, bool, bool)
+		if hook := deps.Hooks.FIPChanged; hook != nil {
+			changed = func(f FloatingIP, configured, assigned bool) { hook(cfg.Name, f, configured, assigned) }
+		}
+		var err error
+		handler, err = NewFloatingIPs(FloatingIPsConfig{
+			Self: cfg.Self, Refs: cfg.FloatingIPs, Selector: cfg.FloatingIPSelector,
+			Owner: "group:" + cfg.Name, IPv6Host: cfg.IPv6Host, ActionTimeout: cfg.ActionTimeout,
+			Cloud: deps.Cloud, Host: deps.Host, Changed: changed,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("new group %s: %w", cfg.Name, err)
+		}
 	}
 	switch cfg.Mode {
 	case "memberlist":
@@ -225,16 +249,12 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 	if deps.Urgent == nil {
 		deps.Urgent = func(ctx context.Context) context.Context { return ctx }
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	return &Group{
 		cfg:        cfg,
 		deps:       deps,
-		log:        log.With("group", cfg.Name),
+		log:        log,
 		health:     NewHealthChecker(probe, cfg.Health),
-		owner:      "group:" + cfg.Name,
+		handler:    handler,
 		healthCh:   make(chan bool, 1),
 		handoverCh: make(chan chan error),
 		refreshCh:  make(chan struct{}, 1),

@@ -7,14 +7,16 @@ import (
 
 // Status is the JSON-serialisable state of a group.
 type Status struct {
-	Name            string      `json:"name"`
-	Mode            string      `json:"mode"`
-	Self            int64       `json:"self"`
-	Role            Role        `json:"role"`
-	Healthy         bool        `json:"healthy"`
-	Decision        string      `json:"decision,omitempty"`
-	Members         []Member    `json:"members"`
-	FloatingIPs     []FIPStatus `json:"floating_ips"`
+	Name        string      `json:"name"`
+	Mode        string      `json:"mode"`
+	Self        int64       `json:"self"`
+	Role        Role        `json:"role"`
+	Healthy     bool        `json:"healthy"`
+	Decision    string      `json:"decision,omitempty"`
+	Members     []Member    `json:"members"`
+	FloatingIPs []FIPStatus `json:"floating_ips"`
+	// Kind is the kind of the addresses listed in FloatingIPs.
+	Kind            AddressKind `json:"kind,omitempty"`
 	LastMove        *MoveRecord `json:"last_move,omitempty"`
 	MovesLastMinute int         `json:"moves_last_minute"`
 	BackoffUntil    time.Time   `json:"backoff_until,omitzero"`
@@ -22,7 +24,10 @@ type Status struct {
 }
 
 // FIPStatus is one floating IP in Status.
-type FIPStatus struct {
+type FIPStatus = AddressStatus
+
+// AddressStatus is one address of a group in Status.
+type AddressStatus struct {
 	ID   int64  `json:"id"`
 	Name string `json:"name"`
 	IP   string `json:"ip"`
@@ -43,7 +48,7 @@ func (g *Group) Status() Status {
 	now := time.Now()
 	s := Status{
 		Name: g.cfg.Name, Mode: g.cfg.Mode, Self: g.cfg.Self, Role: g.role, Healthy: g.healthy,
-		Decision: g.decision.Reason, BackoffUntil: g.backoffUntil,
+		Decision: g.decision.Reason, BackoffUntil: g.backoffUntil, Kind: g.handler.Kind(),
 	}
 	if s.BackoffUntil.Before(now) {
 		s.BackoffUntil = time.Time{}
@@ -52,15 +57,9 @@ func (g *Group) Status() Status {
 		s.Members = append(s.Members, m)
 	}
 	sortMembers(s.Members)
-	for _, f := range g.fips {
-		ip := f.IP.String()
-		if f.Network.IsValid() && f.Type == "ipv6" {
-			ip = f.Network.String()
-		}
-		s.FloatingIPs = append(s.FloatingIPs, FIPStatus{
-			ID: f.ID, Name: f.Name, IP: ip, HolderByAPI: f.ServerID, ReadAt: g.apiReadAt,
-			HolderByView: g.knownHolder, ConfiguredHere: g.configured,
-		})
+	for _, a := range g.handler.Status() {
+		a.HolderByView = g.knownHolder
+		s.FloatingIPs = append(s.FloatingIPs, a)
 	}
 	if g.lastMove != nil {
 		m := *g.lastMove

@@ -4,77 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 )
 
-// refresh reads the floating IPs from the API and updates the known holder.
-// A holder that finds another server holding steps down.
+// refresh reads from the API who holds the addresses and updates the
+// known holder. A holder that finds another server holding steps down.
 func (g *Group) refresh(ctx context.Context, urgent bool) error {
 	if urgent {
 		ctx = g.deps.Urgent(ctx)
 	}
-	var fips []FloatingIP
-	var errs []error
-	for _, ref := range g.cfg.FloatingIPs {
-		f, err := g.deps.Cloud.GetFloatingIP(ctx, ref)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("get floating ip %s: %w", ref, err))
-			continue
-		}
-		fips = append(fips, f)
+	holder, err := g.handler.Holder(ctx)
+	if err != nil {
+		return fmt.Errorf("group %s: %w", g.cfg.Name, err)
 	}
-	if g.cfg.FloatingIPSelector != "" {
-		list, err := g.deps.Cloud.ListFloatingIPs(ctx, g.cfg.FloatingIPSelector)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list floating ips %q: %w", g.cfg.FloatingIPSelector, err))
-		}
-		for _, f := range list {
-			if !slices.ContainsFunc(fips, func(x FloatingIP) bool { return x.ID == f.ID }) {
-				fips = append(fips, f)
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if len(fips) == 0 {
-		return fmt.Errorf("group %s: no floating ips found", g.cfg.Name)
-	}
-	slices.SortFunc(fips, func(a, b FloatingIP) int { return int(a.ID - b.ID) })
 	g.mu.Lock()
-	g.fips = fips
-	g.apiReadAt = time.Now()
-	g.knownHolder = holderOf(fips, g.cfg.Self)
+	g.knownHolder = holder
 	lost := g.holding && g.knownHolder != g.cfg.Self
 	g.mu.Unlock()
-	for _, f := range fips {
-		g.hookFIP(f)
-	}
 	if lost {
 		g.stepDown(ctx, "api shows another holder")
 	}
 	return nil
-}
-
-// holderOf returns the server holding the floating IPs: self only if self
-// holds all of them, else the holder of the first assigned one.
-func holderOf(fips []FloatingIP, self int64) int64 {
-	all := true
-	var first int64
-	for _, f := range fips {
-		if f.ServerID != self {
-			all = false
-		}
-		if first == 0 && f.ServerID != 0 && f.ServerID != self {
-			first = f.ServerID
-		}
-	}
-	if all && len(fips) > 0 {
-		return self
-	}
-	return first
 }
 
 // adoptOrClean runs once at start: a holder by the API configures its
@@ -101,62 +52,12 @@ func (g *Group) adoptOrClean(ctx context.Context) {
 	}
 }
 
-func (g *Group) prefixes() ([]netip.Prefix, error) {
-	g.mu.Lock()
-	fips := slices.Clone(g.fips)
-	g.mu.Unlock()
-	var ps []netip.Prefix
-	for _, f := range fips {
-		p, err := HostPrefix(f, g.cfg.IPv6Host)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
-}
-
 func (g *Group) configure(ctx context.Context) error {
-	ps, err := g.prefixes()
-	if err != nil {
-		return err
-	}
-	if err := g.deps.Host.Set(ctx, g.owner, ps); err != nil {
-		return err
-	}
-	g.setConfigured(true)
-	return nil
+	return g.handler.Configure(ctx)
 }
 
 func (g *Group) unconfigure(ctx context.Context) error {
-	if err := g.deps.Host.Set(ctx, g.owner, nil); err != nil {
-		return err
-	}
-	g.setConfigured(false)
-	return nil
-}
-
-func (g *Group) setConfigured(c bool) {
-	g.mu.Lock()
-	changed := g.configured != c
-	g.configured = c
-	fips := slices.Clone(g.fips)
-	g.mu.Unlock()
-	if changed {
-		for _, f := range fips {
-			g.hookFIP(f)
-		}
-	}
-}
-
-func (g *Group) hookFIP(f FloatingIP) {
-	if g.deps.Hooks.FIPChanged == nil {
-		return
-	}
-	g.mu.Lock()
-	configured, assigned := g.configured, f.ServerID == g.cfg.Self
-	g.mu.Unlock()
-	g.deps.Hooks.FIPChanged(g.cfg.Name, f, configured, assigned)
+	return g.handler.Unconfigure(ctx)
 }
 
 // movesAllowed prunes the move window and reports whether another attempt
@@ -199,28 +100,28 @@ func (g *Group) take(ctx context.Context, reason string) {
 		rec.Error = err.Error()
 	}
 	g.mu.Lock()
-	if result == "success" {
+	if result == MoveSuccess {
 		g.holding = true
 		g.knownHolder = g.cfg.Self
 	} else {
 		wait := g.cfg.Backoff
-		if result == "error" && g.failedMoves == 0 {
+		if result == MoveError && g.failedMoves == 0 {
 			wait = min(wait, failedMoveRetry)
 		}
 		g.backoffUntil = time.Now().Add(wait)
 	}
-	if result == "error" {
+	if result == MoveError {
 		g.failedMoves++
 	} else {
 		g.failedMoves = 0
 	}
-	if result != "aborted" {
+	if result != MoveAborted {
 		r := rec
 		g.lastMove = &r
 	}
 	g.mu.Unlock()
 
-	if result == "success" {
+	if result == MoveSuccess {
 		g.setRole(RoleHolder)
 		g.publish()
 		g.log.Info("took floating ips", "from", from, "duration", rec.Duration)
@@ -231,18 +132,18 @@ func (g *Group) take(ctx context.Context, reason string) {
 		g.setRole(RoleStandby)
 		g.log.Warn("move failed", "result", result, "err", err)
 	}
-	if result != "aborted" && g.deps.Hooks.Moved != nil {
+	if result != MoveAborted && g.deps.Hooks.Moved != nil {
 		g.deps.Hooks.Moved(g.cfg.Name, rec)
 	}
 }
 
-func (g *Group) takeSteps(ctx context.Context) (string, error) {
+func (g *Group) takeSteps(ctx context.Context) (MoveResult, error) {
 	if err := g.configure(ctx); err != nil {
-		return "error", fmt.Errorf("configure: %w", err)
+		return MoveError, fmt.Errorf("configure: %w", err)
 	}
 	// The API is the arbiter: re-read before assigning.
 	if err := g.refresh(ctx, true); err != nil {
-		return "error", err
+		return MoveError, err
 	}
 	if g.cfg.Mode != "keepalived" {
 		v := g.view(time.Now())
@@ -252,63 +153,34 @@ func (g *Group) takeSteps(ctx context.Context) (string, error) {
 			g.mu.Unlock()
 		}
 		if d := Decide(v); !d.Take(g.cfg.Self) && v.Holder != g.cfg.Self {
-			return "aborted", fmt.Errorf("fresh read: %s", d.Reason)
+			return MoveAborted, fmt.Errorf("fresh read: %s", d.Reason)
 		}
 	}
 	g.mu.Lock()
-	fips := slices.Clone(g.fips)
 	before := g.knownHolder
 	g.mu.Unlock()
-	uctx := g.deps.Urgent(ctx)
+	aerr := g.handler.Acquire(g.deps.Urgent(ctx))
 	var errs []error
-	// callFailed: an assign call or the wait for it failed. The API may
-	// have refused because another member's action runs (locked), so
-	// only failed actions (they ran and ended in "error") count as our
-	// own failure below.
-	callFailed := false
-	for _, f := range fips {
-		if f.ServerID == g.cfg.Self {
-			continue
-		}
-		a, err := g.deps.Cloud.Assign(uctx, f.ID, g.cfg.Self)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("assign floating ip %d: %w", f.ID, err))
-			callFailed = true
-			continue
-		}
-		wctx, cancel := context.WithTimeout(uctx, g.cfg.ActionTimeout)
-		a, err = g.deps.Cloud.WaitAction(wctx, a.ID)
-		cancel()
-		switch {
-		case a.Status == "error":
-			// The action ran and failed; cloudapi also returns an error
-			// for it.
-			errs = append(errs, fmt.Errorf("action %d: %s %s", a.ID, a.Status, a.Error))
-		case err != nil:
-			errs = append(errs, fmt.Errorf("wait action %d: %w", a.ID, err))
-			callFailed = true
-		case a.Status != "success":
-			errs = append(errs, fmt.Errorf("action %d: %s %s", a.ID, a.Status, a.Error))
-			callFailed = true
-		}
+	if aerr != nil {
+		errs = append(errs, aerr)
 	}
 	// Verify, whatever happened: another member may have won the race.
 	if err := g.refresh(ctx, true); err != nil {
-		return "error", errors.Join(append(errs, err)...)
+		return MoveError, errors.Join(append(errs, err)...)
 	}
 	g.mu.Lock()
 	holder := g.knownHolder
 	g.mu.Unlock()
 	if holder != g.cfg.Self {
 		err := errors.Join(append(errs, fmt.Errorf("verify: held by server %d", holder))...)
-		if len(errs) > 0 && !callFailed && holder == before {
+		if errors.Is(aerr, ErrMoveFailed) && holder == before {
 			// Our action failed and nobody else moved them: not a lost
 			// race but an error, retried sooner (see Backoff).
-			return "error", err
+			return MoveError, err
 		}
-		return "lost", err
+		return MoveLost, err
 	}
-	return "success", nil
+	return MoveSuccess, nil
 }
 
 // stepDown removes the addresses at once and backs off.

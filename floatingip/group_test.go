@@ -134,7 +134,7 @@ func (c *cluster) successfulMoves() int {
 	for _, n := range c.nodes {
 		n.mu.Lock()
 		for _, m := range n.moves {
-			if m.Result == "success" {
+			if m.Result == MoveSuccess {
 				k++
 			}
 		}
@@ -184,7 +184,7 @@ func TestGroupFailover(t *testing.T) {
 		assert.NotContains(t, c.configuredOn(), int64(3))
 		st := c.nodes[2].group.Status()
 		require.NotNil(t, st.LastMove)
-		assert.Equal(t, "success", st.LastMove.Result)
+		assert.Equal(t, MoveSuccess, st.LastMove.Result)
 		assert.Equal(t, int64(1), st.LastMove.From)
 		assert.Equal(t, 500*time.Millisecond, st.LastMove.Duration, "the move takes the action's latency")
 		took := st.LastMove.At.Add(st.LastMove.Duration).Sub(start)
@@ -466,7 +466,7 @@ func TestGroupStandbysRace(t *testing.T) {
 		assert.Equal(t, RoleHolder, c.nodes[h].group.Status().Role)
 		st := c.nodes[loser].group.Status()
 		require.NotNil(t, st.LastMove)
-		assert.Equal(t, "lost", st.LastMove.Result)
+		assert.Equal(t, MoveLost, st.LastMove.Result)
 		assert.NotEqual(t, RoleHolder, st.Role)
 		assert.Equal(t, 1, c.successfulMoves())
 	})

@@ -110,10 +110,8 @@ type MoveRecord struct {
 	From     int64         `json:"from"`
 	To       int64         `json:"to"`
 	Duration time.Duration `json:"duration_ns"`
-	// Result is "success", "lost" (another member won), "aborted" (a fresh
-	// read showed a healthy holder) or "error".
-	Result string `json:"result"`
-	Error  string `json:"error,omitempty"`
+	Result   MoveResult    `json:"result"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Hooks are optional callbacks for metrics. They are called from the group's
