@@ -42,95 +42,90 @@ type Membership interface {
 // server is down, when gossip no longer sees it.
 type PeerCheck func(ctx context.Context, peerID int64) (PeerState, error)
 
-// GroupConfig configures a failover group. Zero values take the defaults
-// noted per field.
+// GroupConfig configures a failover group. Nothing is defaulted here: the
+// daemon passes every value (the defaults live in package config; noted
+// per field), and NewGroup refuses what it cannot run with.
 type GroupConfig struct {
 	Name string
 	// Self is this server's ID (metadata instance-id).
 	Self int64
-	// Priority is this member's priority; default 100.
+	// Priority is this member's priority; 0 is a valid priority (config's
+	// default is 100).
 	Priority int
 	// FloatingIPs are names or IDs; FloatingIPSelector a label selector.
 	// At least one of them must be set.
 	FloatingIPs        []string
 	FloatingIPSelector string
 	// ExpectedSize is the number of members including self (configured or
-	// discovered peers plus one); default 1. A larger number of members seen
+	// discovered peers plus one), at least 1. A larger number of members seen
 	// raises it.
 	ExpectedSize int
-	// Mode is "memberlist" (default) or "keepalived".
+	// Mode is "memberlist" or "keepalived".
 	Mode string
 	// Preempt moves the floating IPs back to a better member once it has
 	// been eligible for PreemptDelay. Unlike the other durations, a zero
-	// PreemptDelay is not replaced: it preempts at once, as the config
-	// file's preempt_delay: 0 says (the file's default is 30s).
+	// PreemptDelay preempts at once, as the config file's preempt_delay: 0
+	// says (the file's default is 30s).
 	Preempt      bool
 	PreemptDelay time.Duration
-	// MaxMovesPerMinute caps attempts to take the floating IPs; default 3.
+	// MaxMovesPerMinute caps attempts to take the floating IPs (config: 3).
 	MaxMovesPerMinute int
 	// Backoff is how long a member waits after losing the floating IPs or
-	// a failed move before trying again; default 10s. The first retry after
+	// a failed move before trying again (config: 10s). The first retry after
 	// a move that failed on an error (nobody else took the floating IPs) comes
 	// sooner, after min(Backoff, 1s): a failed action is usually transient
 	// and the group is down meanwhile. MaxMovesPerMinute still applies.
 	Backoff time.Duration
-	// ActionTimeout bounds waiting for an assign action; default 30s.
+	// ActionTimeout bounds waiting for an assign action (config: 30s).
 	ActionTimeout time.Duration
 	// RefreshInterval is the mean period of re-reading the floating IPs from
-	// the API (jittered ±20%); default 5m.
+	// the API (jittered ±20%) (config: 5m).
 	RefreshInterval time.Duration
-	// SecondPathTTL is how long a second-path answer is reused; default 10s.
+	// SecondPathTTL is how long a second-path answer is reused (config: 10s).
 	SecondPathTTL time.Duration
 	// StartupDelay is how long a starting member does not take the
 	// floating IPs on a view that may only lack news: the holder by the API
 	// has not been seen since start (it may not have joined yet) and not
-	// every expected member has published its state; default 3s. It never
+	// every expected member has published its state (config: 3s). It never
 	// delays a decision on what the member saw: once the holder was seen,
 	// its death, leave or failed health check is acted on at once. A holder
 	// by the API keeps its floating IPs meanwhile (agent restart).
 	StartupDelay time.Duration
-	// HandoverTimeout bounds Handover when ctx has no deadline; default 10s.
+	// HandoverTimeout bounds Handover when ctx has no deadline (config: 10s).
 	HandoverTimeout time.Duration
-	// IPv6Host is the interface ID configured within IPv6 /64s; default ::1.
+	// IPv6Host is the interface ID configured within IPv6 /64s (config:
+	// ::1); it must be valid when the group has IPv6 floating IPs.
 	IPv6Host netip.Addr
 	Health   HealthConfig
 }
 
-func (c GroupConfig) withDefaults() GroupConfig {
-	if c.Priority == 0 {
-		c.Priority = 100
+// validate checks what the group cannot run without. It replaces nothing:
+// defaults live in package config, and the daemon passes every value.
+func (c GroupConfig) validate() error {
+	var errs []error
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, d))
+		}
 	}
 	if c.ExpectedSize < 1 {
-		c.ExpectedSize = 1
+		errs = append(errs, fmt.Errorf("expected size must be at least 1, got %d", c.ExpectedSize))
 	}
-	if c.Mode == "" {
-		c.Mode = "memberlist"
+	if c.MaxMovesPerMinute < 1 {
+		errs = append(errs, fmt.Errorf("max moves per minute must be at least 1, got %d", c.MaxMovesPerMinute))
 	}
-	if c.MaxMovesPerMinute <= 0 {
-		c.MaxMovesPerMinute = 3
+	positive("backoff", c.Backoff)
+	positive("action timeout", c.ActionTimeout)
+	positive("refresh interval", c.RefreshInterval)
+	positive("second path ttl", c.SecondPathTTL)
+	positive("handover timeout", c.HandoverTimeout)
+	if c.StartupDelay < 0 || c.PreemptDelay < 0 {
+		errs = append(errs, fmt.Errorf("startup delay %v and preempt delay %v must not be negative", c.StartupDelay, c.PreemptDelay))
 	}
-	if c.Backoff <= 0 {
-		c.Backoff = 10 * time.Second
+	if err := c.Health.validate(); err != nil {
+		errs = append(errs, err)
 	}
-	if c.ActionTimeout <= 0 {
-		c.ActionTimeout = 30 * time.Second
-	}
-	if c.RefreshInterval <= 0 {
-		c.RefreshInterval = 5 * time.Minute
-	}
-	if c.SecondPathTTL <= 0 {
-		c.SecondPathTTL = 10 * time.Second
-	}
-	if c.StartupDelay == 0 {
-		c.StartupDelay = 3 * time.Second
-	}
-	if c.HandoverTimeout <= 0 {
-		c.HandoverTimeout = 10 * time.Second
-	}
-	if !c.IPv6Host.IsValid() {
-		c.IPv6Host = DefaultIPv6Host
-	}
-	return c
+	return errors.Join(errs...)
 }
 
 // GroupDeps are the collaborators of a group.
@@ -144,8 +139,13 @@ type GroupDeps struct {
 	Host  Host
 	// Membership is required in memberlist mode.
 	Membership Membership
-	// Notify carries keepalived notify_fifo events in keepalived mode (see
-	// ReadNotifyFIFO).
+	// NotifyFIFO is keepalived's notify_fifo in keepalived mode, and
+	// NotifyInstance the VRRP instance or sync group to follow ("" is
+	// any). Run reads it (ReadNotifyFIFO): the reader lives and dies with
+	// Run, so a group that never runs holds no reader.
+	NotifyFIFO     string
+	NotifyInstance string
+	// Notify, when set, carries the events instead of NotifyFIFO (tests).
 	Notify <-chan NotifyEvent
 	// Probe overrides the probe built from GroupConfig.Health.
 	Probe Probe
@@ -193,9 +193,11 @@ type Group struct {
 
 // NewGroup validates cfg and deps and returns a group ready to Run.
 func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
-	cfg = cfg.withDefaults()
 	if cfg.Name == "" {
 		return nil, errors.New("new group: empty name")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("new group %s: %w", cfg.Name, err)
 	}
 	if cfg.Self == 0 {
 		return nil, fmt.Errorf("new group %s: unknown server id", cfg.Name)
@@ -233,8 +235,8 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 			return nil, fmt.Errorf("new group %s: memberlist mode without membership", cfg.Name)
 		}
 	case "keepalived":
-		if deps.Notify == nil {
-			return nil, fmt.Errorf("new group %s: keepalived mode without notify events", cfg.Name)
+		if deps.Notify == nil && deps.NotifyFIFO == "" {
+			return nil, fmt.Errorf("new group %s: keepalived mode without notify fifo", cfg.Name)
 		}
 	default:
 		return nil, fmt.Errorf("new group %s: unknown mode %q", cfg.Name, cfg.Mode)
@@ -316,6 +318,18 @@ func (g *Group) Run(ctx context.Context) error {
 			}
 		})
 	}()
+	notify := g.deps.Notify
+	if g.cfg.Mode == "keepalived" && notify == nil {
+		events := make(chan NotifyEvent, 16)
+		notify = events
+		wg.Add(1)
+		go func() { // exits when Run returns (hcancel)
+			defer wg.Done()
+			if err := ReadNotifyFIFO(hctx, g.deps.NotifyFIFO, g.deps.NotifyInstance, g.log, events); err != nil && hctx.Err() == nil {
+				g.log.Error("keepalived notify fifo failed", "fifo", g.deps.NotifyFIFO, "err", err)
+			}
+		}()
+	}
 	defer func() {
 		hcancel()
 		wg.Wait()
@@ -344,7 +358,7 @@ func (g *Group) Run(ctx context.Context) error {
 	g.adoptOrClean(ctx)
 
 	if g.cfg.Mode == "keepalived" {
-		return g.runKeepalived(ctx)
+		return g.runKeepalived(ctx, notify)
 	}
 	g.publish()
 

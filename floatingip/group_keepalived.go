@@ -7,14 +7,14 @@ import (
 
 // runKeepalived follows keepalived's ordered notify events: MASTER takes the
 // floating IPs through the API, every other state steps down.
-func (g *Group) runKeepalived(ctx context.Context) error {
+func (g *Group) runKeepalived(ctx context.Context, notify <-chan NotifyEvent) error {
 	refresh := time.NewTimer(g.jitter(g.cfg.RefreshInterval))
 	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return g.shutdown()
-		case e := <-g.deps.Notify:
+		case e := <-notify:
 			g.log.Info("keepalived state", "state", e.State, "priority", e.Priority)
 			g.mu.Lock()
 			g.master = e.Master()

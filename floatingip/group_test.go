@@ -81,7 +81,7 @@ func (c *cluster) start(id int64) {
 	if c.cfgHook != nil {
 		c.cfgHook(&cfg)
 	}
-	g, err := NewGroup(cfg, GroupDeps{
+	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
 		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
@@ -707,4 +707,24 @@ func TestGroupFailedMoveRetry(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestGroupPriorityZero checks that priority 0, which config keeps when
+// the file says so, stays 0: it was replaced by 100 (issue 11 defect 2),
+// so a member meant to be the last choice took the floating IP first.
+func TestGroupPriorityZero(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 0, 0, 50)
+		time.Sleep(5 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID), "priority 50 beats priority 0")
+		c.hub.mu.Lock()
+		advertised := c.hub.nodes[1].state.Priority
+		c.hub.mu.Unlock()
+		assert.Equal(t, 0, advertised, "advertised priority")
+		for _, m := range c.nodes[2].group.Status().Members {
+			if m.ID == 1 {
+				assert.Equal(t, 0, m.Priority, "priority seen by the peer")
+			}
+		}
+	})
 }
