@@ -760,3 +760,35 @@ func TestGroupSecondCrashSkipsBackedOffMember(t *testing.T) {
 		}
 	})
 }
+
+// undecryptable is a member whose peers' messages do not decrypt.
+type undecryptable struct {
+	*fakeMember
+	peers []string
+	last  time.Time
+}
+
+func (u undecryptable) DecryptFailures() ([]string, time.Time) { return u.peers, u.last }
+
+// TestGroupStatusKeyMismatch checks that the status of a member that sees
+// no peer because their messages do not decrypt says so (issue 11 defect
+// 5); before, it only reported itself ready and standby.
+func TestGroupStatusKeyMismatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cloud := newFakeCloud(0, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 9})
+		h := newHub(detect)
+		m := undecryptable{fakeMember: h.join(2), peers: []string{"10.0.0.3"}, last: time.Now()}
+		g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, FloatingIPs: []string{"vip"}, ExpectedSize: 3}),
+			GroupDeps{Cloud: cloud, Host: &fakeHost{}, Membership: m})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		synctest.Wait()
+		assert.Equal(t, "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)", g.Status().Gossip)
+		time.Sleep(decryptRecent + time.Second)
+		assert.Empty(t, g.Status().Gossip, "an old failure is not blamed")
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
