@@ -62,7 +62,7 @@ func TestCheckState(t *testing.T) {
 				writeFile(t, filepath.Join(dir, p), c)
 			}
 			var logs bytes.Buffer
-			a, err := New(config.Config{StateDir: dir}, Deps{Log: slog.New(slog.NewTextHandler(&logs, nil)), Metadata: &fakeMetadata{}})
+			a, err := New(config.Config{StateDir: dir}, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 			require.NoError(t, err)
 			require.NoError(t, a.checkState(42))
 
@@ -140,7 +140,7 @@ func (c *countTrigger) Trigger() { c.n++ }
 // watchdog interval, in fake time.
 func TestKeepLoopBusy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a, err := New(config.Config{StateDir: t.TempDir()}, Deps{Metadata: &fakeMetadata{}})
+		a, err := New(config.Config{StateDir: t.TempDir()}, Options{})
 		require.NoError(t, err)
 		tr := &countTrigger{}
 		ctx, cancel := context.WithCancel(t.Context())
