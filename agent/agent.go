@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -451,7 +453,7 @@ func (a *Agent) waitSummary(ctx context.Context, md SummaryReader) (metadata.Sum
 // discarded before any component reads it.
 func (a *Agent) checkState(instanceID int64) error {
 	dir := a.cfg.StateDir
-	st, ok, err := LoadState(dir)
+	st, ok, err := statedir.LoadState(dir)
 	if err != nil {
 		// An unreadable record cannot prove the state is ours.
 		a.log.Warn("state record unreadable, discarding state", "dir", dir, "err", err)
@@ -459,12 +461,12 @@ func (a *Agent) checkState(instanceID int64) error {
 	}
 	if !ok {
 		// No record: anything in the directory has no owner we can check.
-		if ents, _ := StateEntries(dir); len(ents) > 0 {
+		if ents, _ := statedir.StateEntries(dir); len(ents) > 0 {
 			ok = true
 		}
 	}
 	if ok && st.InstanceID != instanceID {
-		removed, err := ClearState(dir)
+		removed, err := statedir.ClearState(dir)
 		a.log.Warn("state from another server discarded",
 			"dir", dir, "state_instance_id", st.InstanceID, "instance_id", instanceID, "removed", removed)
 		if err != nil {
@@ -475,7 +477,7 @@ func (a *Agent) checkState(instanceID int64) error {
 	if ok {
 		return nil
 	}
-	return SaveState(dir, State{InstanceID: instanceID, CreatedAt: a.deps.Now().UTC(), Version: a.deps.Build.Version})
+	return statedir.SaveState(dir, statedir.State{InstanceID: instanceID, CreatedAt: a.deps.Now().UTC(), Version: a.deps.Build.Version})
 }
 
 // Report is called by components after each reconcile run (success or

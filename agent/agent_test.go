@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -181,7 +183,7 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	t.Setenv("WATCHDOG_PID", "")
 
 	stateDir := t.TempDir()
-	writeFile(t, filepath.Join(stateDir, StateFile), `{"instance_id": 1}`)
+	writeFile(t, filepath.Join(stateDir, statedir.StateFile), `{"instance_id": 1}`)
 	writeFile(t, filepath.Join(stateDir, "netconf-owned.json"), `{"addresses": ["10.0.0.2/32"]}`)
 	writeFile(t, filepath.Join(stateDir, "groups", "web.json"), `{}`)
 
@@ -231,13 +233,13 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	loop := <-loops
 
 	// State: the old server's files are gone, the record names this server.
-	st, ok, err := LoadState(stateDir)
+	st, ok, err := statedir.LoadState(stateDir)
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, int64(2), st.InstanceID)
-	ents, err := StateEntries(stateDir)
+	ents, err := statedir.StateEntries(stateDir)
 	require.NoError(t, err)
-	assert.Equal(t, []string{filepath.Join(stateDir, StateFile)}, ents)
+	assert.Equal(t, []string{filepath.Join(stateDir, statedir.StateFile)}, ents)
 	assert.Contains(t, logs.String(), "state from another server discarded")
 	assert.Contains(t, logs.String(), "state_instance_id=1 instance_id=2")
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -133,7 +135,7 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	// The one API client of the process: failover calls (urgent) go
 	// before the manager's polling in its one budget.
 	api := newAPIClient(cfg, m, log, a.deps.Build.Version)
-	host, err := floatingip.NewApplier(h, filepath.Join(cfg.StateDir, FloatingIPOwnedFile), log.With("component", ComponentFloatingIP))
+	host, err := floatingip.NewApplier(h, filepath.Join(cfg.StateDir, statedir.FloatingIPOwnedFile), log.With("component", ComponentFloatingIP))
 	if err != nil {
 		return Components{}, fmt.Errorf("wire floating ips: %w", err)
 	}

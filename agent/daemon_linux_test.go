@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/netconf"
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 	"github.com/hc-agent/hc-agent/internal/nstest"
 
@@ -88,7 +91,7 @@ func TestRunInNetns(t *testing.T) {
 			}})
 
 			stateDir := t.TempDir()
-			require.NoError(t, SaveState(stateDir, State{InstanceID: tc.stateInstance}))
+			require.NoError(t, statedir.SaveState(stateDir, statedir.State{InstanceID: tc.stateInstance}))
 			writeFile(t, filepath.Join(stateDir, OwnedFile),
 				`{"version": 1, "addresses": [{"mac": "`+mac+`", "prefix": "10.0.0.99/32"}]}`)
 
@@ -155,7 +158,7 @@ func TestRunDaemonStopsWithoutMetadata(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	require.NoError(t, RunDaemon(ctx, cfg, Options{}, nil))
-	ents, err := StateEntries(cfg.StateDir)
+	ents, err := statedir.StateEntries(cfg.StateDir)
 	require.NoError(t, err)
 	assert.Empty(t, ents, "state written without metadata")
 }
@@ -293,4 +296,10 @@ func TestNoToken(t *testing.T) {
 			assert.Contains(t, logs.String(), tt.want)
 		})
 	}
+}
+
+// TestStateFileNames keeps statedir's name of netconf's record equal to
+// netconf's: prepare-image and the instance check remove it by that name.
+func TestStateFileNames(t *testing.T) {
+	assert.Equal(t, netconf.OwnedFileName, statedir.NetconfOwnedFile)
 }

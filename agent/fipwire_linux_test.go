@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
@@ -116,7 +118,7 @@ func TestWireFloatingIP(t *testing.T) {
 			g.Name, g.FloatingIPs = "web", []string{"vip"}
 			cfg.Groups = []config.Group{g}
 			if tc.ownedJSON != "" {
-				writeFile(t, filepath.Join(cfg.StateDir, FloatingIPOwnedFile), tc.ownedJSON)
+				writeFile(t, filepath.Join(cfg.StateDir, statedir.FloatingIPOwnedFile), tc.ownedJSON)
 			}
 			a, err := New(cfg, Options{})
 			require.NoError(t, err)
