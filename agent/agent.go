@@ -108,6 +108,11 @@ type Deps struct {
 	Build    metrics.BuildInfo
 	Metadata SummaryReader
 
+	// CheckMetadataRoute, when set, runs before every metadata read at
+	// startup: it reports (and, when configured, pins) the metadata black
+	// hole from netlink alone and returns the hint for the read's error.
+	CheckMetadataRoute func(ctx context.Context) (blackholed bool, hint string)
+
 	NewNetconf    func(ctx context.Context, env Env) (Component, error)
 	NewFloatingIP func(ctx context.Context, env Env) (Component, error)
 	NewGroups     func(ctx context.Context, env Env) ([]Group, error)
@@ -456,8 +461,12 @@ func (a *Agent) waitSummary(ctx context.Context) (metadata.Summary, error) {
 	a.setPhase("waiting for the metadata service")
 	delay := a.deps.RetryDelay
 	for {
+		hint := a.checkMetadataRoute(ctx)
 		sum, err := a.deps.Metadata.Summary(ctx)
 		a.metrics.ObserveMetadata("summary", err)
+		if err != nil && hint != "" {
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
 		a.dedup.Error("metadata", "read metadata summary failed", err)
 		if err == nil {
 			return sum, nil

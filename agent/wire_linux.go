@@ -59,6 +59,8 @@ func Wire(cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys Syst
 		Build:      build,
 		Metadata:   md,
 		NewNetconf: netconfFactory(h, md, sys),
+
+		CheckMetadataRoute: metadataRouteCheck(h, cfg, log.With("component", ComponentNetconf)),
 	}
 	host := sys.FloatingIPHost
 	if host == nil && cfg.FloatingIPs.IsEnabled() {

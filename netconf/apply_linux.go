@@ -119,6 +119,9 @@ type plan struct {
 	// dropped from the record without a write.
 	forget       []OwnedAddress
 	missingLinks []string
+	// managed holds the ifindexes of the NICs the plan configures: the
+	// private NICs of managed networks and the public NIC of the pin.
+	managed map[int]bool
 }
 
 // Plan returns the changes Apply would make, without writing anything.
@@ -149,6 +152,12 @@ func Plan(ctx context.Context, h nlHandle, desired State, owned Owned) ([]Change
 //
 // A disabled State changes nothing; the metadata black-hole check still runs.
 func Apply(ctx context.Context, h nlHandle, desired State, owned *Owned) (Result, error) {
+	return apply(ctx, h, desired, owned, nil)
+}
+
+// apply is Apply; steps for which skip (when not nil) reports true are left
+// out, as if they were not needed.
+func apply(ctx context.Context, h nlHandle, desired State, owned *Owned, skip func(Change) bool) (Result, error) {
 	var res Result
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("apply private networks: %w", err)
@@ -164,7 +173,11 @@ func Apply(ctx context.Context, h nlHandle, desired State, owned *Owned) (Result
 		for _, a := range p.forget {
 			owned.drop(a.MAC, a.Prefix)
 		}
+		res.managed = p.managed
 		for _, s := range p.steps {
+			if skip != nil && skip(s.change) {
+				continue
+			}
 			if err := ctx.Err(); err != nil {
 				errs = append(errs, fmt.Errorf("apply private networks: %w", err))
 				break
@@ -180,6 +193,12 @@ func Apply(ctx context.Context, h nlHandle, desired State, owned *Owned) (Result
 			}
 		}
 		owned.normalize()
+	}
+	if res.Writes > 0 {
+		// Name the route the kernel uses now, not the one it used before.
+		if s, err := readSnapshot(h); err == nil {
+			snap = s
+		}
 	}
 	res.MetadataBlackholed, res.MetadataRoute = metadataRoute(h, snap)
 	return res, errors.Join(errs...)
@@ -207,6 +226,9 @@ func metadataRoute(h nlHandle, snap *snapshot) (bool, MetadataRoute) {
 	}
 	mr.Dev = l.Attrs().Name
 	mr.MAC = l.Attrs().HardwareAddr.String()
+	if p, ok := routeProto(snap, r.LinkIndex, mr.Gw); ok {
+		mr.Proto = protoName(p)
+	}
 	return IsPrivateMAC(l.Attrs().HardwareAddr), mr
 }
 
@@ -286,6 +308,25 @@ func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
 	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
 }
 
+// addrLabelSuffix marks the IPv4 addresses hc-agent adds. dhclient-script
+// (as hc-utils runs it) does `ip addr flush dev IF label IF` on RELEASE,
+// EXPIRE, FAIL, STOP and when the leased IP changes: the label match is
+// exact, so an address labelled IF:hc survives it (issue 13).
+const addrLabelSuffix = ":hc"
+
+// addrLabel is the label for an address hc-agent adds on dev. The kernel
+// allows 15 characters (IFNAMSIZ less the NUL). When dev:hc does not fit,
+// the address gets the kernel's default label, the device name: a label
+// flush then takes it too, and the Reconciler's restore-on-deletion puts it
+// back within a second instead.
+func addrLabel(dev string) string {
+	l := dev + addrLabelSuffix
+	if len(l) > unix.IFNAMSIZ-1 {
+		return ""
+	}
+	return l
+}
+
 // addrPrefix converts a netlink address.
 func addrPrefix(a netlink.Addr) netip.Prefix {
 	if a.IPNet == nil {
@@ -330,6 +371,7 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		wantAddr    = map[OwnedAddress]bool{}
 		managedMACs = map[string]bool{}
 	)
+	p.managed = map[int]bool{}
 	for _, nw := range desired.Networks {
 		mac := nw.MAC.String()
 		managedMACs[mac] = true
@@ -343,6 +385,7 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		}
 		attrs := link.Attrs()
 		dev, ix := attrs.Name, attrs.Index
+		p.managed[ix] = true
 		reason := nw.Label()
 		if attrs.MTU != nw.MTU {
 			mtu := nw.MTU
@@ -376,7 +419,9 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 			adds = append(adds, step{
 				change: Change{Op: OpAdd, Kind: "address", Object: prefix.String(), Dev: dev, Reason: reason + ": " + a.Why},
 				do: func(h nlHandle) error {
-					if err := h.AddrReplace(link, toNetlinkAddr(prefix)); err != nil {
+					a := toNetlinkAddr(prefix)
+					a.Label = addrLabel(dev)
+					if err := h.AddrReplace(link, a); err != nil {
 						return fmt.Errorf("add address %s dev %s: %w", prefix, dev, err)
 					}
 					return nil
@@ -395,6 +440,7 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 
 	if desired.PinMetadataRoute {
 		if ix, dev, r, ok := metadataPin(snap); ok {
+			p.managed[ix] = true
 			desiredByIx[ix] = append(desiredByIx[ix], r)
 			if !satisfied(snap.routes, ix, r) {
 				adds = append(adds, routeAdd(ix, dev, r, "metadata route pinned to the public gateway"))

@@ -261,7 +261,8 @@ func TestApplyMetadataBlackhole(t *testing.T) {
 	res, err := Apply(ctx, f, Desired(both(), Options{}), &owned)
 	require.NoError(t, err)
 	assert.True(t, res.MetadataBlackholed)
-	assert.Equal(t, MetadataRoute{Dev: "ens10", MAC: "86:00:00:2a:7d:e0", Gw: netip.MustParseAddr("10.0.0.1")}, res.MetadataRoute)
+	assert.Equal(t, MetadataRoute{Dev: "ens10", MAC: "86:00:00:2a:7d:e0", Gw: netip.MustParseAddr("10.0.0.1"), Proto: "dhcp"}, res.MetadataRoute)
+	assert.Equal(t, "a route sends 169.254.169.254 via 10.0.0.1 dev ens10 (proto dhcp); set private_networks.pin_metadata_route: true", MetadataCheck{Blackholed: true, Route: res.MetadataRoute}.Hint(false))
 	assert.Empty(t, res.Changes, "reporting only, nothing changed")
 
 	res, err = Apply(ctx, f, Desired(both(), Options{PinMetadataRoute: true}), &owned)
