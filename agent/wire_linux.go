@@ -120,6 +120,7 @@ func netconfFactory(h *netlink.Handle, md netconf.Source, sys System) func(conte
 		src := &timedSource{src: md, m: env.Metrics}
 		opts := []netconf.ReconcilerOption{
 			netconf.WithOwnedFile(filepath.Join(env.StateDir, OwnedFile)),
+			netconf.WithOnRestore(env.Metrics.ObserveRestore),
 			netconf.WithOnReconcile(func(res netconf.Result, err error) {
 				env.Report(Report{
 					Component:  ComponentNetconf,

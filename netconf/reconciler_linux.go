@@ -286,9 +286,25 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			retryC = nil
 			backoff = hotplugFirstRetry
 		}
+		ok, linkEvent := r.wait(ctx, poll, retryC)
+		if !ok {
+			return nil
+		}
+		if linkEvent {
+			backoff = hotplugFirstRetry
+		}
+	}
+}
+
+// wait blocks until the next reconcile is due and reports false when ctx is
+// done; linkEvent says a link event woke it. Restore requests are served
+// while it waits: they re-apply the last known good state and do not count
+// as a reconcile.
+func (r *Reconciler) wait(ctx context.Context, poll *time.Timer, retryC <-chan time.Time) (ok, linkEvent bool) {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, false
 		case <-poll.C:
 			poll.Reset(jitter(r.opts.pollInterval()))
 		case <-r.trigger:
@@ -298,8 +314,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-retryC:
 		case ev := <-r.linkEvents:
 			r.noteLink(ev)
-			backoff = hotplugFirstRetry
+			return true, true
 		}
+		return true, false
 	}
 }
 

@@ -201,7 +201,7 @@ func (r *Reconciler) restore(ctx context.Context) {
 	before := r.owned.Clone()
 	res, err := apply(ctx, r.h, desired, &r.owned, func(c Change) bool { return r.fight.blocked(c, now) })
 	for _, c := range res.Changes {
-		if c.Op == OpRemove {
+		if c.Op == OpRemove || (c.Kind != "address" && c.Kind != "route") {
 			continue
 		}
 		backedOff := r.fight.note(c, now)
