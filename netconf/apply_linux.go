@@ -298,6 +298,9 @@ func toNetlinkRoute(link int, r Route) *netlink.Route {
 	}
 	if r.Gw.IsValid() {
 		nr.Gw = r.Gw.AsSlice()
+		if r.OnLink {
+			nr.Flags = int(netlink.FLAG_ONLINK)
+		}
 	} else {
 		nr.Scope = netlink.SCOPE_LINK
 	}
@@ -557,9 +560,10 @@ func metadataPin(snap *snapshot) (int, string, Route, bool) {
 		return 0, "", Route{}, false
 	}
 	return best.LinkIndex, snap.byIndex[best.LinkIndex].Attrs().Name, Route{
-		Dst: netip.PrefixFrom(MetadataAddr, 32),
-		Gw:  routeGw(*best),
-		Why: "metadata pin",
+		Dst:    netip.PrefixFrom(MetadataAddr, 32),
+		Gw:     routeGw(*best),
+		Why:    "metadata pin",
+		OnLink: best.Flags&int(netlink.FLAG_ONLINK) != 0,
 	}, true
 }
 

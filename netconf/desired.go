@@ -163,7 +163,11 @@ type Route struct {
 	Dst    netip.Prefix
 	Gw     netip.Addr
 	Metric int
-	Why    string // "gateway", "network", "default route"
+	Why    string // "gateway", "network", "default route", "metadata pin"
+	// OnLink marks the gateway as on the link without a route to it, as
+	// images do for the public gateway (netplan's on-link: true); the pin
+	// copies it from the public default route.
+	OnLink bool
 }
 
 // String renders the route like ip-route does, without the device.
@@ -176,6 +180,9 @@ func (r Route) String() string {
 	}
 	if r.Metric != 0 {
 		s += " metric " + strconv.Itoa(r.Metric)
+	}
+	if r.OnLink {
+		s += " onlink"
 	}
 	return s
 }

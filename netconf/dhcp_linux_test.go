@@ -217,7 +217,7 @@ exec nsenter --net=/proc/self/fd/3 -- dhclient -4 -v -cf /etc/dhcp/dhclient.conf
 	argv := append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "dhclient"}, args...)
 	argv = append(argv, rg.priv)
 	cmd := exec.Command("unshare", argv...)
-	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(rg.host.ns), "netns")}
+	cmd.ExtraFiles = []*os.File{nsFile(t, rg.host.ns)}
 	return cmd
 }
 

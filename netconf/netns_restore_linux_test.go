@@ -27,8 +27,22 @@ func nsCommand(t testing.TB, ns netns.NsHandle, argv ...string) *exec.Cmd {
 		t.Skip("skipping: nsenter (util-linux) not installed")
 	}
 	cmd := exec.Command(nsenter, append([]string{"--net=/proc/self/fd/3", "--"}, argv...)...)
-	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(ns), "netns")}
+	cmd.ExtraFiles = []*os.File{nsFile(t, ns)}
 	return cmd
+}
+
+// nsFile returns a duplicate of the namespace handle as an *os.File for a
+// child's ExtraFiles. A duplicate, because an *os.File closes its fd when
+// it is collected: wrapping the handle itself would close the test's
+// namespace fd behind its back (and a later nsenter could then enter
+// whatever reused the number).
+func nsFile(t testing.TB, ns netns.NsHandle) *os.File {
+	t.Helper()
+	fd, err := unix.FcntlInt(uintptr(ns), unix.F_DUPFD_CLOEXEC, 0)
+	require.NoError(t, err)
+	f := os.NewFile(uintptr(fd), "netns")
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // ip runs ip(8) with args inside n and fails the test when it fails.
@@ -169,4 +183,28 @@ func permanent(t *testing.T, n *testNS, dev, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// Images configure the public gateway on-link (netplan's on-link: true):
+// a default route with the onlink flag and no route to 172.31.1.1. The pin
+// copies the flag, or the kernel refuses it as unreachable (found by the
+// black-hole bench on the simulated cloud).
+func TestNetnsPinOnLinkGateway(t *testing.T) {
+	host, peers := newNS(t), newNS(t)
+	pub := host.addVeth(t, peers, "96:00:00:7a:01:31")
+	priv := host.addVeth(t, peers, "86:00:00:7a:01:32")
+	host.ip(t, "link", "set", pub, "up")
+	host.ip(t, "addr", "add", "203.0.113.10/32", "dev", pub)
+	host.ip(t, "route", "add", "default", "via", "172.31.1.1", "dev", pub, "onlink")
+	n1 := withMAC(nwTest1(), "86:00:00:7a:01:32")
+	var owned Owned
+	_, err := Apply(t.Context(), host.h, Desired([]metadata.PrivateNetwork{n1}, Options{}), &owned)
+	require.NoError(t, err)
+	host.ip(t, "route", "add", "169.254.169.254/32", "via", "10.0.0.1", "dev", priv, "proto", "dhcp")
+
+	mc, err := CheckMetadataRoute(t.Context(), host.h, true, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"add route 169.254.169.254/32 via 172.31.1.1 onlink dev " + pub + " (metadata route pinned to the public gateway)"}, changeStrings(mc.Changes))
+	assert.False(t, mc.Blackholed)
+	assert.Equal(t, pub, mc.Route.Dev)
 }
