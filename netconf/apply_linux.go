@@ -276,6 +276,17 @@ func satisfied(routes []netlink.Route, link int, want Route) bool {
 	return false
 }
 
+// foreignHas reports whether a route of someone else (not our protocol)
+// with want's destination and gateway is on link, whatever its metric.
+func foreignHas(routes []netlink.Route, link int, want Route) bool {
+	for _, r := range routes {
+		if r.LinkIndex == link && isUnicast(r) && r.Protocol != RouteProtocol && routeDst(r) == want.Dst && routeGw(r) == want.Gw {
+			return true
+		}
+	}
+	return false
+}
+
 // wanted reports whether r, a route of ours, is one of the desired routes.
 func wanted(r netlink.Route, desired map[int][]Route) bool {
 	for _, w := range desired[r.LinkIndex] {
@@ -433,6 +444,12 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 			})
 		}
 		for _, r := range nw.Routes {
+			if foreignHas(snap.routes, ix, r) {
+				// Another tool (a DHCP client, networkd after a restart)
+				// has this route: it is done, and a copy of ours that
+				// restore-on-deletion added meanwhile goes (below).
+				continue
+			}
 			desiredByIx[ix] = append(desiredByIx[ix], r)
 			if satisfied(snap.routes, ix, r) {
 				continue
@@ -474,8 +491,12 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		dev := l.Attrs().Name
 		rr := r
 		obj := Route{Dst: routeDst(r), Gw: routeGw(r), Metric: r.Priority}.String()
+		why := "route of hc-agent no longer wanted"
+		if foreignHas(snap.routes, r.LinkIndex, Route{Dst: routeDst(r), Gw: routeGw(r)}) {
+			why = "another tool has the same route"
+		}
 		removes = append(removes, step{
-			change: Change{Op: OpRemove, Kind: "route", Object: obj, Dev: dev, Reason: "route of hc-agent no longer wanted"},
+			change: Change{Op: OpRemove, Kind: "route", Object: obj, Dev: dev, Reason: why},
 			do: func(h nlHandle) error {
 				if err := h.RouteDel(&rr); err != nil && !isGone(err) {
 					return fmt.Errorf("remove route %s dev %s: %w", obj, dev, err)

@@ -303,3 +303,23 @@ func TestApplyCanceledContext(t *testing.T) {
 	_, writes := f.counts()
 	assert.Zero(t, writes)
 }
+
+// A copy of ours that restore-on-deletion added while another tool's route
+// was gone goes once that tool has its route again: never a duplicate.
+func TestApplyHandsBackToForeignRoute(t *testing.T) {
+	ctx := context.Background()
+	f := host()
+	var owned Owned
+	_, err := Apply(ctx, f, Desired(both(), Options{}), &owned)
+	require.NoError(t, err)
+	// networkd comes back with its own copy of the network route.
+	f.addRoute("10.0.0.0/8", "10.0.0.1", "ens10", unix.RTPROT_DHCP, 1024)
+	res, err := Apply(ctx, f, Desired(both(), Options{}), &owned)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"remove route 10.0.0.0/8 via 10.0.0.1 dev ens10 (another tool has the same route)"}, changeStrings(res.Changes))
+	assert.Contains(t, f.String(), "route 10.0.0.0/8 via 10.0.0.1 dev ens10 proto 16 metric 1024\n")
+	assert.NotContains(t, f.String(), "route 10.0.0.0/8 via 10.0.0.1 dev ens10 proto 71\n")
+	res, err = Apply(ctx, f, Desired(both(), Options{}), &owned)
+	require.NoError(t, err)
+	assert.Empty(t, res.Changes)
+}

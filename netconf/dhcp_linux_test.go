@@ -175,6 +175,10 @@ func newDHCPRig(t *testing.T, mac string) *dhcpRig {
 		// The on-link route to the gateway first, so that the client can
 		// install the others, the metadata black hole included.
 		"--dhcp-option=121,10.0.0.1/32,0.0.0.0,10.0.0.0/8,10.0.0.1,169.254.169.254/32,10.0.0.1",
+		// Renewals every 3 s (networkd follows the server's T1; dhclient's
+		// own configuration supersedes it as well).
+		"--dhcp-option-force=option:T1,3",
+		"--dhcp-option-force=option:T2,100",
 	))
 	dnsmasq.waitLines(t, "DHCP, IP range", 1, 10*time.Second)
 	rg.writeDHCPConf(t)
@@ -214,7 +218,8 @@ mount --bind %[1]s/etc-dhcp /etc/dhcp
 mount --bind %[1]s/resolv.conf /etc/resolv.conf
 mount --bind %[1]s/run /run
 exec nsenter --net=/proc/self/fd/3 -- dhclient -4 -v -cf /etc/dhcp/dhclient.conf -lf %[1]s/dhclient.leases -pf %[1]s/dhclient.pid "$@"`, d)
-	argv := append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "dhclient"}, args...)
+	// A UTS namespace too: dhclient-script may set the hostname.
+	argv := append([]string{"--mount", "--uts", "--propagation", "private", "sh", "-c", script, "dhclient"}, args...)
 	argv = append(argv, rg.priv)
 	cmd := exec.Command("unshare", argv...)
 	cmd.ExtraFiles = []*os.File{nsFile(t, rg.host.ns)}
@@ -379,4 +384,97 @@ func TestDHCPClientBlackholeReported(t *testing.T) {
 	res, err := r.ReconcileOnce(t.Context())
 	assert.True(t, res.MetadataBlackholed)
 	assert.EqualError(t, err, "read private networks from metadata: i/o timeout; a route sends 169.254.169.254 via 10.0.0.1 dev "+rg.priv+" (proto boot); set private_networks.pin_metadata_route: true")
+}
+
+// networkd runs systemd-networkd in the host namespace with a private /run
+// and /etc/systemd/network holding one .network file for the private NIC.
+func (rg *dhcpRig) networkd(t *testing.T, mac string) *watchedProc {
+	t.Helper()
+	const bin = "/lib/systemd/systemd-networkd"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skip("skipping: systemd-networkd not installed (package systemd)")
+	}
+	d := rg.dir
+	for _, sub := range []string{"run", "etc-networkd"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(d, sub), 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(d, "etc-networkd", "10-private.network"), []byte(`[Match]
+MACAddress=`+mac+`
+
+[Network]
+DHCP=ipv4
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+
+[DHCPv4]
+UseHostname=no
+UseDNS=no
+UseNTP=no
+UseDomains=no
+`), 0o644))
+	script := fmt.Sprintf(`set -e
+mount --bind %[1]s/run /run
+mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp
+chown -R systemd-network:systemd-network /run/systemd/netif
+mount --bind %[1]s/etc-networkd /etc/systemd/network
+# A sysfs of the test's namespace, read-only: networkd then does not wait
+# for udev, which does not run here (as in a container).
+exec nsenter --net=/proc/self/fd/3 -- sh -c 'mount -t sysfs -o ro sysfs /sys && exec %[2]s'`, d, bin)
+	// A UTS namespace too, so that the hostname of the host is safe.
+	cmd := exec.Command("unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", script)
+	cmd.ExtraFiles = []*os.File{nsFile(t, rg.host.ns)}
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_TARGET=console", "SYSTEMD_LOG_LEVEL=debug")
+	return startProc(t, "systemd-networkd", cmd)
+}
+
+// TestNetworkdBlackholeAndPin: systemd-networkd adds the DHCP routes with
+// proto dhcp metric 1024 and re-adds the black hole at every renewal; the
+// pin (metric 0) keeps winning and renewals cause no write of ours. A
+// networkd restart drops the foreign addresses on the NIC it manages (our
+// alias IPs): they are restored.
+func TestNetworkdBlackholeAndPin(t *testing.T) {
+	const mac = "86:00:00:7a:02:22"
+	rg := newDHCPRig(t, mac)
+	nd := rg.networkd(t, mac)
+	waitFor(t, 30*time.Second, func() bool { return rg.metadataVia(t) == rg.priv+" via 10.0.0.1" },
+		func() string { return "networkd installs the black hole:\n" + nd.output() })
+
+	n1 := withMAC(nwTest1(), mac)
+	h := &countingNL{nlHandle: rg.host.h}
+	start := time.Now()
+	startReconcilerWith(t, rg.host, h, []metadata.PrivateNetwork{n1}, Options{PinMetadataRoute: true, PollInterval: time.Hour})
+	t.Logf("black hole pinned %v after start", time.Since(start).Round(time.Millisecond))
+	require.Equal(t, rg.pub+pinnedVia, rg.metadataVia(t))
+	configured := rg.host.state(t, rg.names)
+	t.Logf("configured:\n%s", configured)
+
+	writes := h.writes.Load()
+	acks := strings.Count(nd.output(), "DHCPv4 client: ACK")
+	nd.waitLines(t, "DHCPv4 client: ACK", acks+3, 30*time.Second)
+	assert.Equal(t, writes, h.writes.Load(), "no writes of ours over three renewals")
+	assert.Equal(t, rg.pub+pinnedVia, rg.metadataVia(t), "the pin wins over networkd's re-added route")
+	assert.Equal(t, configured, rg.host.state(t, rg.names))
+
+	// A networkd restart.
+	nd.stop(t)
+	nd = rg.networkd(t, mac)
+	nd.waitLines(t, "DHCPv4 address "+dhcpLeaseIP, 1, 30*time.Second)
+	rg.host.waitState(t, rg.names, configured, "after a networkd restart")
+	assert.Equal(t, rg.pub+pinnedVia, rg.metadataVia(t))
+}
+
+// waitFor polls cond every 10 ms and fails the test with what() after
+// timeout.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("not within %v: %s", timeout, what())
+		}
+	}
 }

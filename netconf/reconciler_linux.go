@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hc-agent/hc-agent/metadata"
@@ -108,9 +109,9 @@ type Reconciler struct {
 	trigger        chan struct{}
 	restoreReq     chan struct{}
 	linkEvents     chan linkEvent
-	// stopped is closed when Run's context is done: subscription errors
-	// after it are the sockets closing, not trouble.
-	stopped chan struct{}
+	// runCtx is Run's context: subscription errors once it is done are
+	// the sockets closing, not trouble.
+	runCtx atomic.Pointer[context.Context]
 
 	linksMu sync.Mutex
 	managed map[int]bool // ifindexes of the NICs the last reconcile managed
@@ -144,7 +145,6 @@ func New(opts Options, src Source, h nlHandle, logger *slog.Logger, ropts ...Rec
 		trigger:    make(chan struct{}, 1),
 		restoreReq: make(chan struct{}, 1),
 		linkEvents: make(chan linkEvent, 64),
-		stopped:    make(chan struct{}),
 		pending:    map[string]time.Time{},
 		fight:      newFightGuard(),
 	}
@@ -170,10 +170,8 @@ func New(opts Options, src Source, h nlHandle, logger *slog.Logger, ropts ...Rec
 // "resource temporarily unavailable": that is the clean stop (issue 15), not
 // an error.
 func (r *Reconciler) subscribeError(err error) {
-	select {
-	case <-r.stopped:
+	if ctx := r.runCtx.Load(); ctx != nil && (*ctx).Err() != nil {
 		return
-	default:
 	}
 	r.log.Warn("netlink event subscription error", "err", err)
 	r.Trigger()
@@ -222,8 +220,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopWatch := context.AfterFunc(ctx, func() { close(r.stopped) })
-	defer stopWatch()
+	r.runCtx.Store(&ctx)
 
 	updates := make(chan netlink.LinkUpdate, 64)
 	if err := r.subscribe(updates, ctx.Done()); err != nil {
