@@ -237,6 +237,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	// The watchers exit once ctx is done and their subscription has closed
 	// its channel; Run waits for them so that no goroutine outlives Run.
 	var watchers sync.WaitGroup
+	defer func() {
+		cancel()
+		watchers.Wait()
+	}()
 	watchers.Go(func() { r.watchLinks(ctx, updates, known) })
 	if r.subscribeAddr != nil {
 		ch := make(chan netlink.AddrUpdate, 64)
@@ -252,10 +256,6 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 		watchers.Go(func() { watchEvents(ctx, r, "route", r.subscribeRoute, ch, r.routeEvent) })
 	}
-	defer func() {
-		cancel()
-		watchers.Wait()
-	}()
 
 	poll := time.NewTimer(jitter(r.opts.pollInterval()))
 	defer poll.Stop()

@@ -133,8 +133,8 @@ func (r *Reconciler) addrEvent(u netlink.AddrUpdate) {
 // the metadata service (a DHCP client's black hole at renewal, or a replace
 // that took the pin's place).
 func (r *Reconciler) routeEvent(u netlink.RouteUpdate) {
-	if u.Table != 0 && u.Table != unix.RT_TABLE_MAIN {
-		return
+	if (u.Table != 0 && u.Table != unix.RT_TABLE_MAIN) || (u.Family != 0 && u.Family != netlink.FAMILY_V4) {
+		return // private networks are IPv4 and in the main table
 	}
 	switch u.Type {
 	case unix.RTM_DELROUTE:
