@@ -102,6 +102,7 @@ func TestRunOnceMetadataBlackhole(t *testing.T) {
 		{name: "pin, dry run shows the pin", pin: true, dry: true, mdErr: errors.New("i/o timeout"), wantOut: pinLine, wantErr: "i/o timeout", wantNoHint: true},
 		{name: "pin applied before the read", pin: true, mdErr: errors.New("i/o timeout"), wantOut: pinLine, wantErr: "i/o timeout", wantNoHint: true, wantPinned: true},
 		{name: "pin applied, metadata answers", pin: true, wantPinned: true},
+		{name: "pin, dry run, metadata answers", pin: true, dry: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := host()
