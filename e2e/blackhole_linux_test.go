@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -65,6 +68,16 @@ func TestMetadataBlackholeAtBoot(t *testing.T) {
 			body, err := s.Get(w.ctx, "http://169.254.169.254/hetzner/v1/metadata/instance-id")
 			require.NoError(t, err, "metadata reachable through the pin")
 			require.NotEmpty(t, strings.TrimSpace(body))
+
+			// A clean stop is quiet (issue 15 item 7): no warning about the
+			// netlink subscriptions whose sockets the stop closes, and no
+			// NIC that was there all along "appeared".
+			ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+			defer cancel()
+			w.stopped["alpha"] = true
+			require.NoError(t, p.Stop(ctx, syscall.SIGTERM))
+			assert.NotContains(t, p.Output(), "subscription error")
+			assert.NotContains(t, p.Output(), "private nic appeared")
 		})
 	}
 }
