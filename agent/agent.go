@@ -118,6 +118,11 @@ type Options struct {
 	Registry *prometheus.Registry // default: a new private registry
 	Build    metrics.BuildInfo
 
+	// CheckMetadataRoute, when set, runs before every metadata read at
+	// startup: it reports (and, when configured, pins) the metadata black
+	// hole from netlink alone and returns the hint for the read's error.
+	CheckMetadataRoute func(ctx context.Context) (blackholed bool, hint string)
+
 	// Notify sends one sd_notify message (default daemon.SdNotify, a no-op
 	// without NOTIFY_SOCKET).
 	Notify func(state string) error
@@ -427,8 +432,12 @@ func (a *Agent) waitSummary(ctx context.Context, md SummaryReader) (metadata.Sum
 	a.setPhase("waiting for the metadata service")
 	delay := a.deps.RetryDelay
 	for {
+		hint := a.checkMetadataRoute(ctx)
 		sum, err := md.Summary(ctx)
 		a.metrics.ObserveMetadata("summary", err)
+		if err != nil && hint != "" {
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
 		a.dedup.Error("metadata", "read metadata summary failed", err)
 		if err == nil {
 			return sum, nil

@@ -55,10 +55,6 @@ func NewDaemon(cfg config.Config, opts Options, ns *netns.NsHandle) (*Daemon, er
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	a, err := New(cfg, opts)
-	if err != nil {
-		return nil, fmt.Errorf("create daemon: %w", err)
-	}
 	var h *netlink.Handle
 	if ns != nil {
 		h, err = netlink.NewHandleAt(*ns)
@@ -67,6 +63,16 @@ func NewDaemon(cfg config.Config, opts Options, ns *netns.NsHandle) (*Daemon, er
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create daemon: open netlink handle: %w", err)
+	}
+	if opts.CheckMetadataRoute == nil {
+		// The black-hole check and pin need no metadata: the supervisor runs
+		// them before every metadata read until the summary answers.
+		opts.CheckMetadataRoute = metadataRouteCheck(h, cfg, opts.Log.With("component", ComponentNetconf))
+	}
+	a, err := New(cfg, opts)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("create daemon: %w", err)
 	}
 	md := metadata.New(
 		metadata.WithEndpoint(cfg.Metadata.Endpoint),
@@ -109,6 +115,7 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 		src := &timedSource{src: md, m: m}
 		nopts := []netconf.ReconcilerOption{
 			netconf.WithOwnedFile(filepath.Join(cfg.StateDir, OwnedFile)),
+			netconf.WithOnRestore(m.ObserveRestore),
 			netconf.WithOnReconcile(func(res netconf.Result, err error) {
 				a.Report(Report{
 					Component: ComponentNetconf, Duration: src.since(), Changes: res.Writes,

@@ -46,28 +46,9 @@ func ResolveToken(c *Config, getenv func(string) string) error {
 }
 
 func readTokenFile(path string) (Secret, error) {
-	f, err := os.Open(path)
+	data, err := readSecretFile("api.token_file", path, maxTokenFileSize)
 	if err != nil {
-		return "", fmt.Errorf("open api.token_file %s: %w", path, err)
-	}
-	defer f.Close()
-	// Stat the open file, not the path, so the checked file is the read one.
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("stat api.token_file %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("api.token_file %s: not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("api.token_file %s: mode %04o gives group or others access; run chmod 600 on it", path, perm)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxTokenFileSize+1))
-	if err != nil {
-		return "", fmt.Errorf("read api.token_file %s: %w", path, err)
-	}
-	if len(data) > maxTokenFileSize {
-		return "", fmt.Errorf("api.token_file %s: larger than %d bytes", path, maxTokenFileSize)
+		return "", err
 	}
 	tok := strings.TrimSpace(string(data))
 	if tok == "" {
@@ -81,3 +62,35 @@ func readTokenFile(path string) (Secret, error) {
 }
 
 var errEmptyToken = errors.New("empty")
+
+// readSecretFile reads the file of a secret (the API token, a gossip key)
+// that key (the configuration key, for errors) names. It is refused when
+// its mode grants any group or other permission (mode&0o077 != 0), when it
+// is not a regular file or when it is larger than max. Errors name the file,
+// never its content.
+func readSecretFile(key, path string, max int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s %s: %w", key, path, err)
+	}
+	defer f.Close()
+	// Stat the open file, not the path, so the checked file is the read one.
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s %s: %w", key, path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s: not a regular file", key, path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s: mode %04o gives group or others access; run chmod 600 on it", key, path, perm)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", key, path, err)
+	}
+	if len(data) > max {
+		return nil, fmt.Errorf("%s %s: larger than %d bytes", key, path, max)
+	}
+	return data, nil
+}

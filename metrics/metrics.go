@@ -44,6 +44,8 @@ type Metrics struct {
 	reconcileDuration *prometheus.HistogramVec
 	reconcileLast     *prometheus.GaugeVec
 	netlinkChanges    *prometheus.CounterVec
+	restores          *prometheus.CounterVec
+	restoreBackoffs   *prometheus.CounterVec
 
 	apiRequests    *prometheus.CounterVec
 	apiRateLimited prometheus.Counter
@@ -133,6 +135,14 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		Name: "hcagent_netlink_changes_total",
 		Help: "Netlink writes (address, route or link changes) made by reconciles, by component.",
 	}, []string{"component"})
+	m.restores = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hcagent_netconf_restores_total",
+		Help: "Addresses and routes of hc-agent that someone else deleted and hc-agent put back at once, by kind (address, route).",
+	}, []string{"kind"})
+	m.restoreBackoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hcagent_netconf_restore_backoffs_total",
+		Help: "Times hc-agent stopped restoring an address or route for a while because another actor kept deleting it, by kind.",
+	}, []string{"kind"})
 	m.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hcagent_api_requests_total",
 		Help: "Hetzner Cloud API requests by endpoint template and HTTP status code (0: no response).",
@@ -187,6 +197,7 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		m.buildInfo, m.startTime, m.ready, m.watchdogPings,
 		m.metadataRequests, m.metadataErrors, m.blackholed,
 		m.reconcileRuns, m.reconcileErrors, m.reconcileDuration, m.reconcileLast, m.netlinkChanges,
+		m.restores, m.restoreBackoffs,
 		m.apiRequests, m.apiRateLimited, m.apiRemaining, m.apiLimit,
 		m.fipConfigured, m.fipAssigned,
 		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover, m.gossipDecrypt,
@@ -233,6 +244,26 @@ func (m *Metrics) ObserveReconcile(component string, d time.Duration, changes in
 		return
 	}
 	m.reconcileLast.WithLabelValues(component).Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// Restore kinds: the values of the kind label.
+const (
+	KindAddress = "address"
+	KindRoute   = "route"
+)
+
+// ObserveRestore records that netconf restored an item of kind (KindAddress
+// or KindRoute) after an external deletion, or, with backedOff, that it
+// stopped restoring one because another actor kept deleting it.
+func (m *Metrics) ObserveRestore(kind string, backedOff bool) {
+	if m == nil {
+		return
+	}
+	if backedOff {
+		m.restoreBackoffs.WithLabelValues(kind).Inc()
+		return
+	}
+	m.restores.WithLabelValues(kind).Inc()
 }
 
 // SetBlackholed records whether the metadata black-hole route was seen.

@@ -121,6 +121,9 @@ type plan struct {
 	// dropped from the record without a write.
 	forget       []OwnedAddress
 	missingLinks []string
+	// managed holds the ifindexes of the NICs the plan configures: the
+	// private NICs of managed networks and the public NIC of the pin.
+	managed map[int]bool
 }
 
 // Plan returns the changes Apply would make, without writing anything.
@@ -151,6 +154,12 @@ func Plan(ctx context.Context, h nlHandle, desired State, owned Owned) ([]Change
 //
 // A disabled State changes nothing; the metadata black-hole check still runs.
 func Apply(ctx context.Context, h nlHandle, desired State, owned *Owned) (Result, error) {
+	return apply(ctx, h, desired, owned, nil)
+}
+
+// apply is Apply; steps for which skip (when not nil) reports true are left
+// out, as if they were not needed.
+func apply(ctx context.Context, h nlHandle, desired State, owned *Owned, skip func(Change) bool) (Result, error) {
 	var res Result
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("apply private networks: %w", err)
@@ -166,7 +175,11 @@ func Apply(ctx context.Context, h nlHandle, desired State, owned *Owned) (Result
 		for _, a := range p.forget {
 			owned.drop(a.MAC, a.Prefix)
 		}
+		res.managed = p.managed
 		for _, s := range p.steps {
+			if skip != nil && skip(s.change) {
+				continue
+			}
 			if err := ctx.Err(); err != nil {
 				errs = append(errs, fmt.Errorf("apply private networks: %w", err))
 				break
@@ -182,6 +195,12 @@ func Apply(ctx context.Context, h nlHandle, desired State, owned *Owned) (Result
 			}
 		}
 		owned.normalize()
+	}
+	if res.Writes > 0 {
+		// Name the route the kernel uses now, not the one it used before.
+		if s, err := readSnapshot(h); err == nil {
+			snap = s
+		}
 	}
 	res.MetadataBlackholed, res.MetadataRoute = metadataRoute(h, snap)
 	return res, errors.Join(errs...)
@@ -209,6 +228,9 @@ func metadataRoute(h nlHandle, snap *snapshot) (bool, MetadataRoute) {
 	}
 	mr.Dev = l.Attrs().Name
 	mr.MAC = l.Attrs().HardwareAddr.String()
+	if p, ok := routeProto(snap, r.LinkIndex, mr.Gw); ok {
+		mr.Proto = protoName(p)
+	}
 	return IsPrivateMAC(l.Attrs().HardwareAddr), mr
 }
 
@@ -252,6 +274,17 @@ func satisfied(routes []netlink.Route, link int, want Route) bool {
 	return false
 }
 
+// foreignHas reports whether a route of someone else (not our protocol)
+// with want's destination and gateway is on link, whatever its metric.
+func foreignHas(routes []netlink.Route, link int, want Route) bool {
+	for _, r := range routes {
+		if r.LinkIndex == link && isUnicast(r) && r.Protocol != RouteProtocol && routeDst(r) == want.Dst && routeGw(r) == want.Gw {
+			return true
+		}
+	}
+	return false
+}
+
 // wanted reports whether r, a route of ours, is one of the desired routes.
 func wanted(r netlink.Route, desired map[int][]Route) bool {
 	for _, w := range desired[r.LinkIndex] {
@@ -274,6 +307,9 @@ func toNetlinkRoute(link int, r Route) *netlink.Route {
 	}
 	if r.Gw.IsValid() {
 		nr.Gw = r.Gw.AsSlice()
+		if r.OnLink {
+			nr.Flags = int(netlink.FLAG_ONLINK)
+		}
 	} else {
 		nr.Scope = netlink.SCOPE_LINK
 	}
@@ -282,6 +318,25 @@ func toNetlinkRoute(link int, r Route) *netlink.Route {
 
 func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
 	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
+}
+
+// addrLabelSuffix marks the IPv4 addresses hc-agent adds. dhclient-script
+// (as hc-utils runs it) does `ip addr flush dev IF label IF` on RELEASE,
+// EXPIRE, FAIL, STOP and when the leased IP changes: the label match is
+// exact, so an address labelled IF:hc survives it (issue 13).
+const addrLabelSuffix = ":hc"
+
+// addrLabel is the label for an address hc-agent adds on dev. The kernel
+// allows 15 characters (IFNAMSIZ less the NUL). When dev:hc does not fit,
+// the address gets the kernel's default label, the device name: a label
+// flush then takes it too, and the Reconciler's restore-on-deletion puts it
+// back within a second instead.
+func addrLabel(dev string) string {
+	l := dev + addrLabelSuffix
+	if len(l) > unix.IFNAMSIZ-1 {
+		return ""
+	}
+	return l
 }
 
 // addrPrefix converts a netlink address.
@@ -321,6 +376,7 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		wantAddr    = map[OwnedAddress]bool{}
 		managedMACs = map[string]bool{}
 	)
+	p.managed = map[int]bool{}
 	for _, nw := range desired.Networks {
 		mac := nw.MAC.String()
 		managedMACs[mac] = true
@@ -334,6 +390,7 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		}
 		attrs := link.Attrs()
 		dev, ix := attrs.Name, attrs.Index
+		p.managed[ix] = true
 		reason := nw.Label()
 		if attrs.MTU != nw.MTU {
 			mtu := nw.MTU
@@ -367,7 +424,9 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 			adds = append(adds, step{
 				change: Change{Op: OpAdd, Kind: "address", Object: prefix.String(), Dev: dev, Reason: reason + ": " + a.Why},
 				do: func(h nlHandle) error {
-					if err := h.AddrReplace(link, toNetlinkAddr(prefix)); err != nil {
+					a := toNetlinkAddr(prefix)
+					a.Label = addrLabel(dev)
+					if err := h.AddrReplace(link, a); err != nil {
 						return fmt.Errorf("add address %s dev %s: %w", prefix, dev, err)
 					}
 					return nil
@@ -376,6 +435,12 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 			})
 		}
 		for _, r := range nw.Routes {
+			if foreignHas(snap.routes, ix, r) {
+				// Another tool (a DHCP client, networkd after a restart)
+				// has this route: it is done, and a copy of ours that
+				// restore-on-deletion added meanwhile goes (below).
+				continue
+			}
 			desiredByIx[ix] = append(desiredByIx[ix], r)
 			if satisfied(snap.routes, ix, r) {
 				continue
@@ -386,6 +451,7 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 
 	if desired.PinMetadataRoute {
 		if ix, dev, r, ok := metadataPin(snap); ok {
+			p.managed[ix] = true
 			desiredByIx[ix] = append(desiredByIx[ix], r)
 			if !satisfied(snap.routes, ix, r) {
 				adds = append(adds, routeAdd(ix, dev, r, "metadata route pinned to the public gateway"))
@@ -416,8 +482,12 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		dev := l.Attrs().Name
 		rr := r
 		obj := Route{Dst: routeDst(r), Gw: routeGw(r), Metric: r.Priority}.String()
+		why := "route of hc-agent no longer wanted"
+		if foreignHas(snap.routes, r.LinkIndex, Route{Dst: routeDst(r), Gw: routeGw(r)}) {
+			why = "another tool has the same route"
+		}
 		removes = append(removes, step{
-			change: Change{Op: OpRemove, Kind: "route", Object: obj, Dev: dev, Reason: "route of hc-agent no longer wanted"},
+			change: Change{Op: OpRemove, Kind: "route", Object: obj, Dev: dev, Reason: why},
 			do: func(h nlHandle) error {
 				if err := h.RouteDel(&rr); err != nil && !isGone(err) {
 					return fmt.Errorf("remove route %s dev %s: %w", obj, dev, err)
@@ -502,9 +572,10 @@ func metadataPin(snap *snapshot) (int, string, Route, bool) {
 		return 0, "", Route{}, false
 	}
 	return best.LinkIndex, snap.byIndex[best.LinkIndex].Attrs().Name, Route{
-		Dst: netip.PrefixFrom(MetadataAddr, 32),
-		Gw:  routeGw(*best),
-		Why: "metadata pin",
+		Dst:    netip.PrefixFrom(MetadataAddr, 32),
+		Gw:     routeGw(*best),
+		Why:    "metadata pin",
+		OnLink: best.Flags&int(netlink.FLAG_ONLINK) != 0,
 	}, true
 }
 

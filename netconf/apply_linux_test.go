@@ -261,7 +261,8 @@ func TestApplyMetadataBlackhole(t *testing.T) {
 	res, err := Apply(ctx, f, Desired(both(), Options{}), &owned)
 	require.NoError(t, err)
 	assert.True(t, res.MetadataBlackholed)
-	assert.Equal(t, MetadataRoute{Dev: "ens10", MAC: "86:00:00:2a:7d:e0", Gw: netip.MustParseAddr("10.0.0.1")}, res.MetadataRoute)
+	assert.Equal(t, MetadataRoute{Dev: "ens10", MAC: "86:00:00:2a:7d:e0", Gw: netip.MustParseAddr("10.0.0.1"), Proto: "dhcp"}, res.MetadataRoute)
+	assert.Equal(t, "a route sends 169.254.169.254 via 10.0.0.1 dev ens10 (proto dhcp); set private_networks.pin_metadata_route: true", MetadataCheck{Blackholed: true, Route: res.MetadataRoute}.Hint(false))
 	assert.Empty(t, res.Changes, "reporting only, nothing changed")
 
 	res, err = Apply(ctx, f, Desired(both(), Options{PinMetadataRoute: true}), &owned)
@@ -301,4 +302,24 @@ func TestApplyCanceledContext(t *testing.T) {
 	assert.True(t, errors.Is(err, context.Canceled))
 	_, writes := f.counts()
 	assert.Zero(t, writes)
+}
+
+// A copy of ours that restore-on-deletion added while another tool's route
+// was gone goes once that tool has its route again: never a duplicate.
+func TestApplyHandsBackToForeignRoute(t *testing.T) {
+	ctx := context.Background()
+	f := host()
+	var owned Owned
+	_, err := Apply(ctx, f, Desired(both(), Options{}), &owned)
+	require.NoError(t, err)
+	// networkd comes back with its own copy of the network route.
+	f.addRoute("10.0.0.0/8", "10.0.0.1", "ens10", unix.RTPROT_DHCP, 1024)
+	res, err := Apply(ctx, f, Desired(both(), Options{}), &owned)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"remove route 10.0.0.0/8 via 10.0.0.1 dev ens10 (another tool has the same route)"}, changeStrings(res.Changes))
+	assert.Contains(t, f.String(), "route 10.0.0.0/8 via 10.0.0.1 dev ens10 proto 16 metric 1024\n")
+	assert.NotContains(t, f.String(), "route 10.0.0.0/8 via 10.0.0.1 dev ens10 proto 71\n")
+	res, err = Apply(ctx, f, Desired(both(), Options{}), &owned)
+	require.NoError(t, err)
+	assert.Empty(t, res.Changes)
 }

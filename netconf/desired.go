@@ -163,7 +163,11 @@ type Route struct {
 	Dst    netip.Prefix
 	Gw     netip.Addr
 	Metric int
-	Why    string // "gateway", "network", "default route"
+	Why    string // "gateway", "network", "default route", "metadata pin"
+	// OnLink marks the gateway as on the link without a route to it, as
+	// images do for the public gateway (netplan's on-link: true); the pin
+	// copies it from the public default route.
+	OnLink bool
 }
 
 // String renders the route like ip-route does, without the device.
@@ -176,6 +180,9 @@ func (r Route) String() string {
 	}
 	if r.Metric != 0 {
 		s += " metric " + strconv.Itoa(r.Metric)
+	}
+	if r.OnLink {
+		s += " onlink"
 	}
 	return s
 }
@@ -314,9 +321,47 @@ func (c Change) String() string {
 // MetadataRoute is where the kernel would send traffic for the metadata
 // service.
 type MetadataRoute struct {
-	Dev string     // output device
-	MAC string     // its MAC address
-	Gw  netip.Addr // next hop; zero when on-link
+	Dev   string     // output device
+	MAC   string     // its MAC address
+	Gw    netip.Addr // next hop; zero when on-link
+	Proto string     // protocol of the chosen route as ip-route names it ("dhcp", "boot"); "" when unknown
+}
+
+// String renders the route like ip-route does:
+// "via 10.0.0.1 dev enp7s0 (proto dhcp)".
+func (m MetadataRoute) String() string {
+	s := "dev " + m.Dev
+	if m.Gw.IsValid() {
+		s = "via " + m.Gw.String() + " " + s
+	}
+	if m.Proto != "" {
+		s += " (proto " + m.Proto + ")"
+	}
+	return s
+}
+
+// MetadataCheck is the outcome of CheckMetadataRoute.
+type MetadataCheck struct {
+	// Blackholed reports that the kernel routes the metadata service through
+	// a private NIC; Route says which.
+	Blackholed bool
+	Route      MetadataRoute
+	// Changes lists the pin that was added (or, in a dry run, would be).
+	Changes []Change
+}
+
+// Hint is the sentence an operator needs when metadata cannot be read and
+// the black hole is the reason, or "" when there is no black hole. pinned
+// says whether pin_metadata_route is already set.
+func (m MetadataCheck) Hint(pinned bool) string {
+	if !m.Blackholed {
+		return ""
+	}
+	s := "a route sends " + MetadataAddr.String() + " " + m.Route.String()
+	if pinned {
+		return s + "; pin_metadata_route found no public default route to pin it to"
+	}
+	return s + "; set private_networks.pin_metadata_route: true"
 }
 
 // Result is the outcome of one Apply.
@@ -331,6 +376,8 @@ type Result struct {
 	// service through a private NIC; MetadataRoute says which.
 	MetadataBlackholed bool
 	MetadataRoute      MetadataRoute
+
+	managed map[int]bool // see plan.managed
 }
 
 // FormatChanges renders a plan for people, one change per line.

@@ -302,7 +302,7 @@ func TestNetnsMetadataBlackhole(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"add route 169.254.169.254/32 via 172.31.1.1 dev " + pub + " (metadata route pinned to the public gateway)"}, changeStrings(res.Changes))
 	assert.False(t, res.MetadataBlackholed)
-	assert.Equal(t, MetadataRoute{Dev: pub, MAC: "96:00:00:7a:00:21", Gw: netip.MustParseAddr("172.31.1.1")}, res.MetadataRoute)
+	assert.Equal(t, MetadataRoute{Dev: pub, MAC: "96:00:00:7a:00:21", Gw: netip.MustParseAddr("172.31.1.1"), Proto: "hc-agent"}, res.MetadataRoute)
 }
 
 // reconcilerRig runs a Reconciler in host against a fake metadata server on

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hc-agent/hc-agent/metadata"
@@ -40,17 +41,35 @@ type ReconcilerOption func(*Reconciler)
 // namespace its netlink handle works in). Without it, and without
 // WithSubscribe, the current namespace is used.
 func WithNetns(ns netns.NsHandle) ReconcilerOption {
-	return func(r *Reconciler) {
-		r.subscribe = func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
-			return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-				Namespace:     &ns,
-				ErrorCallback: r.subscribeError,
-			})
-		}
+	return func(r *Reconciler) { r.subscribeIn(&ns) }
+}
+
+// subscribeIn sets the link, address and route event sources to ns (nil:
+// the current namespace).
+func (r *Reconciler) subscribeIn(ns *netns.NsHandle) {
+	r.subscribe = func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
+		return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
+			Namespace:     ns,
+			ErrorCallback: r.subscribeError,
+		})
+	}
+	r.subscribeAddr = func(ch chan<- netlink.AddrUpdate, done <-chan struct{}) error {
+		return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+			Namespace:     ns,
+			ErrorCallback: r.subscribeError,
+		})
+	}
+	r.subscribeRoute = func(ch chan<- netlink.RouteUpdate, done <-chan struct{}) error {
+		return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
+			Namespace:     ns,
+			ErrorCallback: r.subscribeError,
+		})
 	}
 }
 
-// WithSubscribe replaces the link event source (tests inject events).
+// WithSubscribe replaces the link event source (tests inject events). Unless
+// WithNetns or WithAddrSubscribe/WithRouteSubscribe set them, there are then
+// no address and route events.
 func WithSubscribe(f SubscribeFunc) ReconcilerOption {
 	return func(r *Reconciler) { r.subscribe = f }
 }
@@ -74,17 +93,28 @@ func WithOwnedFile(path string) ReconcilerOption {
 }
 
 // Reconciler keeps the private networks configured: it reconciles at start,
-// on every jittered poll, on link events (hotplug) and on Trigger.
+// on every jittered poll, on link events (hotplug) and on Trigger, and
+// restores what someone else deleted on address and route events.
 type Reconciler struct {
-	opts        Options
-	src         Source
-	h           nlHandle
-	log         *slog.Logger
-	subscribe   SubscribeFunc
-	onReconcile func(Result, error)
-	ownedPath   string
-	trigger     chan struct{}
-	linkEvents  chan linkEvent
+	opts           Options
+	src            Source
+	h              nlHandle
+	log            *slog.Logger
+	subscribe      SubscribeFunc
+	subscribeAddr  AddrSubscribeFunc
+	subscribeRoute RouteSubscribeFunc
+	onReconcile    func(Result, error)
+	onRestore      func(kind string, backedOff bool)
+	ownedPath      string
+	trigger        chan struct{}
+	restoreReq     chan struct{}
+	linkEvents     chan linkEvent
+	// runCtx is Run's context: subscription errors once it is done are
+	// the sockets closing, not trouble.
+	runCtx atomic.Pointer[context.Context]
+
+	linksMu sync.Mutex
+	managed map[int]bool // ifindexes of the NICs the last reconcile managed
 
 	mu         sync.Mutex
 	lastGood   []metadata.PrivateNetwork
@@ -93,6 +123,7 @@ type Reconciler struct {
 	blackholed bool
 	lastErr    string
 	lastNotes  string
+	fight      *fightGuard
 	// pending holds the MACs of hot-added private NICs that metadata does
 	// not list yet, with when to give up on them.
 	pending map[string]time.Time
@@ -112,24 +143,43 @@ func New(opts Options, src Source, h nlHandle, logger *slog.Logger, ropts ...Rec
 		h:          h,
 		log:        logger,
 		trigger:    make(chan struct{}, 1),
+		restoreReq: make(chan struct{}, 1),
 		linkEvents: make(chan linkEvent, 64),
 		pending:    map[string]time.Time{},
+		fight:      newFightGuard(),
 	}
 	r.owned.normalize()
 	for _, o := range ropts {
 		o(r)
 	}
 	if r.subscribe == nil {
-		r.subscribe = func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
-			return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{ErrorCallback: r.subscribeError})
+		sa, sr := r.subscribeAddr, r.subscribeRoute
+		r.subscribeIn(nil)
+		if sa != nil {
+			r.subscribeAddr = sa
+		}
+		if sr != nil {
+			r.subscribeRoute = sr
 		}
 	}
 	return r
 }
 
+// subscribeError is the ErrorCallback of the event subscriptions. When Run
+// stops, netlink closes the sockets and its receive goroutines report
+// "resource temporarily unavailable": that is the clean stop (issue 15), not
+// an error.
 func (r *Reconciler) subscribeError(err error) {
-	r.log.Warn("link event subscription error", "err", err)
+	if ctx := r.runCtx.Load(); ctx != nil && (*ctx).Err() != nil {
+		return
+	}
+	r.log.Warn("netlink event subscription error", "err", err)
 	r.Trigger()
+}
+
+// pin reports whether the metadata route is to be pinned.
+func (r *Reconciler) pin() bool {
+	return r.opts.PinMetadataRoute && !r.opts.Disabled
 }
 
 // Trigger asks for a reconcile soon. It never blocks.
@@ -170,22 +220,42 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	r.runCtx.Store(&ctx)
 
 	updates := make(chan netlink.LinkUpdate, 64)
 	if err := r.subscribe(updates, ctx.Done()); err != nil {
 		return fmt.Errorf("subscribe to link events: %w", err)
 	}
-	// Exits once ctx is done and the subscription has closed updates; Run
-	// waits for it so that no goroutine outlives Run.
-	watching := make(chan struct{})
-	go func() {
-		defer close(watching)
-		r.watchLinks(ctx, updates)
-	}()
+	// The links that are there now are no news: only a NIC that appears
+	// later is logged and waited for (issue 15).
+	known := map[int]string{}
+	if links, err := retryDump("links", r.h.LinkList); err == nil {
+		for _, l := range links {
+			known[l.Attrs().Index] = l.Attrs().HardwareAddr.String()
+		}
+	}
+	// The watchers exit once ctx is done and their subscription has closed
+	// its channel; Run waits for them so that no goroutine outlives Run.
+	var watchers sync.WaitGroup
 	defer func() {
 		cancel()
-		<-watching
+		watchers.Wait()
 	}()
+	watchers.Go(func() { r.watchLinks(ctx, updates, known) })
+	if r.subscribeAddr != nil {
+		ch := make(chan netlink.AddrUpdate, 64)
+		if err := r.subscribeAddr(ch, ctx.Done()); err != nil {
+			return fmt.Errorf("subscribe to address events: %w", err)
+		}
+		watchers.Go(func() { watchEvents(ctx, r, "address", r.subscribeAddr, ch, r.addrEvent) })
+	}
+	if r.subscribeRoute != nil {
+		ch := make(chan netlink.RouteUpdate, 64)
+		if err := r.subscribeRoute(ch, ctx.Done()); err != nil {
+			return fmt.Errorf("subscribe to route events: %w", err)
+		}
+		watchers.Go(func() { watchEvents(ctx, r, "route", r.subscribeRoute, ch, r.routeEvent) })
+	}
 
 	poll := time.NewTimer(jitter(r.opts.pollInterval()))
 	defer poll.Stop()
@@ -213,17 +283,37 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			retryC = nil
 			backoff = hotplugFirstRetry
 		}
+		ok, linkEvent := r.wait(ctx, poll, retryC)
+		if !ok {
+			return nil
+		}
+		if linkEvent {
+			backoff = hotplugFirstRetry
+		}
+	}
+}
+
+// wait blocks until the next reconcile is due and reports false when ctx is
+// done; linkEvent says a link event woke it. Restore requests are served
+// while it waits: they re-apply the last known good state and do not count
+// as a reconcile.
+func (r *Reconciler) wait(ctx context.Context, poll *time.Timer, retryC <-chan time.Time) (ok, linkEvent bool) {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, false
 		case <-poll.C:
 			poll.Reset(jitter(r.opts.pollInterval()))
 		case <-r.trigger:
+		case <-r.restoreReq:
+			r.restore(ctx)
+			continue
 		case <-retryC:
 		case ev := <-r.linkEvents:
 			r.noteLink(ev)
-			backoff = hotplugFirstRetry
+			return true, true
 		}
+		return true, false
 	}
 }
 
@@ -243,8 +333,7 @@ func jitter(d time.Duration) time.Duration {
 // It returns when ctx is done and the subscription's channel is closed: it
 // keeps draining until then so that netlink's receive goroutine, which may be
 // blocked sending, can exit too.
-func (r *Reconciler) watchLinks(ctx context.Context, updates chan netlink.LinkUpdate) {
-	known := map[int]string{}
+func (r *Reconciler) watchLinks(ctx context.Context, updates chan netlink.LinkUpdate, known map[int]string) {
 	for {
 		r.consumeLinks(ctx, updates, known)
 		if ctx.Err() != nil {
@@ -336,6 +425,14 @@ func (r *Reconciler) reconcile(ctx context.Context) {
 // ReconcileOnce reads metadata and applies it once. Run calls it; the daemon
 // may call it for a first, synchronous reconcile.
 func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
+	r.mu.Lock()
+	haveGood := r.haveGood
+	r.mu.Unlock()
+	if !haveGood {
+		// The metadata black hole is usually there before hc-agent starts:
+		// check and pin it before the read that it would make time out.
+		r.checkMetadataRoute(ctx)
+	}
 	nets, mdErr := r.src.PrivateNetworks(ctx)
 
 	r.mu.Lock()
@@ -343,9 +440,20 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 	if mdErr != nil {
 		mdErr = fmt.Errorf("read private networks from metadata: %w", mdErr)
 		if !r.haveGood {
-			// Nothing is known yet: configure nothing and remove nothing.
+			// Nothing is known yet: configure nothing and remove nothing,
+			// but keep the pin and say whether the black hole is the cause.
+			var res Result
+			mc, err := CheckMetadataRoute(ctx, r.h, r.pin(), false)
+			if err == nil {
+				res.MetadataBlackholed, res.MetadataRoute, res.Changes, res.Writes = mc.Blackholed, mc.Route, mc.Changes, len(mc.Changes)
+				r.logChanges(mc.Changes)
+				r.noteBlackhole(mc.Blackholed, mc.Route)
+				if hint := mc.Hint(r.pin()); hint != "" {
+					mdErr = fmt.Errorf("%w; %s", mdErr, hint)
+				}
+			}
 			r.logError(mdErr)
-			return Result{}, mdErr
+			return res, mdErr
 		}
 		nets = r.lastGood
 	} else {
@@ -364,27 +472,67 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 
 	desired := Desired(nets, r.opts)
 	before := r.owned.Clone()
-	res, applyErr := Apply(ctx, r.h, desired, &r.owned)
+	now = time.Now()
+	res, applyErr := apply(ctx, r.h, desired, &r.owned, func(c Change) bool { return r.fight.blocked(c, now) })
+	if mdErr != nil && res.MetadataBlackholed {
+		mdErr = fmt.Errorf("%w; %s", mdErr, MetadataCheck{Blackholed: true, Route: res.MetadataRoute}.Hint(r.pin()))
+	}
+	err := errors.Join(mdErr, r.finish(desired, before, res, applyErr))
+	r.logError(err)
+	return res, err
+}
+
+// checkMetadataRoute runs CheckMetadataRoute and logs what it found and
+// changed.
+func (r *Reconciler) checkMetadataRoute(ctx context.Context) {
+	mc, err := CheckMetadataRoute(ctx, r.h, r.pin(), false)
+	if err != nil {
+		return // the reconcile that follows reads the same state and reports
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logChanges(mc.Changes)
+	r.noteBlackhole(mc.Blackholed, mc.Route)
+}
+
+// finish does the bookkeeping after an apply: save the ownership record,
+// log notes and changes and the black-hole state, remember the managed NICs
+// for the event filters. It returns applyErr joined with a save error.
+// Called with mu held.
+func (r *Reconciler) finish(desired State, before Owned, res Result, applyErr error) error {
 	if r.ownedPath != "" && !slices.Equal(before.Addresses, r.owned.Addresses) {
 		if err := SaveOwned(r.ownedPath, r.owned); err != nil {
 			applyErr = errors.Join(applyErr, err)
 		}
 	}
+	if res.managed != nil {
+		r.setManaged(res.managed)
+	}
 	r.logNotes(desired.Problems, res.MissingLinks)
-	for _, c := range res.Changes {
+	r.logChanges(res.Changes)
+	r.noteBlackhole(res.MetadataBlackholed, res.MetadataRoute)
+	return applyErr
+}
+
+// logChanges logs each change made. Called with mu held.
+func (r *Reconciler) logChanges(changes []Change) {
+	for _, c := range changes {
 		r.log.Info("private network change", "op", string(c.Op), "kind", c.Kind, "object", c.Object, "dev", c.Dev, "reason", c.Reason)
 	}
-	if res.MetadataBlackholed != r.blackholed {
-		r.blackholed = res.MetadataBlackholed
-		if r.blackholed {
-			r.log.Warn("metadata service is routed through a private nic", "dev", res.MetadataRoute.Dev, "mac", res.MetadataRoute.MAC, "gateway", res.MetadataRoute.Gw.String(), "pin_metadata_route", r.opts.PinMetadataRoute)
-		} else {
-			r.log.Info("metadata service route is no longer through a private nic", "dev", res.MetadataRoute.Dev)
-		}
+}
+
+// noteBlackhole logs the metadata black hole when it appears and when it
+// goes. Called with mu held.
+func (r *Reconciler) noteBlackhole(blackholed bool, mr MetadataRoute) {
+	if blackholed == r.blackholed {
+		return
 	}
-	err := errors.Join(mdErr, applyErr)
-	r.logError(err)
-	return res, err
+	r.blackholed = blackholed
+	if blackholed {
+		r.log.Warn("metadata service is routed through a private nic", "route", mr.String(), "mac", mr.MAC, "pin_metadata_route", r.opts.PinMetadataRoute)
+	} else {
+		r.log.Info("metadata service route is no longer through a private nic", "dev", mr.Dev)
+	}
 }
 
 // logError logs a repeating error once until it changes. Called with mu held.

@@ -90,11 +90,11 @@ type rig struct {
 	stop    func()
 }
 
-func startRig(t *testing.T, f *fakeNL, nets []metadata.PrivateNetwork, opts Options) *rig {
+func startRig(t *testing.T, f *fakeNL, nets []metadata.PrivateNetwork, opts Options, ropts ...ReconcilerOption) *rig {
 	t.Helper()
 	rg := &rig{f: f, src: &fakeSource{nets: nets}, logs: &recordHandler{}}
 	subscribed := make(chan chan<- netlink.LinkUpdate, 1)
-	rg.r = New(opts, rg.src, f, slog.New(rg.logs),
+	rg.r = New(opts, rg.src, f, slog.New(rg.logs), append([]ReconcilerOption{
 		WithSubscribe(func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
 			subscribed <- ch
 			go func() {
@@ -108,7 +108,7 @@ func startRig(t *testing.T, f *fakeNL, nets []metadata.PrivateNetwork, opts Opti
 			rg.results = append(rg.results, err)
 			rg.mu.Unlock()
 		}),
-	)
+	}, ropts...)...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- rg.r.Run(ctx) }()

@@ -14,10 +14,26 @@ import (
 // ownership record shared with the daemon ("" keeps it in memory). It
 // returns an error when metadata cannot be read or any write failed; a
 // metadata error changes nothing.
+//
+// The metadata route is checked (and with opts.PinMetadataRoute pinned, or
+// in a dry run planned) before metadata is read: the black hole would make
+// the read time out, and its error then names the route to blame.
 func RunOnce(ctx context.Context, opts Options, src Source, h nlHandle, ownedPath string, out io.Writer, dryRun bool) error {
+	pin := opts.PinMetadataRoute && !opts.Disabled
+	mc, mcErr := CheckMetadataRoute(ctx, h, pin, dryRun)
+	if !dryRun {
+		fmt.Fprint(out, FormatChanges(mc.Changes))
+	}
 	nets, err := src.PrivateNetworks(ctx)
 	if err != nil {
-		return fmt.Errorf("read private networks from metadata: %w", err)
+		if dryRun {
+			fmt.Fprint(out, FormatChanges(mc.Changes))
+		}
+		err = fmt.Errorf("read private networks from metadata: %w", err)
+		if hint := mc.Hint(pin); mcErr == nil && hint != "" {
+			err = fmt.Errorf("%w; %s", err, hint)
+		}
+		return err
 	}
 	owned := Owned{}
 	owned.normalize()
@@ -51,7 +67,7 @@ func RunOnce(ctx context.Context, opts Options, src Source, h nlHandle, ownedPat
 	for _, m := range res.MissingLinks {
 		fmt.Fprintf(out, "waiting for nic %s: metadata lists it, the host has no such link yet\n", m)
 	}
-	if len(res.Changes) == 0 && applyErr == nil {
+	if len(res.Changes) == 0 && len(mc.Changes) == 0 && applyErr == nil {
 		fmt.Fprintln(out, "nothing to change")
 	}
 	fmt.Fprint(out, FormatChanges(res.Changes))

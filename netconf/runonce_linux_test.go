@@ -80,3 +80,50 @@ func TestRunOnceFailures(t *testing.T) {
 		assert.Equal(t, "private network management is disabled: nothing to do\n", out.String())
 	})
 }
+
+// The metadata black hole is there before apply runs (issue 13): the check
+// and the pin come before the metadata read, and the read's error names the
+// route to blame.
+func TestRunOnceMetadataBlackhole(t *testing.T) {
+	ctx := context.Background()
+	const pinLine = "add route 169.254.169.254/32 via 172.31.1.1 dev eth0 (metadata route pinned to the public gateway)\n"
+	const hint = "a route sends 169.254.169.254 via 10.0.0.1 dev ens10 (proto dhcp); set private_networks.pin_metadata_route: true"
+	for _, tc := range []struct {
+		name       string
+		pin, dry   bool
+		mdErr      error
+		wantOut    string
+		wantErr    string
+		wantNoHint bool
+		wantPinned bool
+	}{
+		{name: "no pin, metadata times out", mdErr: errors.New("i/o timeout"), wantErr: "i/o timeout; " + hint},
+		{name: "no pin, dry run", dry: true, mdErr: errors.New("i/o timeout"), wantErr: "i/o timeout; " + hint},
+		{name: "pin, dry run shows the pin", pin: true, dry: true, mdErr: errors.New("i/o timeout"), wantOut: pinLine, wantErr: "i/o timeout", wantNoHint: true},
+		{name: "pin applied before the read", pin: true, mdErr: errors.New("i/o timeout"), wantOut: pinLine, wantErr: "i/o timeout", wantNoHint: true, wantPinned: true},
+		{name: "pin applied, metadata answers", pin: true, wantPinned: true},
+		{name: "pin, dry run, metadata answers", pin: true, dry: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := host()
+			f.addRoute("169.254.169.254/32", "10.0.0.1", "ens10", unix.RTPROT_DHCP, 0)
+			var out strings.Builder
+			err := RunOnce(ctx, Options{PinMetadataRoute: tc.pin}, &fakeSource{nets: both(), err: tc.mdErr}, f, "", &out, tc.dry)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				assert.Equal(t, 1, strings.Count(out.String(), pinLine), "the pin is listed once:\n%s", out.String())
+			} else {
+				require.ErrorContains(t, err, tc.wantErr)
+				assert.Equal(t, tc.wantOut, out.String())
+				if tc.wantNoHint {
+					assert.NotContains(t, err.Error(), "a route sends")
+				}
+			}
+			assert.Equal(t, tc.wantPinned, strings.Contains(f.String(), "route 169.254.169.254/32 via 172.31.1.1 dev eth0 proto 71\n"), f.String())
+			if tc.dry {
+				_, writes := f.counts()
+				assert.Zero(t, writes)
+			}
+		})
+	}
+}

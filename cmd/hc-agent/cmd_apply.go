@@ -28,6 +28,11 @@ failed. A metadata error changes nothing. Only what hc-agent added is ever
 removed (routes with protocol 71, addresses in the ownership record under
 state_dir, shared with the daemon).
 
+The route to the metadata service is checked before metadata is read: with
+private_networks.pin_metadata_route it is pinned to the public gateway first
+(a dry run lists the pin), and when a route through a private gateway makes
+the read fail, the error names that route.
+
 With --dry-run it prints what it would add, replace and remove, and why, and
 changes nothing.`,
 		run: func(ctx context.Context, env *cliEnv, args []string) error {

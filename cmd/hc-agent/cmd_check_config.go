@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
 )
 
 func checkConfigCommand() command {
@@ -18,7 +19,9 @@ func checkConfigCommand() command {
 Loads the configuration file (--config, default /etc/hc-agent/config.yaml;
 a missing default file means all defaults), resolves the API token from
 HCLOUD_TOKEN or api.token_file (HCLOUD_ENDPOINT overrides api.endpoint) and
-validates every key without touching the host. Prints "config OK: PATH" and
+validates every key without touching the host. The token file and every
+group's key_file must be private (no group or other access), not empty and
+hold a valid token or gossip key. Prints "config OK: PATH" and
 whether an API token is set (never the token itself), or every problem as
 "PATH:LINE: problem" / "PATH: key: problem" and exits with status 1.`,
 		run: func(_ context.Context, env *cliEnv, args []string) error {
@@ -39,6 +42,9 @@ func checkConfigRun(env *cliEnv, print bool) error {
 	cfg, path, err := env.loadCheckedConfig()
 	if err != nil {
 		return err
+	}
+	if errs := keyFileProblems(cfg); len(errs) > 0 {
+		return env.reportProblems(path, errs)
 	}
 	status := []string{"config OK: " + path}
 	if !fileExists(path) {
@@ -73,4 +79,25 @@ func tokenStatus(c config.Config, getenv func(string) string) string {
 	default:
 		return "set (from api.token_file " + c.API.TokenFile + ")"
 	}
+}
+
+// keyFileProblems checks every group's gossip key file as the token file is
+// checked, then decodes it with the loader the daemon uses, so that a bad
+// key fails here and not first when the group starts.
+func keyFileProblems(cfg config.Config) []error {
+	var errs []error
+	for i, g := range cfg.Groups {
+		if g.KeyFile == "" {
+			continue
+		}
+		key := fmt.Sprintf("groups[%d].key_file", i)
+		if _, err := config.ReadKeyFile(key, g.KeyFile); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := floatingip.LoadKeyFile(g.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	return errs
 }

@@ -79,6 +79,8 @@ func registeredMetrics(t *testing.T) map[string]metricDoc {
 	// Give every vector a series so that Gather reports its type.
 	failed := errors.New("failed")
 	m.ObserveMetadata("summary", failed)
+	m.ObserveRestore(metrics.KindAddress, false)
+	m.ObserveRestore(metrics.KindRoute, true)
 	m.ObserveReconcile(metrics.ComponentNetconf, time.Second, 1, failed)
 	m.ObserveReconcile(metrics.ComponentNetconf, time.Second, 1, nil)
 	m.SetBlackholed(true)

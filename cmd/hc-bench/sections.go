@@ -27,6 +27,8 @@ var sections = []section{
 	{"hotplug", "Hotplug: NIC appears to configured", runHotplug},
 	{"api", "API requests per server per hour in steady state", runAPI},
 	{"footprint", "Footprint of an idle agent", runFootprint},
+	{"restore", "Restore after external deletion", runRestore},
+	{"blackhole", "Metadata black hole at boot", runBlackhole},
 }
 
 func sectionIDs() []string {

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+
+	"github.com/hc-agent/hc-agent/internal/bench"
+	"github.com/hc-agent/hc-agent/internal/bench/scenario"
+)
+
+// The private-network sections of issue 13.
+
+func runRestore(ctx context.Context, h *harness) bench.Section {
+	sec := bench.Section{Method: "hc-agent running on a configured server with 20 alias IPs; the harness deletes one alias IP " +
+		"(netlink, as `ip addr del` or a DHCP client's flush does), the next one each trial; from the deletion to the address " +
+		"being back in the kernel, read every 1 ms; hc-agent restores from address and route events, not from its 30 s poll"}
+	if r := h.needAgent(); r != "" {
+		sec.Unavailable = r
+		return sec
+	}
+	s, err := scenario.RunRestore(ctx, h.env())
+	if s.N > 0 || s.Failed > 0 {
+		sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, "restore after external deletion", s))
+	}
+	if err != nil {
+		sec.Notes = append(sec.Notes, err.Error())
+		if len(sec.Rows) == 0 {
+			sec.Unavailable = err.Error()
+		}
+	}
+	return sec
+}
+
+func runBlackhole(ctx context.Context, h *harness) bench.Section {
+	sec := bench.Section{Method: "one server whose private NIC a DHCP client configured, with 169.254.169.254/32 via the private gateway " +
+		"in place before hc-agent starts (metadata unreachable); from starting `hc-agent run` to hcagent_metadata_blackholed 1 " +
+		"(pin_metadata_route off), and to metadata answering from the server and /status ready (pin on), polled every 5 ms; " +
+		"between trials the agent is stopped, its state removed and the black hole put back"}
+	if r := h.needAgent(); r != "" {
+		sec.Unavailable = r
+		return sec
+	}
+	b, err := scenario.RunBlackholeBoot(ctx, h.env())
+	for _, r := range []struct {
+		kase string
+		s    bench.Summary
+	}{
+		{"black hole at boot → reported (pin off)", b.Reported},
+		{"black hole at boot → metadata reachable (pin on)", b.Reachable},
+		{"black hole at boot → ready (pin on)", b.Ready},
+	} {
+		if r.s.N > 0 || r.s.Failed > 0 {
+			sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, r.kase, r.s))
+		}
+	}
+	if err != nil {
+		sec.Notes = append(sec.Notes, err.Error())
+		if len(sec.Rows) == 0 {
+			sec.Unavailable = err.Error()
+		}
+	}
+	return sec
+}
