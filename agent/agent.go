@@ -251,7 +251,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 	}()
 	if listen := a.cfg.Metrics.Listen; listen != "off" {
-		srv, lerr := metrics.Listen(listen, a.Handler(), a.log)
+		srv, lerr := metrics.Listen(listen, a.Handler(), a.log, metrics.WithWebConfigFile(a.cfg.Metrics.WebConfigFile))
 		if lerr != nil {
 			return fmt.Errorf("start agent: %w", lerr)
 		}

@@ -169,6 +169,10 @@ type HealthCheck struct {
 // Metrics configures the metrics, /healthz and /status listener.
 type Metrics struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:9183; "" keeps the default, "off" disables
+	// WebConfigFile is an exporter-toolkit web configuration file (the
+	// format of node_exporter's --web.config.file): TLS and basic auth for
+	// the listener. Empty (the default) serves plain HTTP.
+	WebConfigFile string `yaml:"web_config_file"`
 }
 
 // Enabled reports whether the metrics listener runs.
