@@ -86,13 +86,13 @@ func Wire(cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys Syst
 // the private network, encrypted with the group's key file (config
 // validation refuses a memberlist group without one unless insecure).
 func NewGossip(g config.Group, self int64, bind string, peers []string, log *slog.Logger) (floatingip.Membership, error) {
-	var key []byte
+	var keys [][]byte
 	if g.KeyFile != "" {
 		k, err := floatingip.LoadKeyFile(g.KeyFile)
 		if err != nil {
 			return nil, err
 		}
-		key = k
+		keys = k
 	}
 	return floatingip.NewGossip(floatingip.GossipConfig{
 		Group:    g.Name,
@@ -100,7 +100,7 @@ func NewGossip(g config.Group, self int64, bind string, peers []string, log *slo
 		Bind:     bind,
 		Port:     g.Port,
 		Peers:    peers,
-		Key:      key,
+		Keys:     keys,
 		Insecure: g.Insecure,
 		Log:      log,
 	})

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,27 +73,16 @@ type GossipConfig struct {
 	Port int
 	// Peers are the other members' private addresses (host or host:port).
 	Peers []string
-	// Key is the gossip encryption key (16, 24 or 32 bytes, see
-	// LoadKeyFile). A group without a key refuses to start unless Insecure.
-	Key      []byte
+	// Keys are the gossip encryption keys (16, 24 or 32 bytes each, see
+	// LoadKeyFile): the first encrypts what this member sends, every one
+	// decrypts what it receives, so that a key can be rotated without a
+	// partition (see SetKeys). A group without a key refuses to start
+	// unless Insecure.
+	Keys     [][]byte
 	Insecure bool
 	// Transport replaces memberlist's network transport (tests).
 	Transport memberlist.Transport
 	Log       *slog.Logger
-}
-
-// LoadKeyFile reads a gossip key: 16, 24 or 32 raw bytes, or the base64 of
-// those (surrounding whitespace ignored).
-func LoadKeyFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read gossip key %s: %w", path, err)
-	}
-	k, err := ParseKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("read gossip key %s: %w", path, err)
-	}
-	return k, nil
 }
 
 // ParseKey decodes a gossip key: raw bytes of an AES key size, or their
@@ -147,6 +135,10 @@ type Gossip struct {
 	update    chan struct{}
 	published chan struct{}
 
+	// keyring is memberlist's, nil for an insecure group; SetKeys changes
+	// it in place (it has its own lock).
+	keyring *memberlist.Keyring
+
 	mu      sync.Mutex
 	meta    []byte // what we advertise
 	sent    []byte // what the last successful broadcast carried
@@ -160,7 +152,7 @@ var _ Membership = (*Gossip)(nil)
 // NewGossip starts the memberlist of a group and joins the peers it can
 // reach; it keeps trying to join the others in the background until Leave.
 func NewGossip(cfg GossipConfig) (*Gossip, error) {
-	if len(cfg.Key) == 0 && !cfg.Insecure {
+	if len(cfg.Keys) == 0 && !cfg.Insecure {
 		return nil, fmt.Errorf("start gossip of group %s: no key file (set insecure to run unencrypted)", cfg.Group)
 	}
 	if cfg.Port == 0 {
@@ -197,8 +189,13 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	// for every message (several per second) and save next to nothing.
 	// Compressed packets from other versions are still read.
 	mc.EnableCompression = false
-	if len(cfg.Key) > 0 {
-		mc.SecretKey = cfg.Key
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("start gossip of group %s: keyring: %w", cfg.Group, err)
+		}
+		g.keyring = kr
+		mc.Keyring = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	if cfg.Transport != nil {
