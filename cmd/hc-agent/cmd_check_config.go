@@ -20,7 +20,9 @@ a missing default file means all defaults), resolves the API token from
 HCLOUD_TOKEN or api.token_file (HCLOUD_ENDPOINT overrides api.endpoint) and
 validates every key without touching the host. Prints "config OK: PATH" and
 whether an API token is set (never the token itself), or every problem as
-"PATH:LINE: problem" / "PATH: key: problem" and exits with status 1.`,
+"PATH:LINE: problem" / "PATH: key: problem" and exits with status 78
+(EX_CONFIG). The gossip key files and metrics.web_config_file are loaded
+too.`,
 		run: func(_ context.Context, env *cliEnv, args []string) error {
 			fs := env.flagSet()
 			print := fs.Bool("print", false, "print the effective configuration as YAML (token redacted); status lines become YAML comments")

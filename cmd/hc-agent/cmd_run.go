@@ -18,7 +18,8 @@ func runCommand() command {
 Runs the agent in the foreground until SIGINT or SIGTERM: it configures the
 private networks and floating IPs of this server and takes part in its
 failover groups. The configuration must pass check-config, otherwise run
-exits with status 1 and prints every problem.
+exits with status 78 (EX_CONFIG) and prints every problem; the unit does not
+restart it then (RestartPreventExitStatus=78).
 
 Under systemd (Type=notify) it reports READY=1 after the first successful
 reconcile, says what it does in STATUS= and pings the watchdog from its
