@@ -126,8 +126,13 @@ type Server struct {
 
 // Listen creates the socket at path (mode 0600) for d. A stale socket left
 // by a crashed daemon is replaced; one that a running daemon answers on is
-// an error, as is any other file at path.
+// an error, as is any other file at path. The socket's directory
+// (runtime_dir) is created with mode 0750, as the unit's RuntimeDirectory=
+// does, when the daemon runs outside systemd.
 func Listen(path string, d Daemon, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create runtime dir %s: %w", filepath.Dir(path), err)
+	}
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}

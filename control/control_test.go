@@ -169,6 +169,16 @@ func TestSocketMode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeSocket, fi.Mode().Type())
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	t.Run("runtime dir is created outside systemd", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "run", "hc-agent")
+		srv, err := Listen(Path(dir), newFakeDaemon(), slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		t.Cleanup(func() { srv.ln.Close() })
+		fi, err := os.Stat(dir)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o750), fi.Mode().Perm())
+	})
 }
 
 func TestListenExistingFile(t *testing.T) {
