@@ -49,7 +49,7 @@ func TestUnitDirectives(t *testing.T) {
 		"WatchdogSec":              "30s",
 		"Restart":                  "on-failure",
 		"RestartPreventExitStatus": strconv.Itoa(config.ExitCode), // EX_CONFIG, what hc-agent exits with
-		"ExecReload":               "/bin/kill -HUP $MAINPID",
+		"ExecReload":               "/usr/bin/hc-agent reload",
 		"StateDirectory":           "hc-agent",
 		"RuntimeDirectory":         "hc-agent",
 		"ConfigurationDirectory":   "hc-agent",

@@ -42,6 +42,8 @@ func commands() []command {
 	return []command{
 		runCommand(),
 		statusCommand(),
+		handoverCommand(),
+		reloadCommand(),
 		applyCommand(),
 		metadataCommand(),
 		checkConfigCommand(),
