@@ -431,6 +431,30 @@ func (c *container) checks(t *testing.T) {
 		}
 	})
 
+	t.Run("hardening score", func(t *testing.T) {
+		out, _ := c.exec("systemd-analyze", "security", "--no-pager", "hc-agent.service")
+		var score string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "Overall exposure level") {
+				score = strings.TrimSpace(l)
+			}
+		}
+		require.NotEmpty(t, score, "systemd-analyze security:\n%s", tail(out, 10))
+		t.Logf("systemd-analyze security: %s", score)
+	})
+
+	t.Run("upgrade keeps the edited config and restarts", func(t *testing.T) {
+		c.mustExec(t, "sh", "-c", "echo '# edited by the operator' >> /etc/hc-agent/config.yaml")
+		before := c.show(t, "MainPID")["MainPID"]
+		c.mustExec(t, "dpkg", "-i", "--force-confold", "/root/hc-agent.deb")
+		conf := c.mustExec(t, "tail", "-n", "1", "/etc/hc-agent/config.yaml")
+		assert.Equal(t, "# edited by the operator\n", conf)
+		waitFor(t, 30*time.Second, "hc-agent active after upgrade", func() (bool, string) {
+			p := c.show(t, "ActiveState", "MainPID")
+			return p["ActiveState"] == "active" && p["MainPID"] != before, fmt.Sprint(p)
+		})
+	})
+
 	t.Run("reload keeps the process", func(t *testing.T) {
 		before := c.show(t, "MainPID")["MainPID"]
 		done := step(t, "systemctl reload")
