@@ -75,9 +75,6 @@ type Plan struct {
 	FloatingIPs bool
 	// LogLevel is true when log.level changed (applied in place).
 	LogLevel bool
-	// Token is true when the API token changed (api.token_file's content
-	// or HCLOUD_TOKEN); it never holds the token.
-	Token bool
 	// AtRestart lists the changed keys that only take effect when the
 	// daemon starts again, for a warning.
 	AtRestart []string
@@ -85,7 +82,7 @@ type Plan struct {
 
 // Changed reports whether the plan changes anything at all.
 func (p Plan) Changed() bool {
-	if p.PrivateNetworks || p.FloatingIPs || p.LogLevel || p.Token || len(p.AtRestart) > 0 {
+	if p.PrivateNetworks || p.FloatingIPs || p.LogLevel || len(p.AtRestart) > 0 {
 		return true
 	}
 	for _, g := range p.Groups {
@@ -152,7 +149,6 @@ func Compute(old, new config.Config, oldKeys, newKeys KeyFiles) Plan {
 	p.PrivateNetworks = !reflect.DeepEqual(old.PrivateNetworks, new.PrivateNetworks)
 	p.FloatingIPs = !reflect.DeepEqual(old.FloatingIPs, new.FloatingIPs)
 	p.LogLevel = old.Log.Level != new.Log.Level
-	p.Token = old.API.Token.Reveal() != new.API.Token.Reveal()
 	restart := func(key string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
 			p.AtRestart = append(p.AtRestart, key)
@@ -164,6 +160,11 @@ func Compute(old, new config.Config, oldKeys, newKeys KeyFiles) Plan {
 	restart("metadata", old.Metadata, new.Metadata)
 	restart("api.endpoint", old.API.Endpoint, new.API.Endpoint)
 	restart("api.poll_interval", old.API.PollInterval, new.API.PollInterval)
+	// The API client holds the token it was built with (the value never
+	// leaves this comparison).
+	if old.API.Token.Reveal() != new.API.Token.Reveal() {
+		p.AtRestart = append(p.AtRestart, "api.token")
+	}
 	restart("metrics", old.Metrics, new.Metrics)
 	sort.Strings(p.AtRestart)
 	return p

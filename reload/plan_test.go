@@ -57,7 +57,6 @@ func TestCompute(t *testing.T) {
 		want      []string
 		wantPN    bool
 		wantLevel bool
-		wantToken bool
 		wantLater []string
 		changed   bool
 	}{
@@ -99,7 +98,7 @@ func TestCompute(t *testing.T) {
 				c.Metrics.Listen = "10.0.0.1:9183"
 				return c
 			}(),
-			wantToken: true, wantLater: []string{"metrics"}, changed: true},
+			wantLater: []string{"api.token", "metrics"}, changed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +106,6 @@ func TestCompute(t *testing.T) {
 			assert.Equal(t, tt.want, summary(p))
 			assert.Equal(t, tt.wantPN, p.PrivateNetworks, "private networks")
 			assert.Equal(t, tt.wantLevel, p.LogLevel, "log level")
-			assert.Equal(t, tt.wantToken, p.Token, "token")
 			assert.Equal(t, tt.wantLater, p.AtRestart)
 			assert.Equal(t, tt.changed, p.Changed())
 		})
