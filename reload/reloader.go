@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -233,4 +234,19 @@ func LoadKeys(c config.Config) (map[string][][]byte, error) {
 		out[g.Name] = keys
 	}
 	return out, errors.Join(errs...)
+}
+
+// Watch reloads on every value from sig (SIGHUP, from signal.Notify) until
+// ctx is done; a refused or partly failed reload is logged by Reload. It
+// returns when ctx is done.
+func (r *Reloader) Watch(ctx context.Context, sig <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-sig:
+			r.log.Info("reload requested", "signal", s.String())
+			_ = r.Reload(ctx) // logged there; nobody waits for a signal's answer
+		}
+	}
 }

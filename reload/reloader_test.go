@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -189,3 +190,27 @@ func TestLoadKeys(t *testing.T) {
 }
 
 func writeKeyFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+func TestWatchReloadsOnSignal(t *testing.T) {
+	reloaded := make(chan struct{}, 1)
+	r := New(loaded(group("web")),
+		func() (Loaded, error) { return loaded(group("web")), nil },
+		&fakeTarget{},
+		func(s string) error {
+			if strings.HasPrefix(s, "READY=1") {
+				reloaded <- struct{}{}
+			}
+			return nil
+		},
+		slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal)
+	done := make(chan struct{})
+	go func() { r.Watch(ctx, sig); close(done) }()
+	sig <- syscall.SIGHUP
+	<-reloaded
+	sig <- syscall.SIGHUP
+	<-reloaded
+	cancel()
+	<-done
+}
