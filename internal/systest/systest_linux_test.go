@@ -466,6 +466,22 @@ func (c *container) checks(t *testing.T) {
 		assert.Equal(t, "active", p["ActiveState"])
 	})
 
+	t.Run("reload refuses an invalid config and keeps running", func(t *testing.T) {
+		before := c.show(t, "MainPID")["MainPID"]
+		c.mustExec(t, "cp", "/etc/hc-agent/config.yaml", "/root/config.yaml.orig")
+		c.mustExec(t, "sh", "-c", "printf 'log:\\n  colour: true\\n' > /etc/hc-agent/config.yaml")
+		out, err := c.exec("systemctl", "reload", "hc-agent.service")
+		assert.Error(t, err, "systemctl reload accepted an invalid config: %s", out)
+		p := c.show(t, "MainPID", "ActiveState", "StatusText")
+		assert.Equal(t, before, p["MainPID"])
+		assert.Equal(t, "active", p["ActiveState"])
+		assert.Contains(t, p["StatusText"], "reload refused")
+		status, _ := c.exec("systemctl", "status", "--no-pager", "--lines=10", "hc-agent.service")
+		assert.Contains(t, status, "log.colour: unknown key", status)
+		c.mustExec(t, "cp", "/root/config.yaml.orig", "/etc/hc-agent/config.yaml")
+		c.mustExec(t, "systemctl", "reload", "hc-agent.service")
+	})
+
 	t.Run("watchdog restarts a hung agent with a short trace", func(t *testing.T) {
 		// A drop-in shortens the watchdog so that the test does not wait
 		// 30 s.
