@@ -26,13 +26,15 @@ const (
 	// Stop: a removed group hands its IPs over to a healthy peer, then
 	// stops.
 	Stop
-	// Update: changes that apply in place (priority, health check, peers,
-	// preemption, move cap, gossip keys): the group keeps running and keeps
-	// what it holds.
+	// Update: changes that apply in place (priority, peers, preemption,
+	// move cap, gossip keys): the group keeps running and keeps what it
+	// holds.
 	Update
 	// Restart: changes a running group cannot take (its addresses, mode,
-	// bind address or port, encryption on or off): it hands over, stops and
-	// starts with the new settings.
+	// bind address or port, encryption on or off, the health check, the
+	// peer selector): it hands over to a healthy peer, stops and starts
+	// with the new settings. The addresses stay served (by the peer) all
+	// along, but a holder gives them up.
 	Restart
 )
 
@@ -98,11 +100,12 @@ func (p Plan) Changed() bool {
 // an unchanged key_file path is an Update (new keyring).
 type KeyFiles map[string][]byte
 
-// inPlace are the group keys a running group takes without a restart.
+// inPlace are the group keys a running group takes without a restart
+// (floatingip.Group.Update, Gossip.SetPeers and SetKeys). A new health check
+// means a new prober and a new peer selector an API lookup: those restart.
 var inPlace = map[string]bool{
-	"priority": true, "peers": true, "peer_selector": true, "preempt": true,
-	"preempt_delay": true, "max_moves_per_minute": true, "health": true,
-	"key_file": true, "keepalived_instance": true,
+	"priority": true, "peers": true, "preempt": true,
+	"preempt_delay": true, "max_moves_per_minute": true, "key_file": true,
 }
 
 // Compute returns the plan from the running configuration (old, with its
