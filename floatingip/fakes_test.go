@@ -138,7 +138,7 @@ func (c *fakeCloud) WaitAction(ctx context.Context, id int64) (Action, error) {
 	c.settle()
 	if a.fail {
 		// As cloudapi: the failed action and an error.
-		return Action{ID: id, Status: "error", Error: "action_failed"}, errors.New("action_failed: action failed")
+		return Action{ID: id, Status: "error", ErrorCode: "action_failed", ErrorMessage: "action failed"}, errors.New("action_failed: action failed")
 	}
 	return Action{ID: id, Status: "success"}, nil
 }
@@ -342,7 +342,7 @@ func (m *fakeMember) Members() []Member {
 			st = f
 		}
 		out = append(out, Member{ID: id, Name: "node" + strconv.FormatInt(id, 10), Priority: st.Priority,
-			Healthy: st.Healthy, Candidate: st.Candidate, Holding: st.Holding, Starting: !st.Ready})
+			Healthy: st.Healthy, Candidate: st.Candidate, Holding: st.Holding, Starting: !st.Ready, BackingOff: st.BackingOff})
 	}
 	return out
 }

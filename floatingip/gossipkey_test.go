@@ -144,8 +144,20 @@ func startKeyedGossip(t *testing.T, id int64, keys [][]byte, peers ...string) *g
 // that the group still sees all three. At the end only the new key works: a
 // member with the new key alone joins, one with the old key alone cannot.
 func TestGossipKeyRotation(t *testing.T) {
-	nodes := startGossip(t, 3)
-	oldKey, newKey := testKey(32, 0), testKey(32, 77) // startGossip's key, a new one
+	oldKey, newKey := testKey(32, 0), testKey(32, 77)
+	// Each member joins all earlier ones, so that every view is whole
+	// from the start (a member that joined one peer only may learn of the
+	// others at the next push/pull, 15 s later).
+	var nodes []*gnode
+	var addrs []string
+	for id := int64(1); id <= 3; id++ {
+		nd := startKeyedGossip(t, id, [][]byte{oldKey}, addrs...)
+		nodes = append(nodes, nd)
+		addrs = append(addrs, nd.addr)
+	}
+	for _, nd := range nodes {
+		waitFor(t, 10*time.Second, nd.g, func(ms []Member) bool { return countAlive(ms) == 3 })
+	}
 	steps := []struct {
 		name string
 		keys [][]byte

@@ -3,7 +3,9 @@ package floatingip
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -44,6 +46,8 @@ type cluster struct {
 	size      int
 	// late members are not started with the others; the test starts them.
 	late map[int64]bool
+	// log, when set, is every member's logger.
+	log *slog.Logger
 }
 
 // newCluster starts one group member per priority (server IDs 1..n) with
@@ -81,8 +85,8 @@ func (c *cluster) start(id int64) {
 	if c.cfgHook != nil {
 		c.cfgHook(&cfg)
 	}
-	g, err := NewGroup(cfg, GroupDeps{
-		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
+	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
+		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck, Log: c.log,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
 			n.moves = append(n.moves, m)
@@ -134,7 +138,7 @@ func (c *cluster) successfulMoves() int {
 	for _, n := range c.nodes {
 		n.mu.Lock()
 		for _, m := range n.moves {
-			if m.Result == "success" {
+			if m.Result == MoveSuccess {
 				k++
 			}
 		}
@@ -184,7 +188,7 @@ func TestGroupFailover(t *testing.T) {
 		assert.NotContains(t, c.configuredOn(), int64(3))
 		st := c.nodes[2].group.Status()
 		require.NotNil(t, st.LastMove)
-		assert.Equal(t, "success", st.LastMove.Result)
+		assert.Equal(t, MoveSuccess, st.LastMove.Result)
 		assert.Equal(t, int64(1), st.LastMove.From)
 		assert.Equal(t, 500*time.Millisecond, st.LastMove.Duration, "the move takes the action's latency")
 		took := st.LastMove.At.Add(st.LastMove.Duration).Sub(start)
@@ -466,7 +470,7 @@ func TestGroupStandbysRace(t *testing.T) {
 		assert.Equal(t, RoleHolder, c.nodes[h].group.Status().Role)
 		st := c.nodes[loser].group.Status()
 		require.NotNil(t, st.LastMove)
-		assert.Equal(t, "lost", st.LastMove.Result)
+		assert.Equal(t, MoveLost, st.LastMove.Result)
 		assert.NotEqual(t, RoleHolder, st.Role)
 		assert.Equal(t, 1, c.successfulMoves())
 	})
@@ -707,4 +711,107 @@ func TestGroupFailedMoveRetry(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestGroupPriorityZero checks that priority 0, which config keeps when
+// the file says so, stays 0: it was replaced by 100 (issue 11 defect 2),
+// so a member meant to be the last choice took the floating IP first.
+func TestGroupPriorityZero(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 0, 0, 50)
+		time.Sleep(5 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID), "priority 50 beats priority 0")
+		c.hub.mu.Lock()
+		advertised := c.hub.nodes[1].state.Priority
+		c.hub.mu.Unlock()
+		assert.Equal(t, 0, advertised, "advertised priority")
+		for _, m := range c.nodes[2].group.Status().Members {
+			if m.ID == 1 {
+				assert.Equal(t, 0, m.Priority, "priority seen by the peer")
+			}
+		}
+	})
+}
+
+// TestGroupSecondCrashSkipsBackedOffMember is issue 11 defect 4: the holder
+// is paused long enough to lose the floating IP, so it steps down and backs
+// off; the new holder crashes right after the move. The remaining member
+// must take over at once instead of waiting for the backed-off member,
+// which advertises its back-off (an outage of the back-off, 10 s, before).
+func TestGroupSecondCrashSkipsBackedOffMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		c.hub.setPaused(1, true)
+		time.Sleep(detect + 500*time.Millisecond) // detection and the action
+		require.Equal(t, int64(2), c.cloud.holder(fipID), "node 2 took over from the paused holder")
+		c.hub.setPaused(1, false)
+		synctest.Wait()
+		assert.Equal(t, RoleStandby, c.nodes[1].group.Status().Role, "the resumed holder stepped down")
+		time.Sleep(500 * time.Millisecond)
+		crashed := time.Now()
+		c.crash(2)
+		time.Sleep(detect + 500*time.Millisecond)
+		assert.Equal(t, int64(3), c.cloud.holder(fipID), "the next best member took over at once: %v", c.cloud.assignCalls())
+		times := c.cloud.assignTimes()
+		require.NotEmpty(t, times)
+		assert.Equal(t, detect, times[len(times)-1].Sub(crashed), "assign right after detection")
+		st := c.nodes[3].group.Status()
+		for _, m := range st.Members {
+			if m.ID == 1 {
+				assert.True(t, m.BackingOff, "node 1 advertises its back-off")
+			}
+		}
+	})
+}
+
+// undecryptable is a member whose peers' messages do not decrypt.
+type undecryptable struct {
+	*fakeMember
+	peers []string
+	last  time.Time
+}
+
+func (u undecryptable) DecryptFailures() ([]string, time.Time) { return u.peers, u.last }
+
+// TestGroupStatusKeyMismatch checks that the status of a member that sees
+// no peer because their messages do not decrypt says so (issue 11 defect
+// 5); before, it only reported itself ready and standby.
+func TestGroupStatusKeyMismatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cloud := newFakeCloud(0, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 9})
+		h := newHub(detect)
+		m := undecryptable{fakeMember: h.join(2), peers: []string{"10.0.0.3"}, last: time.Now()}
+		g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, FloatingIPs: []string{"vip"}, ExpectedSize: 3}),
+			GroupDeps{Cloud: cloud, Host: &fakeHost{}, Membership: m})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		synctest.Wait()
+		assert.Equal(t, "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)", g.Status().Gossip)
+		time.Sleep(decryptRecent + time.Second)
+		assert.Empty(t, g.Status().Gossip, "an old failure is not blamed")
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+// TestGroupPlannedHandoverLogsInfo checks that a planned hand-over is
+// normal operation, logged at info level (issue 11 defect 6: it was
+// "WARN stepped down"), while a loss stays a warning.
+func TestGroupPlannedHandoverLogsInfo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &recordHandler{}
+		c := newClusterWith(t, func(c *cluster) { c.log = slog.New(h) }, 1, 200, 150)
+		time.Sleep(3 * time.Second)
+		require.NoError(t, c.nodes[1].group.Handover(t.Context()))
+		var stepped []string
+		for _, r := range h.records() {
+			if strings.Contains(r, "stepped down") {
+				stepped = append(stepped, r)
+			}
+		}
+		assert.Equal(t, []string{"INFO stepped down reason=handed over"}, stepped)
+	})
 }

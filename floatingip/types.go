@@ -5,34 +5,19 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/hc-agent/hc-agent/cloudapi"
 )
 
-// FloatingIP is a floating IP as the API reports it.
-type FloatingIP struct {
-	ID   int64
-	Name string
-	// Type is "ipv4" or "ipv6".
-	Type string
-	// IP is the IPv4 address, or the first address of the IPv6 network.
-	IP netip.Addr
-	// Network is the /32 or /64 the cloud routes to the holder.
-	Network netip.Prefix
-	// ServerID is the server it is assigned to; 0 when unassigned.
-	ServerID int64
-	Labels   map[string]string
-}
+// FloatingIP is a floating IP as the API reports it (cloudapi's type:
+// package floatingip owns only the small Cloud interface it consumes).
+type FloatingIP = cloudapi.FloatingIP
 
 // Action is an asynchronous API action, e.g. an assignment.
-type Action struct {
-	ID int64
-	// Status is "running", "success" or "error".
-	Status string
-	// Error is the action's error message when Status is "error".
-	Error string
-}
+type Action = cloudapi.Action
 
-// Cloud is the part of the Hetzner Cloud API that floating IPs need. The
-// daemon adapts cloudapi.Client to it; tests use a stateful fake. Calls made
+// Cloud is the part of the Hetzner Cloud API that floating IPs need.
+// *cloudapi.Client implements it; tests use a stateful fake. Calls made
 // while failing over carry a context marked by GroupDeps.Urgent.
 type Cloud interface {
 	// GetFloatingIP reads one floating IP by ID or name.
@@ -56,11 +41,9 @@ type Host interface {
 	Set(ctx context.Context, owner string, prefixes []netip.Prefix) error
 }
 
-// DefaultIPv6Host is the interface ID configured within an IPv6 floating IP's /64.
-var DefaultIPv6Host = netip.MustParseAddr("::1")
-
 // HostPrefix returns the address to configure for f: IPv4 as /32; IPv6 as
-// the network's address with host's interface ID (default ::1) as /64.
+// the network's address with host's interface ID (config's default ::1)
+// as /64.
 func HostPrefix(f FloatingIP, host netip.Addr) (netip.Prefix, error) {
 	switch {
 	case f.Type == "ipv4" || (f.Type == "" && f.IP.Is4()):
@@ -75,9 +58,6 @@ func HostPrefix(f FloatingIP, host netip.Addr) (netip.Prefix, error) {
 		}
 		if !netw.Addr().Is6() || netw.Bits() > 64 {
 			return netip.Prefix{}, fmt.Errorf("floating ip %d: invalid ipv6 network %v", f.ID, netw)
-		}
-		if !host.IsValid() {
-			host = DefaultIPv6Host
 		}
 		if !host.Is6() {
 			return netip.Prefix{}, fmt.Errorf("floating ip %d: ipv6 host %v is not ipv6", f.ID, host)
@@ -110,10 +90,8 @@ type MoveRecord struct {
 	From     int64         `json:"from"`
 	To       int64         `json:"to"`
 	Duration time.Duration `json:"duration_ns"`
-	// Result is "success", "lost" (another member won), "aborted" (a fresh
-	// read showed a healthy holder) or "error".
-	Result string `json:"result"`
-	Error  string `json:"error,omitempty"`
+	Result   MoveResult    `json:"result"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Hooks are optional callbacks for metrics. They are called from the group's

@@ -34,7 +34,6 @@ var expectedLater = map[string]struct {
 	"hcagent_group_failover_phase_seconds": {[]string{"group", "phase"}, 14},
 	"hcagent_private_ip_configured":        {[]string{"group", "ip"}, 12},
 	"hcagent_private_ip_assigned":          {[]string{"group", "ip"}, 12},
-	"hcagent_gossip_decrypt_errors_total":  {[]string{"group"}, 11},
 }
 
 // targetLabels are added by Prometheus to every series it scrapes.

@@ -1,4 +1,4 @@
-package agent
+package statedir
 
 import (
 	"bytes"
@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/hc-agent/hc-agent/netconf"
 )
 
 // StateFile is the name of the file in the state directory that records
@@ -23,11 +21,15 @@ const StateFile = "state.json"
 // directory.
 const FloatingIPOwnedFile = "floatingip-owned.json"
 
+// NetconfOwnedFile is netconf's ownership record (netconf.OwnedFileName;
+// a test keeps the two equal, since netconf writes through this package).
+const NetconfOwnedFile = "netconf-owned.json"
+
 // stateFiles are the files hc-agent keeps in the state directory. Only
 // these, and their temporary siblings (the name, a dot and a suffix) that an
 // interrupted write leaves, are ever listed or removed: state_dir may name a
 // directory that also holds other files, and those are never touched.
-var stateFiles = []string{StateFile, netconf.OwnedFileName, FloatingIPOwnedFile}
+var stateFiles = []string{StateFile, NetconfOwnedFile, FloatingIPOwnedFile}
 
 // isStateEntry reports whether name, an entry of the state directory, is
 // one of hc-agent's files.
@@ -91,8 +93,8 @@ func (st State) Marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// SaveState writes st to StateFile in dir atomically (temporary file and
-// rename), creating dir with mode 0700 when it is missing.
+// SaveState writes st to StateFile in dir with WriteFile, creating
+// dir with mode 0700 when it is missing.
 func SaveState(dir string, st State) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir %s: %w", dir, err)
@@ -101,21 +103,8 @@ func SaveState(dir string, st State) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, StateFile)
-	tmp, err := os.CreateTemp(dir, StateFile+".*")
-	if err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	_, werr := tmp.Write(b)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state %s: %w", path, err)
+	if err := WriteFile(filepath.Join(dir, StateFile), b); err != nil {
+		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
 }
