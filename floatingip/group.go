@@ -180,6 +180,8 @@ type Group struct {
 	knownHolder  int64 // by API or newer gossip claim
 	holding      bool  // addresses configured here and claimed
 	draining     bool
+	// drained: Drain took this member out of candidacy until Resume.
+	drained bool
 	master       bool // keepalived mode: last state was MASTER
 	role         Role
 	healthy      bool
