@@ -144,13 +144,14 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
 	}
 	c.FloatingIP = fipComponent{m: floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))}
+	gp := groupsParams{
+		cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
+		nets: md, newMembership: newGossip, metrics: m, log: log,
+	}
+	// A reload may add groups later, on the same clients.
+	c.Factory = gp
 	if len(cfg.Groups) > 0 {
-		c.Groups = func(ctx context.Context) ([]Group, error) {
-			return newGroups(ctx, groupsParams{
-				cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
-				nets: md, newMembership: newGossip, metrics: m, log: log,
-			})
-		}
+		c.Groups = func(ctx context.Context) ([]Group, error) { return newGroups(ctx, gp) }
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,14 +226,26 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 }
 
 func (g *Gossip) peerAddrs() []string {
+	g.mu.Lock()
+	peers := g.cfg.Peers
+	g.mu.Unlock()
 	var out []string
-	for _, p := range g.cfg.Peers {
+	for _, p := range peers {
 		if _, _, err := net.SplitHostPort(p); err != nil {
 			p = net.JoinHostPort(p, strconv.Itoa(g.cfg.Port))
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// SetPeers replaces the configured peers (reload): the background join
+// tries the new ones from its next round on. Members that are no longer
+// configured are not expelled; they drop out when they stop.
+func (g *Gossip) SetPeers(peers []string) {
+	g.mu.Lock()
+	g.cfg.Peers = slices.Clone(peers)
+	g.mu.Unlock()
 }
 
 // rejoin joins configured peers that are not members, now and every few

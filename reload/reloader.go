@@ -77,6 +77,10 @@ func New(cur Loaded, load LoadFunc, target Target, notify Notify, log *slog.Logg
 	return &Reloader{cur: cur, load: load, target: target, notify: notify, log: log}
 }
 
+// ErrNeedsRestart is what a Target returns for a change it can only make
+// at the next start: the reload warns and goes on.
+var ErrNeedsRestart = errors.New("takes effect at the next start")
+
 // ErrRefused wraps the reason a new configuration was refused: the running
 // one stays.
 var ErrRefused = errors.New("new configuration refused, the running one stays")
@@ -104,7 +108,16 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		r.send("READY=1\nSTATUS=reloaded: nothing changed")
 		return nil
 	}
-	errs := r.apply(ctx, plan, next)
+	errs, deferred := r.apply(ctx, plan, next)
+	for _, d := range deferred {
+		switch d {
+		case "log level":
+			plan.LogLevel = false
+		case "private networks":
+			plan.PrivateNetworks = false
+		}
+		plan.AtRestart = append(plan.AtRestart, d)
+	}
 	r.cur = next
 	if len(plan.AtRestart) > 0 {
 		r.log.Warn("reload: these settings take effect at the next start", "keys", strings.Join(plan.AtRestart, ","))
@@ -117,19 +130,25 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	return nil
 }
 
-func (r *Reloader) apply(ctx context.Context, plan Plan, next Loaded) []error {
-	var errs []error
+func (r *Reloader) apply(ctx context.Context, plan Plan, next Loaded) (errs []error, deferred []string) {
 	fail := func(what string, err error) {
 		if err != nil {
 			r.log.Error("reload: "+what+" failed", "err", err)
 			errs = append(errs, err)
 		}
 	}
+	later := func(what string, err error) {
+		if errors.Is(err, ErrNeedsRestart) {
+			deferred = append(deferred, what)
+			return
+		}
+		fail(what, err)
+	}
 	if plan.LogLevel {
-		fail("log level", r.target.SetLogLevel(next.Config.Log.Level))
+		later("log level", r.target.SetLogLevel(next.Config.Log.Level))
 	}
 	if plan.PrivateNetworks {
-		fail("private networks", r.target.ReconcilePrivateNetworks(ctx, next.Config.PrivateNetworks))
+		later("private networks", r.target.ReconcilePrivateNetworks(ctx, next.Config.PrivateNetworks))
 	}
 	// Removed groups first, so that a group renamed in one edit hands over
 	// before its successor starts; then restarts and updates, then new ones.
@@ -159,7 +178,7 @@ func (r *Reloader) apply(ctx context.Context, plan Plan, next Loaded) []error {
 			fail("start group "+gp.Name, r.target.StartGroup(ctx, gp.New, next.Keys[gp.Name]))
 		}
 	}
-	return errs
+	return errs, deferred
 }
 
 // Current returns the running configuration.

@@ -57,7 +57,7 @@ func notifySocket(t *testing.T) <-chan string {
 func TestRunBlocksUntilCancelled(t *testing.T) {
 	md := metadatatest.New(t)
 	md.SetSummary(metadata.Summary{InstanceID: 42, Hostname: "web-1"})
-	cfg := writeFile(t, "config.yaml", "log:\n  level: debug\nstate_dir: "+t.TempDir()+
+	cfg := writeFile(t, "config.yaml", "log:\n  level: debug\nstate_dir: "+t.TempDir()+"\nruntime_dir: "+t.TempDir()+
 		"\nmetadata:\n  endpoint: "+md.URL()+"\napi:\n  endpoint: http://127.0.0.1:1/v1\nprivate_networks:\n  enabled: false\n"+
 		"floating_ips:\n  enabled: false\nmetrics:\n  listen: \"off\"\n", 0o644)
 	tests := []struct {
