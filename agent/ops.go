@@ -230,6 +230,8 @@ func (a *Agent) StopGroup(ctx context.Context, name string) error {
 		r.cancel()
 		<-r.done
 	}
+	a.metrics.DeleteGroup(name)
+	a.log.Info("group stopped", "group", name)
 	a.updateStatus()
 	return nil
 }
