@@ -146,7 +146,10 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	c.FloatingIP = fipComponent{m: floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))}
 	gp := groupsParams{
 		cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
-		nets: md, newMembership: newGossip, metrics: m, log: log,
+		nets: md, metrics: m, log: log,
+		newMembership: func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
+			return newNamedGossip(g, self, sum.Hostname, bind, peers, log, m)
+		},
 	}
 	// A reload may add groups later, on the same clients.
 	c.Factory = gp
@@ -172,6 +175,12 @@ func noToken(log *slog.Logger, cfg config.Config) {
 // network, encrypted with the group's key file (config validation refuses
 // a memberlist group without one unless insecure).
 func newGossip(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
+	return newNamedGossip(g, self, "", bind, peers, log, m)
+}
+
+// newNamedGossip is newGossip that advertises this server's hostname, so
+// that the members' status shows names.
+func newNamedGossip(g config.Group, self int64, hostname, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
 	var keys [][]byte
 	if g.KeyFile != "" {
 		k, err := floatingip.LoadKeyFile(g.KeyFile)
@@ -188,6 +197,7 @@ func newGossip(g config.Group, self int64, bind string, peers []string, log *slo
 		Peers:    peers,
 		Keys:     keys,
 		Insecure: g.Insecure,
+		Hostname: hostname,
 		Log:      log,
 		// A peer with another key shows in a counter; the log gets one
 		// warning per peer.

@@ -62,6 +62,9 @@ const (
 	gossipUpdateRetry = time.Second
 )
 
+// maxMetaHostname bounds the hostname in the node metadata.
+const maxMetaHostname = 200
+
 // GossipConfig configures the memberlist of one group.
 type GossipConfig struct {
 	// Group is the group name; it labels every packet so that groups never
@@ -82,6 +85,9 @@ type GossipConfig struct {
 	// unless Insecure.
 	Keys     [][]byte
 	Insecure bool
+	// Hostname is this server's name, advertised so that status shows
+	// members by name (the node name is the server ID).
+	Hostname string
 	// DecryptFailed, if set, is called for every message that no installed
 	// key decrypts (a peer with another key); it must not block.
 	DecryptFailed func()
@@ -122,6 +128,9 @@ type gossipMeta struct {
 	C bool `json:"c,omitempty"` // candidate
 	O bool `json:"o,omitempty"` // holding
 	B bool `json:"b,omitempty"` // backing off
+	// N is the member's hostname (at most 63 bytes, so the metadata stays
+	// far below memberlist's 512).
+	N string `json:"n,omitempty"`
 	// L marks a member that is leaving. memberlist's NotifyLeave does not
 	// tell a leave from a death (the node's State field is stale there),
 	// so a leaving member says so in its metadata first.
@@ -168,6 +177,10 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.Port == 0 {
 		cfg.Port = DefaultGossipPort
 	}
+	// memberlist refuses node metadata over 512 bytes: a long FQDN is cut.
+	if len(cfg.Hostname) > maxMetaHostname {
+		cfg.Hostname = cfg.Hostname[:maxMetaHostname]
+	}
 	logger := cfg.Log
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -177,7 +190,7 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		stop: make(chan struct{}), left: map[string]bool{}, members: map[string]Member{},
 		update: make(chan struct{}, 1), published: make(chan struct{}),
 	}
-	g.meta, _ = json.Marshal(gossipMeta{V: gossipMetaVersion})
+	g.meta, _ = json.Marshal(gossipMeta{V: gossipMetaVersion, N: cfg.Hostname})
 	g.sent = g.meta // memberlist.Create advertises it
 
 	mc := memberlist.DefaultLANConfig()
@@ -300,6 +313,9 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 	if json.Unmarshal(n.Meta, &meta) == nil && meta.V >= 1 {
 		m.Priority, m.Healthy, m.Candidate, m.Holding, m.Starting = meta.P, meta.H, meta.C, meta.O, !meta.R
 		m.BackingOff = meta.B
+		if meta.N != "" {
+			m.Name = meta.N
+		}
 		if meta.L {
 			m.Candidate, m.Holding = false, false
 		}
@@ -312,7 +328,7 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 // peer fails. A background publisher sends the newest state, one update at
 // a time, and sends it again until a broadcast went out.
 func (g *Gossip) SetLocal(s LocalState) error {
-	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff})
+	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff, N: g.cfg.Hostname})
 	if err != nil {
 		return fmt.Errorf("encode gossip meta: %w", err)
 	}

@@ -216,3 +216,29 @@ func priorityOf(ms []Member, id int64) int {
 	}
 	return -1
 }
+
+// TestGossipAdvertisesHostname: members carry each other's hostname (for
+// status), and an over-long one is cut to fit memberlist's metadata.
+func TestGossipAdvertisesHostname(t *testing.T) {
+	key := [][]byte{testKey(32, 5)}
+	long := strings.Repeat("h", 300)
+	var nodes []*Gossip
+	var addrs []string
+	for i, name := range []string{"web-1", long} {
+		tr, port := newCtlTransport(t)
+		g, err := NewGossip(GossipConfig{Group: "test", Self: int64(i + 1), Bind: "127.0.0.1", Port: port, Peers: addrs,
+			Keys: key, Hostname: name, Transport: tr, Log: testLogger(t)})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = g.Shutdown() })
+		require.NoError(t, g.SetLocal(LocalState{Ready: true}))
+		nodes = append(nodes, g)
+		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(port))
+	}
+	waitFor(t, 10*time.Second, nodes[0], func(ms []Member) bool {
+		names := map[int64]string{}
+		for _, m := range ms {
+			names[m.ID] = m.Name
+		}
+		return names[1] == "web-1" && names[2] == long[:maxMetaHostname]
+	})
+}

@@ -28,7 +28,9 @@ func (d *drainDaemon) record(call string) {
 	d.calls = append(d.calls, call)
 }
 
-func (d *drainDaemon) Status(context.Context) any { return struct{}{} }
+func (d *drainDaemon) Status(context.Context) any {
+	return map[string]any{"version": "v-test", "groups": []any{map[string]any{"name": "web", "drained": true, "role": "stepping-down"}}}
+}
 
 func (d *drainDaemon) Handover(_ context.Context, groups []string) error {
 	for _, g := range groups {
@@ -94,6 +96,8 @@ func TestControlCommands(t *testing.T) {
 		{name: "handover unknown group", args: []string{"handover", "nope"}, wantCode: 1, wantStderr: "hc-agent: handover: no group \"nope\"\n"},
 		{name: "resume", args: []string{"handover", "--resume", "web"}, wantStdout: "resumed\n", wantCall: "resume web"},
 		{name: "reload", args: []string{"reload"}, wantStdout: "reloaded\n", wantCall: "reload"},
+		{name: "status over the control socket", args: []string{"status", "--json"}, wantStdout: `"version": "v-test"`},
+		{name: "status shows drained", args: []string{"status"}, wantStdout: "DRAINED"},
 		{name: "reload refused", args: []string{"reload"}, reloadErr: errors.New("config " + cfg + ": 1 problem: log.colour: unknown key"),
 			wantCode: 1, wantStderr: "hc-agent: reload: config " + cfg + ": 1 problem: log.colour: unknown key\n", wantCall: "reload"},
 	}
