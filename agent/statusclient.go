@@ -193,16 +193,6 @@ func holderName(id, self int64, names map[int64]string) string {
 	return s
 }
 
-func holder(id, self int64) string {
-	switch id {
-	case 0:
-		return "-"
-	case self:
-		return strconv.FormatInt(id, 10) + " (this server)"
-	}
-	return strconv.FormatInt(id, 10)
-}
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"
