@@ -505,36 +505,10 @@ func (a *Agent) waitSummary(ctx context.Context, md SummaryReader) (metadata.Sum
 	}
 }
 
-// checkState makes the state directory belong to instanceID: state written
-// on another server (this one was booted from its snapshot image) is
-// discarded before any component reads it.
+// checkState makes the state directory belong to instanceID (see
+// statedir.Claim).
 func (a *Agent) checkState(instanceID int64) error {
-	dir := a.cfg.StateDir
-	st, ok, err := statedir.LoadState(dir)
-	if err != nil {
-		// An unreadable record cannot prove the state is ours.
-		a.log.Warn("state record unreadable, discarding state", "dir", dir, "err", err)
-		ok, st.InstanceID = true, 0
-	}
-	if !ok {
-		// No record: anything in the directory has no owner we can check.
-		if ents, _ := statedir.StateEntries(dir); len(ents) > 0 {
-			ok = true
-		}
-	}
-	if ok && st.InstanceID != instanceID {
-		removed, err := statedir.ClearState(dir)
-		a.log.Warn("state from another server discarded",
-			"dir", dir, "state_instance_id", st.InstanceID, "instance_id", instanceID, "removed", removed)
-		if err != nil {
-			return err
-		}
-		ok = false
-	}
-	if ok {
-		return nil
-	}
-	return statedir.SaveState(dir, statedir.State{InstanceID: instanceID, CreatedAt: a.deps.Now().UTC(), Version: a.deps.Build.Version})
+	return statedir.Claim(a.cfg.StateDir, statedir.State{InstanceID: instanceID, CreatedAt: a.deps.Now().UTC(), Version: a.deps.Build.Version}, a.log)
 }
 
 // Report is called by components after each reconcile run (success or

@@ -143,7 +143,11 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	if err != nil {
 		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
 	}
-	c.FloatingIP = fipComponent{m: floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))}
+	mgr, err := floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))
+	if err != nil {
+		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
+	}
+	c.FloatingIP = fipComponent{m: mgr}
 	gp := groupsParams{
 		cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
 		nets: md, metrics: m, log: log,

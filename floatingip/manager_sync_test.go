@@ -112,7 +112,7 @@ var (
 func TestManagerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cloud := &mgrCloud{fips: []FloatingIP{fipA}}
-		m := NewManager(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}, cloud, &fakeHost{}, discardLogger())
+		m := newTestManager(t, ManagerConfig{Self: 7, IPv6Host: testIPv6Host}, cloud, &fakeHost{}, discardLogger())
 		t0 := time.Now()
 		stop := startManager(t, m)
 		time.Sleep(24 * time.Hour)
@@ -139,7 +139,7 @@ func TestManagerInterval(t *testing.T) {
 // TestManagerNextDelay checks the schedule: the interval when healthy,
 // RetryMin doubling up to the interval after failures, all within ±20%.
 func TestManagerNextDelay(t *testing.T) {
-	m := NewManager(ManagerConfig{Interval: 20 * time.Minute}, nil, nil, nil)
+	m := newTestManager(t, ManagerConfig{Interval: 20 * time.Minute}, nil, nil, nil)
 	tests := []struct {
 		failures int
 		want     time.Duration
@@ -231,7 +231,7 @@ func TestManagerBackoff(t *testing.T) {
 		host := &fakeHost{}
 		var logs lockedBuffer
 		var sl syncLog
-		m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, host, slog.New(slog.NewTextHandler(&logs, nil)))
+		m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, host, slog.New(slog.NewTextHandler(&logs, nil)))
 		t0 := time.Now()
 		stop := startManager(t, m)
 		synctest.Wait()
@@ -336,7 +336,7 @@ func TestManagerOnSync(t *testing.T) {
 				host := h.host()
 				cloud := &mgrCloud{}
 				var sl syncLog
-				m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Exclude: func(f FloatingIP) bool { return f.ID == fipG.ID }}), cloud, host, discardLogger())
+				m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Exclude: func(f FloatingIP) bool { return f.ID == fipG.ID }}), cloud, host, discardLogger())
 				for i, st := range steps {
 					cloud.set(st.apiErr, st.fips...)
 					err := m.Sync(t.Context())
@@ -361,7 +361,7 @@ func TestManagerOnSync(t *testing.T) {
 			require.NoError(t, err)
 			cloud := &mgrCloud{fips: []FloatingIP{fipA, fipC}}
 			var sl syncLog
-			m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, a, discardLogger())
+			m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, a, discardLogger())
 			assert.ErrorIs(t, m.Sync(t.Context()), errNoLocalRoute)
 			got, _ := sl.take()
 			assert.Equal(t, []string{
@@ -373,7 +373,7 @@ func TestManagerOnSync(t *testing.T) {
 	t.Run("plain host failing reports not configured", func(t *testing.T) {
 		cloud := &mgrCloud{fips: []FloatingIP{fipA}}
 		var sl syncLog
-		m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, failingHost{}, discardLogger())
+		m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, failingHost{}, discardLogger())
 		assert.Error(t, m.Sync(t.Context()))
 		got, _ := sl.take()
 		assert.Equal(t, []string{"sync a configured=false here=true"}, got)

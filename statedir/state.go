@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -159,4 +160,38 @@ func PrepareImage(dir string, dryRun bool) ([]string, error) {
 		return StateEntries(dir)
 	}
 	return ClearState(dir)
+}
+
+// Claim makes the state directory belong to st.InstanceID before anything
+// reads it: state written on another server (this one was booted from its
+// snapshot image), or state without a readable record, is discarded and
+// the instance record is written. Every command that writes state (run,
+// apply) claims the directory first, so that what one of them records
+// stays the other's (issue 13 item 2). It logs what it discards.
+func Claim(dir string, st State, log *slog.Logger) error {
+	old, ok, err := LoadState(dir)
+	if err != nil {
+		// An unreadable record cannot prove the state is ours.
+		log.Warn("state record unreadable, discarding state", "dir", dir, "err", err)
+		ok, old.InstanceID = true, 0
+	}
+	if !ok {
+		// No record: anything in the directory has no owner we can check.
+		if ents, _ := StateEntries(dir); len(ents) > 0 {
+			ok = true
+		}
+	}
+	if ok && old.InstanceID != st.InstanceID {
+		removed, err := ClearState(dir)
+		log.Warn("state from another server discarded",
+			"dir", dir, "state_instance_id", old.InstanceID, "instance_id", st.InstanceID, "removed", removed)
+		if err != nil {
+			return err
+		}
+		ok = false
+	}
+	if ok {
+		return nil
+	}
+	return SaveState(dir, st)
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 
-	"github.com/hc-agent/hc-agent/agent"
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/control"
 )
@@ -38,7 +37,7 @@ the daemon does not answer.`,
 				return usagef("takes no arguments, got %q", fs.Arg(0))
 			}
 			var raw []byte
-			var view agent.StatusView
+			var view StatusView
 			if *addr == "" {
 				cfg, _, err := env.loadConfig()
 				if err != nil {
@@ -59,7 +58,7 @@ the daemon does not answer.`,
 			}
 			if raw == nil {
 				var err error
-				if raw, view, err = agent.FetchStatus(ctx, *addr); err != nil {
+				if raw, view, err = FetchStatus(ctx, *addr); err != nil {
 					return err
 				}
 			}
@@ -67,7 +66,7 @@ the daemon does not answer.`,
 				_, err := env.stdout.Write(raw)
 				return err
 			}
-			return agent.WriteStatus(env.stdout, view)
+			return WriteStatus(env.stdout, view)
 		},
 	}
 }
@@ -89,14 +88,14 @@ func dialAddr(listen string) string {
 }
 
 // controlStatus reads the status document from the control socket at path.
-func controlStatus(ctx context.Context, path string) ([]byte, agent.StatusView, error) {
+func controlStatus(ctx context.Context, path string) ([]byte, StatusView, error) {
 	var raw json.RawMessage
 	if err := control.NewClient(path).Status(ctx, &raw); err != nil {
-		return nil, agent.StatusView{}, err
+		return nil, StatusView{}, err
 	}
-	var v agent.StatusView
+	var v StatusView
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, agent.StatusView{}, fmt.Errorf("decode agent status from %s: %w", path, err)
+		return nil, StatusView{}, fmt.Errorf("decode agent status from %s: %w", path, err)
 	}
 	return append(raw, '\n'), v, nil
 }
