@@ -128,6 +128,18 @@ func TestReload(t *testing.T) {
 			wantGroups: []string{"web", "db"},
 		},
 		{
+			name: "a change the daemon can only make at the next start",
+			next: func() Loaded {
+				l := loaded(group("web"), group("db"))
+				l.Config.PrivateNetworks.MTU = 1400
+				return l
+			}(),
+			failing:    map[string]error{"private-networks": ErrNeedsRestart},
+			wantCalls:  []string{"private-networks mtu=1400"},
+			wantNotify: []string{"RELOADING=1", "READY=1\nSTATUS=reloaded: settings for the next start"},
+			wantGroups: []string{"web", "db"},
+		},
+		{
 			name:    "a failing change does not stop the others",
 			next:    loaded(group("web", func(g *config.Group) { g.Priority = 1 }), group("cache")),
 			failing: map[string]error{"stop db": errors.New("hand over group db: no peer took over")},
