@@ -189,7 +189,8 @@ type Agent struct {
 	factory       GroupFactory
 	groupsStarted bool
 	reloadFn      func(context.Context) error
-	serial        int64 // SMBIOS serial read at start, 0 when none (clone.go)
+	serial        int64     // SMBIOS serial read at start, 0 when none (clone.go)
+	netconf       Component // the private network reconciler, for a reload
 }
 
 // New builds the supervisor for the configuration (defaults already applied
@@ -331,7 +332,7 @@ func (a *Agent) Run(ctx context.Context, md SummaryReader, wire Wiring) (err err
 	var wg sync.WaitGroup
 	errc := make(chan error, len(comps)+len(a.cfg.Groups)+8)
 	a.mu.Lock()
-	a.runCtx, a.runWG, a.runErrc, a.factory = runCtx, &wg, errc, built.Factory
+	a.runCtx, a.runWG, a.runErrc, a.factory, a.netconf = runCtx, &wg, errc, built.Factory, built.Netconf
 	if built.Groups == nil {
 		a.groupsStarted = true
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/control"
 	"github.com/hc-agent/hc-agent/floatingip"
+	"github.com/hc-agent/hc-agent/netconf"
 	"github.com/hc-agent/hc-agent/reload"
 )
 
@@ -283,10 +284,29 @@ func (a *Agent) UpdateGroup(ctx context.Context, gp reload.GroupPlan, keys [][]b
 	return errors.Join(errs...)
 }
 
-// ReconcilePrivateNetworks is reload.Target. The reconciler keeps the
-// settings it was built with: a change waits for the next start.
-func (a *Agent) ReconcilePrivateNetworks(context.Context, config.PrivateNetworks) error {
-	return reload.ErrNeedsRestart
+// optionsSetter is the private network reconciler's reload hook
+// (netconf.Reconciler.SetOptions).
+type optionsSetter interface {
+	SetOptions(netconf.Options)
+}
+
+// ReconcilePrivateNetworks is reload.Target: the running reconciler takes
+// the new settings and reconciles at once. Private networks that were
+// disabled at start have no reconciler: that change waits for the next
+// start.
+func (a *Agent) ReconcilePrivateNetworks(_ context.Context, pn config.PrivateNetworks) error {
+	a.mu.Lock()
+	s, ok := a.netconf.(optionsSetter)
+	c := a.cfg
+	c.PrivateNetworks = pn
+	a.cfg.PrivateNetworks = pn
+	a.mu.Unlock()
+	if !ok {
+		return reload.ErrNeedsRestart
+	}
+	s.SetOptions(NetconfOptions(c))
+	a.log.Info("private network settings changed: reconciling")
+	return nil
 }
 
 // SetLogLevel is reload.Target. The logger keeps its level: a change waits

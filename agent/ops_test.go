@@ -147,7 +147,7 @@ func TestControlAndTarget(t *testing.T) {
 	require.Len(t, st.Groups, 1)
 	assert.Equal(t, "db", st.Groups[0].Name)
 	assert.ErrorAs(t, a.StopGroup(ctx, "web"), new(*control.NotFoundError))
-	assert.ErrorIs(t, a.ReconcilePrivateNetworks(ctx, config.PrivateNetworks{}), reload.ErrNeedsRestart)
+	assert.ErrorIs(t, a.ReconcilePrivateNetworks(ctx, config.PrivateNetworks{}), reload.ErrNeedsRestart, "no reconciler: private networks were off at start")
 }
 
 func TestCheckSerial(t *testing.T) {
