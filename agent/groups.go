@@ -134,10 +134,7 @@ func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.
 		StartupDelay:       config.DefaultGroupStartupDelay,
 		HandoverTimeout:    config.DefaultGroupHandoverTimeout,
 		IPv6Host:           p.ipv6Host,
-		Health: floatingip.HealthConfig{
-			Type: g.Health.Type, Target: g.Health.Target, Command: g.Health.Command,
-			Interval: g.Health.Interval, Timeout: g.Health.Timeout, Rise: g.Health.Rise, Fall: g.Health.Fall,
-		},
+		Health:             healthConfig(g.Health),
 	}
 	deps := floatingip.GroupDeps{
 		Cloud:  p.api,
@@ -227,5 +224,13 @@ func apiPeerCheck(api *cloudapi.Client) floatingip.PeerCheck {
 			return floatingip.PeerUp, nil
 		}
 		return floatingip.PeerDown, nil
+	}
+}
+
+// healthConfig maps a group's health check onto the group's.
+func healthConfig(h config.HealthCheck) floatingip.HealthConfig {
+	return floatingip.HealthConfig{
+		Type: h.Type, Target: h.Target, Command: h.Command,
+		Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall,
 	}
 }

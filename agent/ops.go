@@ -273,6 +273,11 @@ func (a *Agent) UpdateGroup(ctx context.Context, gp reload.GroupPlan, keys [][]b
 			gs.SetPeers(peers)
 		}
 	}
+	if slices.Contains(gp.Changed, "health") {
+		if err := ga.SetHealth(healthConfig(gp.New.Health)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	n := gp.New
 	if err := ga.Update(floatingip.Settings{
 		Priority: n.Priority, Preempt: n.Preempt, PreemptDelay: n.PreemptDelay,

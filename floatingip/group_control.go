@@ -71,3 +71,22 @@ func (g *Group) Update(s Settings) error {
 	g.Refresh()
 	return nil
 }
+
+// SetHealth replaces the group's health check in place (a reload): the
+// member's current health stays until the new check's rise or fall says
+// otherwise, and what it holds stays.
+func (g *Group) SetHealth(c HealthConfig) error {
+	probe, err := NewProbe(c)
+	if err != nil {
+		return fmt.Errorf("set health check of group %s: %w", g.cfg.Name, err)
+	}
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("set health check of group %s: %w", g.cfg.Name, err)
+	}
+	g.health.Set(probe, c)
+	g.mu.Lock()
+	g.cfg.Health = c
+	g.mu.Unlock()
+	g.log.Info("health check updated", "type", c.Type, "interval", c.Interval, "rise", c.Rise, "fall", c.Fall)
+	return nil
+}

@@ -1,6 +1,8 @@
 package floatingip
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -74,5 +76,36 @@ func TestGroupUpdate(t *testing.T) {
 		assert.Equal(t, int64(3), c.cloud.holder(fipID), "preemption to the new best member")
 
 		assert.Error(t, c.nodes[1].group.Update(Settings{}), "invalid settings are refused")
+	})
+}
+
+func TestHealthCheckerSet(t *testing.T) {
+	var calls []string
+	probe := func(name string, err error) Probe {
+		return func(context.Context) error { calls = append(calls, name); return err }
+	}
+	h := NewHealthChecker(probe("old", nil), HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1})
+	healthy, _ := h.Check(t.Context())
+	require.True(t, healthy)
+	h.Set(probe("new", errors.New("down")), HealthConfig{Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 2})
+	healthy, changed := h.Check(t.Context())
+	assert.True(t, healthy, "one failure of the new check: fall is 2")
+	assert.False(t, changed)
+	healthy, changed = h.Check(t.Context())
+	assert.False(t, healthy)
+	assert.True(t, changed)
+	assert.Equal(t, []string{"old", "new", "new"}, calls)
+	assert.Equal(t, 2*time.Second, h.interval())
+}
+
+func TestGroupSetHealth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		g := c.nodes[1].group
+		require.NoError(t, g.SetHealth(HealthConfig{Type: "none", Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 1, Fall: 1}))
+		time.Sleep(3 * time.Second)
+		assert.Equal(t, int64(1), c.cloud.holder(fipID), "a new health check moves nothing while healthy")
+		assert.Error(t, g.SetHealth(HealthConfig{Type: "tcp", Interval: time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 1}), "invalid check refused")
 	})
 }

@@ -27,12 +27,12 @@ const (
 	// stops.
 	Stop
 	// Update: changes that apply in place (priority, peers, preemption,
-	// move cap, gossip keys): the group keeps running and keeps what it
-	// holds.
+	// move cap, health check, gossip keys): the group keeps running and
+	// keeps what it holds.
 	Update
 	// Restart: changes a running group cannot take (its addresses, mode,
-	// bind address or port, encryption on or off, the health check, the
-	// peer selector): it hands over to a healthy peer, stops and starts
+	// bind address or port, encryption on or off, the peer selector): it
+	// hands over to a healthy peer, stops and starts
 	// with the new settings. The addresses stay served (by the peer) all
 	// along, but a holder gives them up.
 	Restart
@@ -101,10 +101,10 @@ func (p Plan) Changed() bool {
 type KeyFiles map[string][]byte
 
 // inPlace are the group keys a running group takes without a restart
-// (floatingip.Group.Update, Gossip.SetPeers and SetKeys). A new health check
-// means a new prober and a new peer selector an API lookup: those restart.
+// (floatingip.Group.Update and SetHealth, Gossip.SetPeers and SetKeys). A
+// new peer selector needs an API lookup: it restarts.
 var inPlace = map[string]bool{
-	"priority": true, "peers": true, "preempt": true,
+	"priority": true, "peers": true, "preempt": true, "health": true,
 	"preempt_delay": true, "max_moves_per_minute": true, "key_file": true,
 }
 

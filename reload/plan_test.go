@@ -71,11 +71,14 @@ func TestCompute(t *testing.T) {
 		{name: "peers in place", old: cfg(group("web")),
 			new:     cfg(group("web", func(g *config.Group) { g.Peers = []string{"10.0.0.2"} })),
 			oldKeys: keys, newKeys: keys, want: []string{"web:update[peers]"}, changed: true},
-		{name: "a new health check restarts the group", old: cfg(group("web")),
+		{name: "a new health check in place", old: cfg(group("web")),
 			new: cfg(group("web", func(g *config.Group) {
 				g.Health.Type, g.Health.Target = config.HealthTCP, "127.0.0.1:80"
 			})),
-			oldKeys: keys, newKeys: keys, want: []string{"web:restart[health]"}, changed: true},
+			oldKeys: keys, newKeys: keys, want: []string{"web:update[health]"}, changed: true},
+		{name: "a new peer selector restarts the group", old: cfg(group("web")),
+			new:     cfg(group("web", func(g *config.Group) { g.PeerSelector = "role=web" })),
+			oldKeys: keys, newKeys: keys, want: []string{"web:restart[peer_selector]"}, changed: true},
 		{name: "rotated key file content", old: cfg(group("web")), new: cfg(group("web")),
 			oldKeys: keys, newKeys: KeyFiles{"web": []byte("k1\nk9\n"), "db": keys["db"]},
 			want: []string{"web:update[key_file content]"}, changed: true},
