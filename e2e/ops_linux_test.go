@@ -98,11 +98,13 @@ func TestReloadGroupAddChangeRemove(t *testing.T) {
 	waitFor(t, 30*time.Second, 100*time.Millisecond, "db-vip assigned", func() bool { return w.c.Holder(db) != "" })
 	waitFor(t, 10*time.Second, 100*time.Millisecond, "db-vip answers", func() bool { return w.answerOn(db) == w.c.Holder(db) })
 
-	t.Log("change web's priority on the holder")
+	t.Log("change web's priority and health check interval on the holder")
 	w.reload(h, func(c string) string {
+		c = strings.Replace(c, "      interval: 200ms\n", "      interval: 300ms\n", 1)
 		return strings.Replace(c, "  - name: web\n", "  - name: web\n    priority: 170\n", 1)
 	})
 	assert.Contains(t, w.agents[h].Output(), `msg="settings updated" group=web priority=170`, "web changed in place")
+	assert.Contains(t, w.agents[h].Output(), `msg="health check updated" group=web type=http interval=300ms`, "web's health check changed in place")
 
 	t.Log("remove group db everywhere")
 	for _, name := range w.spec.servers {
