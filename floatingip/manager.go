@@ -52,7 +52,7 @@ type ManagerConfig struct {
 }
 
 // configuredHost is a Host that can tell which addresses it configured
-// (*Applier); the Manager then reports what the host says rather than what
+// (netconf.FloatingIPApplier); the Manager then reports what the host says rather than what
 // it asked for.
 type configuredHost interface {
 	Configured(ip netip.Addr) bool
