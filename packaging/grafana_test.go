@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -18,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/hc-agent/hc-agent/metrics"
+	"github.com/hc-agent/hc-agent/internal/metricstest"
 )
 
 const dashboardFile = "grafana/hc-agent.json"
@@ -39,52 +38,14 @@ var expectedLater = map[string]struct {
 // targetLabels are added by Prometheus to every series it scrapes.
 var targetLabels = []string{"instance", "job"}
 
-// recorder remembers the collectors registered on it, so that every metric
-// can be described, vectors without a series included.
-type recorder struct {
-	prometheus.Registerer
-	collectors []prometheus.Collector
-}
-
-func (r *recorder) Register(c prometheus.Collector) error {
-	r.collectors = append(r.collectors, c)
-	return r.Registerer.Register(c)
-}
-
-func (r *recorder) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-var descRE = regexp.MustCompile(`^Desc\{fqName: ("(?:[^"\\]|\\.)*"), help: .*variableLabels: \{([^}]*)\}\}$`)
-
 // registryLabels returns the label names of every metric metrics.New
 // registers, by name.
 func registryLabels(t *testing.T) map[string][]string {
 	t.Helper()
-	rec := &recorder{Registerer: prometheus.NewRegistry()}
-	metrics.New(rec, metrics.BuildInfo{Version: "v0", Commit: "c0"})
-	ch := make(chan *prometheus.Desc, 16)
-	go func() { // exits after describing every collector
-		for _, c := range rec.collectors {
-			c.Describe(ch)
-		}
-		close(ch)
-	}()
+	_, descs := metricstest.Registered(t, prometheus.NewRegistry())
 	out := map[string][]string{}
-	for d := range ch {
-		sm := descRE.FindStringSubmatch(d.String())
-		require.NotNil(t, sm, "unexpected descriptor format: %s", d)
-		name, err := strconv.Unquote(sm[1])
-		require.NoError(t, err)
-		var labels []string
-		if sm[2] != "" {
-			labels = strings.Split(sm[2], ",")
-		}
-		out[name] = labels
+	for name, d := range descs {
+		out[name] = d.Labels
 	}
 	return out
 }
