@@ -146,6 +146,9 @@ type Options struct {
 	// Stacks, when set, tracks the loops that ping the watchdog, so that a
 	// watchdog kill prints their stacks only (package stackdump).
 	Stacks *stackdump.Dumper
+	// SetLogLevel, when set, changes the level of Log in place (a reload
+	// of log.level); without it the change waits for the next start.
+	SetLogLevel func(level string) error
 }
 
 type componentState struct {

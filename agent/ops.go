@@ -314,6 +314,15 @@ func (a *Agent) ReconcilePrivateNetworks(_ context.Context, pn config.PrivateNet
 	return nil
 }
 
-// SetLogLevel is reload.Target. The logger keeps its level: a change waits
-// for the next start.
-func (a *Agent) SetLogLevel(string) error { return reload.ErrNeedsRestart }
+// SetLogLevel is reload.Target: Options.SetLogLevel changes the logger's
+// level in place; without it the change waits for the next start.
+func (a *Agent) SetLogLevel(level string) error {
+	if a.deps.SetLogLevel == nil {
+		return reload.ErrNeedsRestart
+	}
+	if err := a.deps.SetLogLevel(level); err != nil {
+		return err
+	}
+	a.log.Info("log level changed", "level", level)
+	return nil
+}

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/control"
 )
 
@@ -129,6 +131,31 @@ func TestControlCommandsNotRunning(t *testing.T) {
 			r := runCLI(t, nil, append(args, "--config", cfg)...)
 			assert.Equal(t, 1, r.code)
 			assert.Contains(t, r.stderr, "hc-agent is not running (no daemon on "+control.Path(runDir)+")")
+		})
+	}
+}
+
+// TestSetLogLevel: a reload's new log.level applies to the running
+// logger, unless --log-level set it on the command line.
+func TestSetLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		flag      string
+		wantDebug bool
+	}{
+		{name: "from the config", wantDebug: true},
+		{name: "the flag wins", flag: "info", wantDebug: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			env := newEnv(&out, &out, func(string) string { return "" })
+			env.logLevel = tc.flag
+			log := env.logger(config.Default())
+			log.Debug("before")
+			require.NoError(t, env.setLogLevel("debug"))
+			log.Debug("after")
+			assert.NotContains(t, out.String(), "before")
+			assert.Equal(t, tc.wantDebug, strings.Contains(out.String(), "after"), out.String())
 		})
 	}
 }

@@ -64,7 +64,7 @@ socket in runtime_dir.`,
 				return err
 			}
 			build := metrics.BuildInfo{Version: version, Commit: commit}
-			d, err := agent.NewDaemon(cfg, agent.Options{Log: log, Build: build, Stacks: stacks}, nil)
+			d, err := agent.NewDaemon(cfg, agent.Options{Log: log, Build: build, Stacks: stacks, SetLogLevel: env.setLogLevel}, nil)
 			if err != nil {
 				return err
 			}

@@ -75,6 +75,10 @@ type cliEnv struct {
 	logFormat  string // --log-format, "" means log.format from the config
 
 	cmd command // the command being run
+
+	// level is the level of the logger that logger built last: a reload
+	// changes it in place (setLogLevel).
+	level *slog.LevelVar
 }
 
 func newEnv(stdout, stderr io.Writer, getenv func(string) string) *cliEnv {
@@ -452,7 +456,10 @@ func (env *cliEnv) logger(c config.Config) *slog.Logger {
 		format = ""
 	}
 	// Both values parsed above or are "" (the defaults): New cannot fail.
-	log, _ := logging.New(env.stderr, level, format)
+	lvl, _ := logging.ParseLevel(level)
+	env.level = new(slog.LevelVar)
+	env.level.Set(lvl)
+	log, _ := logging.NewVar(env.stderr, env.level, format)
 	if len(bad) > 0 {
 		log.Warn("invalid log settings in the config, using the defaults for them", bad...)
 	}
@@ -463,4 +470,18 @@ func (env *cliEnv) logger(c config.Config) *slog.Logger {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// setLogLevel sets the level of the logger that logger built to level (a
+// reload of log.level); --log-level on the command line wins over the file.
+func (env *cliEnv) setLogLevel(level string) error {
+	if env.logLevel != "" || env.level == nil {
+		return nil
+	}
+	lvl, err := logging.ParseLevel(level)
+	if err != nil {
+		return err
+	}
+	env.level.Set(lvl)
+	return nil
 }
