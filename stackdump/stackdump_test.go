@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -37,16 +38,22 @@ func stuckLoop(block <-chan struct{}, started chan<- struct{}, d *Dumper) {
 }
 
 //go:noinline
-func idleWorker(block <-chan struct{}) { <-block }
+func idleWorker(block <-chan struct{}, running *sync.WaitGroup) {
+	running.Done()
+	<-block
+}
 
 // startGoroutines starts n idle workers and one tracked stuck loop; they
 // exit when the test ends.
 func startGoroutines(t testing.TB, d *Dumper, n int) {
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) })
+	var running sync.WaitGroup
+	running.Add(n)
 	for range n {
-		go idleWorker(block)
+		go idleWorker(block, &running)
 	}
+	running.Wait()
 	started := make(chan struct{})
 	go stuckLoop(block, started, d)
 	<-started
@@ -88,9 +95,14 @@ func TestMain(m *testing.M) {
 	}
 	d := New()
 	block := make(chan struct{})
+	// Every worker runs (is blocked in idleWorker) before "ready": the
+	// runtime's dump shows them there.
+	var running sync.WaitGroup
+	running.Add(200)
 	for range 200 {
-		go idleWorker(block)
+		go idleWorker(block, &running)
 	}
+	running.Wait()
 	started := make(chan struct{})
 	go stuckLoop(block, started, d)
 	<-started
