@@ -28,10 +28,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/control"
 	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/logging"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/metrics"
+	"github.com/hc-agent/hc-agent/stackdump"
 )
 
 // Component names: the component label of the reconcile metrics and the
@@ -104,6 +106,9 @@ type Components struct {
 	// address that netconf configures, at most Options.GroupStartWait
 	// later) and again, with back-off, until it succeeds.
 	Groups func(ctx context.Context) ([]Group, error)
+	// Factory builds single groups for a reload; nil when groups cannot
+	// run (no token, floating IPs disabled).
+	Factory GroupFactory
 }
 
 // Wiring builds the components once the metadata summary (this server's
@@ -143,6 +148,12 @@ type Options struct {
 	// StaleAfter makes /healthz fail when no reconcile reported for this
 	// long (default 5m).
 	StaleAfter time.Duration
+	// Stacks, when set, tracks the loops that ping the watchdog, so that a
+	// watchdog kill prints their stacks only (package stackdump).
+	Stacks *stackdump.Dumper
+	// SetLogLevel, when set, changes the level of Log in place (a reload
+	// of log.level); without it the change waits for the next start.
+	SetLogLevel func(level string) error
 }
 
 type componentState struct {
@@ -175,6 +186,19 @@ type Agent struct {
 	netconfDone bool
 	statusLine  string
 	watchdog    time.Duration
+
+	// Run-time changes (ops.go): the run context, wait group and error
+	// channel of Run, each group's own run, the factory for groups a
+	// reload adds, and what the control socket's reload calls.
+	runCtx        context.Context
+	runWG         *sync.WaitGroup
+	runErrc       chan error
+	groupRuns     map[string]*groupRun
+	factory       GroupFactory
+	groupsStarted bool
+	reloadFn      func(context.Context) error
+	serial        int64     // SMBIOS serial read at start, 0 when none (clone.go)
+	netconf       Component // the private network reconciler, for a reload
 }
 
 // New builds the supervisor for the configuration (defaults already applied
@@ -261,7 +285,7 @@ func (a *Agent) Run(ctx context.Context, md SummaryReader, wire Wiring) (err err
 		}
 	}()
 	if listen := a.cfg.Metrics.Listen; listen != "off" {
-		srv, lerr := metrics.Listen(listen, a.Handler(), a.log)
+		srv, lerr := metrics.Listen(listen, a.Handler(), a.log, metrics.WithWebConfigFile(a.cfg.Metrics.WebConfigFile))
 		if lerr != nil {
 			return fmt.Errorf("start agent: %w", lerr)
 		}
@@ -269,6 +293,25 @@ func (a *Agent) Run(ctx context.Context, md SummaryReader, wire Wiring) (err err
 		// Exits when srvCtx is cancelled by the deferred stopSrv.
 		go func() { srvDone <- srv.Serve(srvCtx) }()
 	}
+	// The control socket (hc-agent handover, reload, status) lives as long
+	// as the metrics listener; a configuration without runtime_dir (tests
+	// that build one by hand) has none.
+	if a.cfg.RuntimeDir != "" {
+		ctl, cerr := control.Listen(control.Path(a.cfg.RuntimeDir), controlDaemon{a}, a.log)
+		if cerr != nil {
+			return fmt.Errorf("start agent: %w", cerr)
+		}
+		ctlDone := make(chan error, 1)
+		// Exits when srvCtx is cancelled by the deferred stopSrv.
+		go func() { ctlDone <- ctl.Serve(srvCtx) }()
+		defer func() {
+			stopSrv()
+			if cerr := <-ctlDone; cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}()
+	}
+	a.checkSerial()
 
 	sum, err := a.waitSummary(ctx, md)
 	if err != nil {
@@ -278,6 +321,7 @@ func (a *Agent) Run(ctx context.Context, md SummaryReader, wire Wiring) (err err
 	a.summary = sum
 	a.mu.Unlock()
 	a.log.Info("metadata read", "instance_id", sum.InstanceID, "hostname", sum.Hostname)
+	a.checkSerialAgainst(sum.InstanceID)
 	a.setPhase("applying configuration")
 
 	if err := a.checkState(sum.InstanceID); err != nil {
@@ -294,9 +338,19 @@ func (a *Agent) Run(ctx context.Context, md SummaryReader, wire Wiring) (err err
 	comps := a.toRun(built)
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(comps)+len(a.cfg.Groups))
+	errc := make(chan error, len(comps)+len(a.cfg.Groups)+8)
+	a.mu.Lock()
+	a.runCtx, a.runWG, a.runErrc, a.factory, a.netconf = runCtx, &wg, errc, built.Factory, built.Netconf
+	if built.Groups == nil {
+		a.groupsStarted = true
+	}
+	a.mu.Unlock()
 	start := func(name string, c Component) {
 		wg.Go(func() {
+			if name == a.readyOn {
+				// This loop pings the watchdog (Report).
+				defer a.deps.Stacks.Track(name)()
+			}
 			// Exits when runCtx is cancelled at shutdown, or on a fatal error.
 			if err := c.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- fmt.Errorf("run %s: %w", name, err)
@@ -319,14 +373,20 @@ func (a *Agent) Run(ctx context.Context, md SummaryReader, wire Wiring) (err err
 		// Groups gossip on a private address that netconf configures: they
 		// start after it did, so that a fresh server joins its group on
 		// first boot. Exits when ctx or runCtx is done.
-		wg.Go(func() { a.startGroups(ctx, runCtx, built.Groups, start) })
+		wg.Go(func() { a.startGroups(ctx, runCtx, built.Groups) })
 	}
 	if wd > 0 {
 		// Make the loop that pings the watchdog run at least every half
 		// interval. The ping itself comes from Report, i.e. from the loop:
 		// a stuck loop stops pinging and systemd restarts the agent.
 		// Exits when runCtx is cancelled.
-		wg.Go(func() { a.keepLoopBusy(runCtx, wd/2, trig) })
+		wg.Go(func() {
+			if len(trig) == 0 {
+				// Nothing reconciles: this loop pings the watchdog.
+				defer a.deps.Stacks.Track("keep-alive")()
+			}
+			a.keepLoopBusy(runCtx, wd/2, trig)
+		})
 	}
 
 	var runErr error
@@ -375,7 +435,7 @@ func (a *Agent) toRun(c Components) []namedComponent {
 // once until it changes and shown in STATUS=; private networks keep being
 // reconciled meanwhile. It returns once the groups run or when stop or
 // runCtx is done.
-func (a *Agent) startGroups(stop, runCtx context.Context, newGroups func(context.Context) ([]Group, error), start func(string, Component)) {
+func (a *Agent) startGroups(stop, runCtx context.Context, newGroups func(context.Context) ([]Group, error)) {
 	if a.readyOn == ComponentNetconf {
 		t := time.NewTimer(a.deps.GroupStartWait)
 		select {
@@ -406,9 +466,10 @@ func (a *Agent) startGroups(stop, runCtx context.Context, newGroups func(context
 				return
 			}
 			a.groups = gs
+			a.groupsStarted = true
 			a.mu.Unlock()
 			for _, g := range gs {
-				start("group "+g.Name(), g)
+				a.runGroup(g)
 			}
 			a.log.Info("failover groups started", "groups", len(gs))
 			a.updateStatus()

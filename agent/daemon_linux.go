@@ -155,13 +155,17 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
 	}
 	c.FloatingIP = fipComponent{m: mgr}
+	gp := groupsParams{
+		cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
+		nets: md, metrics: m, log: log,
+		newMembership: func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
+			return newNamedGossip(g, self, sum.Hostname, bind, peers, log, m)
+		},
+	}
+	// A reload may add groups later, on the same clients.
+	c.Factory = gp
 	if len(cfg.Groups) > 0 {
-		c.Groups = func(ctx context.Context) ([]Group, error) {
-			return newGroups(ctx, groupsParams{
-				cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
-				nets: md, newMembership: newGossip, metrics: m, log: log,
-			})
-		}
+		c.Groups = func(ctx context.Context) ([]Group, error) { return newGroups(ctx, gp) }
 	}
 	return c, nil
 }
@@ -182,13 +186,19 @@ func noToken(log *slog.Logger, cfg config.Config) {
 // network, encrypted with the group's key file (config validation refuses
 // a memberlist group without one unless insecure).
 func newGossip(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
-	var key []byte
+	return newNamedGossip(g, self, "", bind, peers, log, m)
+}
+
+// newNamedGossip is newGossip that advertises this server's hostname, so
+// that the members' status shows names.
+func newNamedGossip(g config.Group, self int64, hostname, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
+	var keys [][]byte
 	if g.KeyFile != "" {
 		k, err := floatingip.LoadKeyFile(g.KeyFile)
 		if err != nil {
 			return nil, err
 		}
-		key = k
+		keys = k
 	}
 	return floatingip.NewGossip(floatingip.GossipConfig{
 		Group:    g.Name,
@@ -196,8 +206,9 @@ func newGossip(g config.Group, self int64, bind string, peers []string, log *slo
 		Bind:     bind,
 		Port:     g.Port,
 		Peers:    peers,
-		Key:      key,
+		Keys:     keys,
 		Insecure: g.Insecure,
+		Hostname: hostname,
 		Log:      log,
 		// A peer with another key shows in a counter; the log gets one
 		// warning per peer.

@@ -96,6 +96,7 @@ func TestRunInNetns(t *testing.T) {
 				`{"version": 1, "addresses": [{"mac": "`+mac+`", "prefix": "10.0.0.99/32"}]}`)
 
 			cfg := config.Default()
+			cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 			cfg.StateDir = stateDir
 			cfg.Metadata.Endpoint = md.URL()
 			cfg.Metrics.Listen = "127.0.0.1:0"
@@ -150,6 +151,7 @@ func TestRunDaemonStopsWithoutMetadata(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cfg := config.Default()
+	cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 	cfg.StateDir = t.TempDir()
 	cfg.Metadata.Endpoint = "http://" + addr + "/hetzner/v1/metadata"
 	cfg.Metadata.Attempts = 1
@@ -213,6 +215,7 @@ func TestOneBudgetFailoverGoesFirst(t *testing.T) {
 	ln.Close()
 	off := false
 	cfg := config.Default()
+	cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 	cfg.StateDir = t.TempDir()
 	cfg.Metrics.Listen = config.MetricsOff
 	cfg.PrivateNetworks.Enabled = &off
@@ -283,6 +286,7 @@ func TestNoToken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := config.Default()
+			cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 			cfg.Groups = tt.groups
 			if tt.fipOff {
 				cfg.FloatingIPs.Enabled = &off

@@ -71,6 +71,7 @@ func TestIPv6HostAddr(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
 			cfg := config.Default()
+			cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 			cfg.FloatingIPs.IPv6Host = tc.in
 			got, err := cfg.FloatingIPs.IPv6HostAddr()
 			if tc.wantErr {
@@ -108,6 +109,7 @@ func TestWireFloatingIP(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
+			cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 			cfg.StateDir = t.TempDir()
 			cfg.FloatingIPs.Enabled = tc.enabled
 			cfg.PrivateNetworks.Enabled = &off
@@ -147,6 +149,7 @@ func TestManagerConfigHooks(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	var reports []Report
 	cfg := config.Default()
+	cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 	cfg.Groups = []config.Group{{Name: "web", FloatingIPs: []string{"web-v4"}}}
 	mc, err := managerConfig(cfg, metadata.Summary{InstanceID: 7}, netip.MustParseAddr("::1"), metrics.New(reg, metrics.BuildInfo{}),
 		func(r Report) { reports = append(reports, r) })
@@ -226,6 +229,7 @@ func TestFloatingIPManager(t *testing.T) {
 	t.Cleanup(ts.Close)
 
 	cfg := config.Default()
+	cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
 	cfg.API.Endpoint = ts.URL + "/v1"
 	cfg.API.Token = token
 	cfg.Groups = []config.Group{{Name: "g", FloatingIPs: []string{"grp"}}}

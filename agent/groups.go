@@ -33,8 +33,12 @@ type groupsParams struct {
 	log           *slog.Logger
 }
 
-// groupAdapter makes a *floatingip.Group an agent Group.
-type groupAdapter struct{ *floatingip.Group }
+// groupAdapter makes a *floatingip.Group an agent Group; m is its
+// membership (nil in keepalived mode), which a reload changes in place.
+type groupAdapter struct {
+	*floatingip.Group
+	m floatingip.Membership
+}
 
 func (g groupAdapter) Status() any  { return g.Group.Status() }
 func (g groupAdapter) Role() string { return string(g.Group.Status().Role) }
@@ -56,17 +60,16 @@ func newGroups(ctx context.Context, p groupsParams) ([]Group, error) {
 		if m != nil {
 			memberships = append(memberships, m)
 		}
-		groups = append(groups, groupAdapter{grp})
+		groups = append(groups, groupAdapter{Group: grp, m: m})
 	}
 	return groups, nil
 }
 
-// newGroup creates one group and, in memberlist mode, its membership.
-func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
-	// This server's own private addresses: the default gossip address, and
-	// never a peer (a shared peer list may name every member).
-	var own []netip.Addr
-	var ownErr error
+// resolvePeers returns the group's peer addresses (configured and
+// discovered by peer_selector) and this server's own private addresses:
+// the default gossip address, and never a peer (a shared peer list may
+// name every member). ownErr is why the own addresses are unknown.
+func (p groupsParams) resolvePeers(ctx context.Context, g config.Group) (peers []string, own []netip.Addr, ownErr, err error) {
 	if p.nets != nil {
 		var nets []metadata.PrivateNetwork
 		nets, ownErr = p.nets.PrivateNetworks(ctx)
@@ -75,11 +78,11 @@ func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.
 			own = append(own, n.AliasIPs...)
 		}
 	}
-	peers := peerAddresses(g.Peers, g.Bind, own)
+	peers = peerAddresses(g.Peers, g.Bind, own)
 	if g.PeerSelector != "" {
 		servers, err := p.api.ListServers(ctx, g.PeerSelector)
 		if err != nil {
-			return nil, nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
+			return nil, nil, nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
 		}
 		for _, s := range servers {
 			if s.ID == p.self || len(s.PrivateNets) == 0 {
@@ -87,6 +90,31 @@ func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.
 			}
 			peers = append(peers, s.PrivateNets[0].IP.String())
 		}
+	}
+	return peers, own, ownErr, nil
+}
+
+// NewGroup builds one group at run time (a reload added it); it is
+// GroupFactory.
+func (p groupsParams) NewGroup(ctx context.Context, g config.Group) (Group, error) {
+	grp, m, err := newGroup(ctx, p, g)
+	if err != nil {
+		return nil, err
+	}
+	return groupAdapter{Group: grp, m: m}, nil
+}
+
+// Peers is GroupFactory: the group's peer addresses, as at start.
+func (p groupsParams) Peers(ctx context.Context, g config.Group) ([]string, error) {
+	peers, _, _, err := p.resolvePeers(ctx, g)
+	return peers, err
+}
+
+// newGroup creates one group and, in memberlist mode, its membership.
+func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
+	peers, own, ownErr, err := p.resolvePeers(ctx, g)
+	if err != nil {
+		return nil, nil, err
 	}
 	gc := floatingip.GroupConfig{
 		Name:               g.Name,
@@ -106,10 +134,7 @@ func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.
 		StartupDelay:       config.DefaultGroupStartupDelay,
 		HandoverTimeout:    config.DefaultGroupHandoverTimeout,
 		IPv6Host:           p.ipv6Host,
-		Health: floatingip.HealthConfig{
-			Type: g.Health.Type, Target: g.Health.Target, Command: g.Health.Command,
-			Interval: g.Health.Interval, Timeout: g.Health.Timeout, Rise: g.Health.Rise, Fall: g.Health.Fall,
-		},
+		Health:             healthConfig(g.Health),
 	}
 	deps := floatingip.GroupDeps{
 		Cloud:  p.api,
@@ -199,5 +224,13 @@ func apiPeerCheck(api *cloudapi.Client) floatingip.PeerCheck {
 			return floatingip.PeerUp, nil
 		}
 		return floatingip.PeerDown, nil
+	}
+}
+
+// healthConfig maps a group's health check onto the group's.
+func healthConfig(h config.HealthCheck) floatingip.HealthConfig {
+	return floatingip.HealthConfig{
+		Type: h.Type, Target: h.Target, Command: h.Command,
+		Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall,
 	}
 }

@@ -25,10 +25,14 @@ const DefaultPath = "/etc/hc-agent/config.yaml"
 // Defaults of the configuration keys. Default and DefaultGroup use them; the
 // comments on the struct fields below name them too.
 const (
-	DefaultLogLevel               = "info"
-	DefaultLogFormat              = "text"
-	DefaultStateDir               = "/var/lib/hc-agent"
-	DefaultRuntimeDir             = "/run/hc-agent"
+	DefaultLogLevel   = "info"
+	DefaultLogFormat  = "text"
+	DefaultStateDir   = "/var/lib/hc-agent"
+	DefaultRuntimeDir = "/run/hc-agent"
+	// DefaultSMBIOSSerialFile is where Linux shows the SMBIOS system serial,
+	// which is the instance ID on Hetzner Cloud (clone detection).
+	DefaultSMBIOSSerialFile       = "/sys/class/dmi/id/product_serial"
+	SMBIOSSerialOff               = "off" // SMBIOSSerialFile value that turns the check off
 	DefaultMetadataTimeout        = 2 * time.Second
 	DefaultMetadataAttempts       = 5
 	DefaultMetadataPollInterval   = 30 * time.Second
@@ -83,15 +87,19 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
-	Log             Log             `yaml:"log"`
-	StateDir        string          `yaml:"state_dir"`   // default /var/lib/hc-agent
-	RuntimeDir      string          `yaml:"runtime_dir"` // default /run/hc-agent
-	Metadata        Metadata        `yaml:"metadata"`
-	API             API             `yaml:"api"`
-	PrivateNetworks PrivateNetworks `yaml:"private_networks"`
-	FloatingIPs     FloatingIPs     `yaml:"floating_ips"`
-	Groups          []Group         `yaml:"groups"` // default none
-	Metrics         Metrics         `yaml:"metrics"`
+	Log        Log    `yaml:"log"`
+	StateDir   string `yaml:"state_dir"`   // default /var/lib/hc-agent
+	RuntimeDir string `yaml:"runtime_dir"` // default /run/hc-agent
+	// SMBIOSSerialFile is read at start to tell, before metadata answers,
+	// whether the state directory belongs to this server; "off" skips it
+	// (simulated servers share the host's file).
+	SMBIOSSerialFile string          `yaml:"smbios_serial_file"` // default /sys/class/dmi/id/product_serial
+	Metadata         Metadata        `yaml:"metadata"`
+	API              API             `yaml:"api"`
+	PrivateNetworks  PrivateNetworks `yaml:"private_networks"`
+	FloatingIPs      FloatingIPs     `yaml:"floating_ips"`
+	Groups           []Group         `yaml:"groups"` // default none
+	Metrics          Metrics         `yaml:"metrics"`
 }
 
 // Log configures structured logging.
@@ -191,6 +199,10 @@ type HealthCheck struct {
 // Metrics configures the metrics, /healthz and /status listener.
 type Metrics struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:9183; "" keeps the default, "off" disables
+	// WebConfigFile is an exporter-toolkit web configuration file (the
+	// format of node_exporter's --web.config.file): TLS and basic auth for
+	// the listener. Empty (the default) serves plain HTTP.
+	WebConfigFile string `yaml:"web_config_file"`
 }
 
 // Enabled reports whether the metrics listener runs.
@@ -206,9 +218,10 @@ type Secret string
 func Default() Config {
 	pn, fip := true, true
 	return Config{
-		Log:        Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
-		StateDir:   DefaultStateDir,
-		RuntimeDir: DefaultRuntimeDir,
+		Log:              Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		StateDir:         DefaultStateDir,
+		RuntimeDir:       DefaultRuntimeDir,
+		SMBIOSSerialFile: DefaultSMBIOSSerialFile,
 		Metadata: Metadata{
 			Endpoint:     metadata.DefaultEndpoint,
 			Timeout:      DefaultMetadataTimeout,

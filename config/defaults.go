@@ -13,6 +13,7 @@ func applyDefaults(c *Config, root *yaml.Node) {
 	defaultString(&c.Log.Format, d.Log.Format)
 	defaultString(&c.StateDir, d.StateDir)
 	defaultString(&c.RuntimeDir, d.RuntimeDir)
+	defaultString(&c.SMBIOSSerialFile, d.SMBIOSSerialFile)
 	defaultString(&c.Metadata.Endpoint, d.Metadata.Endpoint)
 	defaultString(&c.API.Endpoint, d.API.Endpoint)
 	defaultString(&c.FloatingIPs.IPv6Host, d.FloatingIPs.IPv6Host)

@@ -43,8 +43,10 @@ func TestExampleUncommented(t *testing.T) {
 	want := Default()
 	want.API.TokenFile = got.API.TokenFile
 	want.Groups = got.Groups
+	want.Metrics.WebConfigFile = got.Metrics.WebConfigFile
 	assert.Equal(t, want, got)
 	assert.Equal(t, "/etc/hc-agent/token", got.API.TokenFile)
+	assert.Equal(t, "/etc/hc-agent/web-config.yml", got.Metrics.WebConfigFile)
 
 	require.Len(t, got.Groups, 2)
 	web, db := got.Groups[0], got.Groups[1]

@@ -51,6 +51,9 @@ func (c Config) Validate() error {
 	oneOf(&p, "log.format", c.Log.Format, "text", "json")
 	absPath(&p, "state_dir", c.StateDir, true)
 	absPath(&p, "runtime_dir", c.RuntimeDir, true)
+	if c.SMBIOSSerialFile != SMBIOSSerialOff {
+		absPath(&p, "smbios_serial_file", c.SMBIOSSerialFile, true)
+	}
 
 	httpURL(&p, "metadata.endpoint", c.Metadata.Endpoint)
 	positive(&p, "metadata.timeout", c.Metadata.Timeout)

@@ -9,7 +9,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +62,9 @@ const (
 	gossipUpdateRetry = time.Second
 )
 
+// maxMetaHostname bounds the hostname in the node metadata.
+const maxMetaHostname = 200
+
 // GossipConfig configures the memberlist of one group.
 type GossipConfig struct {
 	// Group is the group name; it labels every packet so that groups never
@@ -75,30 +78,22 @@ type GossipConfig struct {
 	Port int
 	// Peers are the other members' private addresses (host or host:port).
 	Peers []string
-	// Key is the gossip encryption key (16, 24 or 32 bytes, see
-	// LoadKeyFile). A group without a key refuses to start unless Insecure.
-	Key      []byte
+	// Keys are the gossip encryption keys (16, 24 or 32 bytes each, see
+	// LoadKeyFile): the first encrypts what this member sends, every one
+	// decrypts what it receives, so that a key can be rotated without a
+	// partition (see SetKeys). A group without a key refuses to start
+	// unless Insecure.
+	Keys     [][]byte
 	Insecure bool
+	// Hostname is this server's name, advertised so that status shows
+	// members by name (the node name is the server ID).
+	Hostname string
 	// DecryptFailed, if set, is called for every message that no installed
 	// key decrypts (a peer with another key); it must not block.
 	DecryptFailed func()
 	// Transport replaces memberlist's network transport (tests).
 	Transport memberlist.Transport
 	Log       *slog.Logger
-}
-
-// LoadKeyFile reads a gossip key: 16, 24 or 32 raw bytes, or the base64 of
-// those (surrounding whitespace ignored).
-func LoadKeyFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read gossip key %s: %w", path, err)
-	}
-	k, err := ParseKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("read gossip key %s: %w", path, err)
-	}
-	return k, nil
 }
 
 // ParseKey decodes a gossip key: raw bytes of an AES key size, or their
@@ -133,6 +128,9 @@ type gossipMeta struct {
 	C bool `json:"c,omitempty"` // candidate
 	O bool `json:"o,omitempty"` // holding
 	B bool `json:"b,omitempty"` // backing off
+	// N is the member's hostname (at most 63 bytes, so the metadata stays
+	// far below memberlist's 512).
+	N string `json:"n,omitempty"`
 	// L marks a member that is leaving. memberlist's NotifyLeave does not
 	// tell a leave from a death (the node's State field is stale there),
 	// so a leaving member says so in its metadata first.
@@ -152,6 +150,10 @@ type Gossip struct {
 	update    chan struct{}
 	published chan struct{}
 
+	// keyring is memberlist's, nil for an insecure group; SetKeys changes
+	// it in place (it has its own lock).
+	keyring *memberlist.Keyring
+
 	mu      sync.Mutex
 	meta    []byte // what we advertise
 	sent    []byte // what the last successful broadcast carried
@@ -169,11 +171,15 @@ var _ Membership = (*Gossip)(nil)
 // NewGossip starts the memberlist of a group and joins the peers it can
 // reach; it keeps trying to join the others in the background until Leave.
 func NewGossip(cfg GossipConfig) (*Gossip, error) {
-	if len(cfg.Key) == 0 && !cfg.Insecure {
+	if len(cfg.Keys) == 0 && !cfg.Insecure {
 		return nil, fmt.Errorf("start gossip of group %s: no key file (set insecure to run unencrypted)", cfg.Group)
 	}
 	if cfg.Port == 0 {
 		cfg.Port = DefaultGossipPort
+	}
+	// memberlist refuses node metadata over 512 bytes: a long FQDN is cut.
+	if len(cfg.Hostname) > maxMetaHostname {
+		cfg.Hostname = cfg.Hostname[:maxMetaHostname]
 	}
 	logger := cfg.Log
 	if logger == nil {
@@ -184,7 +190,7 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		stop: make(chan struct{}), left: map[string]bool{}, members: map[string]Member{},
 		update: make(chan struct{}, 1), published: make(chan struct{}),
 	}
-	g.meta, _ = json.Marshal(gossipMeta{V: gossipMetaVersion})
+	g.meta, _ = json.Marshal(gossipMeta{V: gossipMetaVersion, N: cfg.Hostname})
 	g.sent = g.meta // memberlist.Create advertises it
 
 	mc := memberlist.DefaultLANConfig()
@@ -206,8 +212,13 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	// for every message (several per second) and save next to nothing.
 	// Compressed packets from other versions are still read.
 	mc.EnableCompression = false
-	if len(cfg.Key) > 0 {
-		mc.SecretKey = cfg.Key
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("start gossip of group %s: keyring: %w", cfg.Group, err)
+		}
+		g.keyring = kr
+		mc.Keyring = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	if cfg.Transport != nil {
@@ -228,14 +239,26 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 }
 
 func (g *Gossip) peerAddrs() []string {
+	g.mu.Lock()
+	peers := g.cfg.Peers
+	g.mu.Unlock()
 	var out []string
-	for _, p := range g.cfg.Peers {
+	for _, p := range peers {
 		if _, _, err := net.SplitHostPort(p); err != nil {
 			p = net.JoinHostPort(p, strconv.Itoa(g.cfg.Port))
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// SetPeers replaces the configured peers (reload): the background join
+// tries the new ones from its next round on. Members that are no longer
+// configured are not expelled; they drop out when they stop.
+func (g *Gossip) SetPeers(peers []string) {
+	g.mu.Lock()
+	g.cfg.Peers = slices.Clone(peers)
+	g.mu.Unlock()
 }
 
 // rejoin joins configured peers that are not members, now and every few
@@ -290,6 +313,9 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 	if json.Unmarshal(n.Meta, &meta) == nil && meta.V >= 1 {
 		m.Priority, m.Healthy, m.Candidate, m.Holding, m.Starting = meta.P, meta.H, meta.C, meta.O, !meta.R
 		m.BackingOff = meta.B
+		if meta.N != "" {
+			m.Name = meta.N
+		}
 		if meta.L {
 			m.Candidate, m.Holding = false, false
 		}
@@ -302,7 +328,7 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 // peer fails. A background publisher sends the newest state, one update at
 // a time, and sends it again until a broadcast went out.
 func (g *Gossip) SetLocal(s LocalState) error {
-	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff})
+	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff, N: g.cfg.Hostname})
 	if err != nil {
 		return fmt.Errorf("encode gossip meta: %w", err)
 	}

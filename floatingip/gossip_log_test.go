@@ -122,7 +122,7 @@ func TestGossipKeyMismatch(t *testing.T) {
 		if i > 0 {
 			peers = []string{nodes[0].addr}
 		}
-		g, err := NewGossip(GossipConfig{Group: "test", Self: int64(i + 1), Bind: "127.0.0.1", Port: port, Peers: peers, Key: key,
+		g, err := NewGossip(GossipConfig{Group: "test", Self: int64(i + 1), Bind: "127.0.0.1", Port: port, Peers: peers, Keys: [][]byte{key},
 			Transport: tr, Log: slog.New(n.h), DecryptFailed: func() {
 				// The join and its retry (every 5 s) both fail.
 				if n.fails.Add(1) >= 2 {

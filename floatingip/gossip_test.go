@@ -6,7 +6,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -210,7 +209,7 @@ func startGossip(t *testing.T, n int) []*gnode {
 		if i > 0 {
 			peers = []string{nodes[0].addr}
 		}
-		g, err := NewGossip(GossipConfig{Group: "test", Self: nd.id, Bind: "127.0.0.1", Port: port, Peers: peers, Key: key, Transport: tr, Log: testLogger(t)})
+		g, err := NewGossip(GossipConfig{Group: "test", Self: nd.id, Bind: "127.0.0.1", Port: port, Peers: peers, Keys: [][]byte{key}, Transport: tr, Log: testLogger(t)})
 		require.NoError(t, err)
 		nd.g = g
 		t.Cleanup(func() { _ = g.Shutdown() })
@@ -405,13 +404,6 @@ func TestParseKey(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
-	path := filepath.Join(t.TempDir(), "key")
-	require.NoError(t, os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(raw32)), 0o600))
-	k, err := LoadKeyFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, raw32, k)
-	_, err = LoadKeyFile(filepath.Join(t.TempDir(), "missing"))
-	assert.Error(t, err)
 }
 
 // BenchmarkFailoverRealGossip measures in real time, with memberlist on
@@ -462,7 +454,7 @@ func failoverOnce(b *testing.B) (detect, decide time.Duration) {
 		} else {
 			first = "127.0.0.1:" + strconv.Itoa(port)
 		}
-		g, err := NewGossip(GossipConfig{Group: "bench", Self: id, Bind: "127.0.0.1", Port: port, Peers: peers, Key: key, Transport: tr, Log: testLogger(b)})
+		g, err := NewGossip(GossipConfig{Group: "bench", Self: id, Bind: "127.0.0.1", Port: port, Peers: peers, Keys: [][]byte{key}, Transport: tr, Log: testLogger(b)})
 		require.NoError(b, err)
 		hooks := Hooks{}
 		if id == 2 {

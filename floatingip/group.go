@@ -180,11 +180,13 @@ type Group struct {
 	handoverCh chan chan error
 	refreshCh  chan struct{}
 
-	mu           sync.Mutex
-	running      bool
-	knownHolder  int64 // by API or newer gossip claim
-	holding      bool  // addresses configured here and claimed
-	draining     bool
+	mu          sync.Mutex
+	running     bool
+	knownHolder int64 // by API or newer gossip claim
+	holding     bool  // addresses configured here and claimed
+	draining    bool
+	// drained: Drain took this member out of candidacy until Resume.
+	drained      bool
 	master       bool // keepalived mode: last state was MASTER
 	role         Role
 	healthy      bool

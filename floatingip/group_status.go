@@ -8,11 +8,14 @@ import (
 
 // Status is the JSON-serialisable state of a group.
 type Status struct {
-	Name        string      `json:"name"`
-	Mode        string      `json:"mode"`
-	Self        int64       `json:"self"`
-	Role        Role        `json:"role"`
-	Healthy     bool        `json:"healthy"`
+	Name    string `json:"name"`
+	Mode    string `json:"mode"`
+	Self    int64  `json:"self"`
+	Role    Role   `json:"role"`
+	Healthy bool   `json:"healthy"`
+	// Drained reports that Drain (hc-agent handover) took this member out
+	// of candidacy until Resume.
+	Drained     bool        `json:"drained"`
 	Decision    string      `json:"decision,omitempty"`
 	Members     []Member    `json:"members"`
 	FloatingIPs []FIPStatus `json:"floating_ips"`
@@ -81,7 +84,7 @@ func (g *Group) Status() Status {
 	now := time.Now()
 	s := Status{
 		Name: g.cfg.Name, Mode: g.cfg.Mode, Self: g.cfg.Self, Role: g.role, Healthy: g.healthy,
-		Decision: g.decision.Reason, BackoffUntil: g.backoffUntil, Kind: g.handler.Kind(),
+		Decision: g.decision.Reason, BackoffUntil: g.backoffUntil, Kind: g.handler.Kind(), Drained: g.drained,
 	}
 	if s.BackoffUntil.Before(now) {
 		s.BackoffUntil = time.Time{}

@@ -84,8 +84,8 @@ const failedMoveRetry = time.Second
 func (g *Group) take(ctx context.Context, reason string) {
 	start := time.Now()
 	if !g.movesAllowed(start) {
-		g.log.Warn("move cap reached", "max_per_minute", g.cfg.MaxMovesPerMinute)
 		g.mu.Lock()
+		g.log.Warn("move cap reached", "max_per_minute", g.cfg.MaxMovesPerMinute)
 		// The next attempt fits once the oldest leaves the window.
 		g.backoffUntil, g.lostBackoff = g.moves[0].Add(time.Minute), false
 		g.mu.Unlock()

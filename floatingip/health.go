@@ -155,10 +155,30 @@ func (h *HealthChecker) LastError() error {
 // Check runs one probe with the timeout, updates the state and reports
 // whether the state changed.
 func (h *HealthChecker) Check(ctx context.Context) (healthy, changed bool) {
-	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
-	err := h.probe(pctx)
+	h.mu.Lock()
+	probe, timeout := h.probe, h.cfg.Timeout
+	h.mu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	err := probe(pctx)
 	cancel()
 	return h.record(err)
+}
+
+// Set replaces the probe and its settings of a running checker (a
+// reload): the current health stays, and rise and fall of the new settings
+// decide the next transition; Run takes the new interval after its next
+// probe.
+func (h *HealthChecker) Set(probe Probe, c HealthConfig) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.probe, h.cfg = probe, c
+	h.ok, h.bad = 0, 0
+}
+
+func (h *HealthChecker) interval() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cfg.Interval
 }
 
 func (h *HealthChecker) record(err error) (healthy, changed bool) {
@@ -188,11 +208,16 @@ func (h *HealthChecker) record(err error) (healthy, changed bool) {
 // goroutine) after every state change, including the first probe. It returns
 // when ctx is done.
 func (h *HealthChecker) Run(ctx context.Context, onChange func(healthy bool)) {
-	t := time.NewTicker(h.cfg.Interval)
+	every := h.interval()
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if healthy, changed := h.Check(ctx); changed && onChange != nil && ctx.Err() == nil {
 			onChange(healthy)
+		}
+		if d := h.interval(); d != every {
+			every = d
+			t.Reset(every)
 		}
 		select {
 		case <-ctx.Done():

@@ -52,11 +52,19 @@ func New(w io.Writer, level, format string) (*slog.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
+	v := new(slog.LevelVar)
+	v.Set(lvl)
+	return NewVar(w, v, format)
+}
+
+// NewVar is New with the level in v, which the caller may change while the
+// logger is in use (a configuration reload changes log.level in place).
+func NewVar(w io.Writer, v *slog.LevelVar, format string) (*slog.Logger, error) {
 	f, err := ParseFormat(format)
 	if err != nil {
 		return nil, err
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: v}
 	if f == FormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}

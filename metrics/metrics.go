@@ -366,6 +366,19 @@ func (m *Metrics) SetGroupMembers(group string, alive, healthy int) {
 	m.groupHealthy.WithLabelValues(group).Set(float64(healthy))
 }
 
+// DeleteGroup drops the gauges of a group that stopped (a reload removed
+// it), so that it does not linger with its last role and member counts.
+// Counters and histograms keep their totals.
+func (m *Metrics) DeleteGroup(group string) {
+	if m == nil {
+		return
+	}
+	l := prometheus.Labels{"group": group}
+	m.groupRole.DeletePartialMatch(l)
+	m.groupAlive.DeletePartialMatch(l)
+	m.groupHealthy.DeletePartialMatch(l)
+}
+
 // ObserveMove records a floating IP move of group with result (success,
 // error, lost); a successful move also observes its failover duration d.
 func (m *Metrics) ObserveMove(group string, d time.Duration, result string) {

@@ -202,6 +202,7 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.DeleteFloatingIP("x")
 	m.SetGroup("g", "holder", 1, 1)
 	m.ObserveMove("g", time.Second, "success")
+	m.DeleteGroup("g")
 	m.ObserveMetadata("summary", nil)
 	m.SetBlackholed(true)
 	m.SetReady(true)
@@ -316,4 +317,25 @@ func TestListenDefaultAddrBusy(t *testing.T) {
 	_, err = Listen(srv.Addr().String(), http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "listen for metrics on")
+}
+
+func TestDeleteGroup(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg, BuildInfo{})
+	m.SetGroup("web", "holder", 3, 3)
+	m.SetGroup("db", "standby", 2, 1)
+	m.ObserveMove("db", time.Second, "success")
+	m.DeleteGroup("db")
+	want := `
+# HELP hcagent_group_members_alive Group members (this server included) that failure detection sees alive.
+# TYPE hcagent_group_members_alive gauge
+hcagent_group_members_alive{group="web"} 3
+# HELP hcagent_group_moves_total Floating IP moves to this server started by the group, by result (success, error, lost, aborted).
+# TYPE hcagent_group_moves_total counter
+hcagent_group_moves_total{group="db",result="success"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "hcagent_group_members_alive", "hcagent_group_moves_total"))
+	n, err := testutil.GatherAndCount(reg, "hcagent_group_role")
+	require.NoError(t, err)
+	assert.Equal(t, len(Roles), n, "only web's roles are left")
 }

@@ -309,6 +309,15 @@ func TestDebInstall(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, fi.IsDir())
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	// The unit's ConfigurationDirectoryMode: systemd warns on every start
+	// when the directory has another mode.
+	mode := regexp.MustCompile(`(?m)^ConfigurationDirectoryMode=(\d+)$`).FindSubmatch(unit)
+	require.NotNil(t, mode, "unit has no ConfigurationDirectoryMode")
+	wantMode, err := strconv.ParseUint(string(mode[1]), 8, 32)
+	require.NoError(t, err)
+	fi, err = os.Stat("/etc/hc-agent")
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(wantMode), fi.Mode().Perm(), "/etc/hc-agent against ConfigurationDirectoryMode")
 	rtProtos, err := os.ReadFile(filepath.Join(root, "packaging", rtProtosFile))
 	require.NoError(t, err)
 	got, err = os.ReadFile(rtProtosDst)
@@ -322,7 +331,8 @@ func TestDebInstall(t *testing.T) {
 	assert.Contains(t, conffiles, rtProtosDst)
 	files := strings.Fields(run(t, "dpkg", "-L", "hc-agent"))
 	sort.Strings(files)
-	for _, f := range []string{"/usr/bin/hc-agent", "/usr/lib/systemd/system/hc-agent.service", "/etc/hc-agent/config.yaml", "/usr/share/doc/hc-agent/examples/prometheus-alerts.yml", rtProtosDst} {
+	for _, f := range []string{"/usr/bin/hc-agent", "/usr/lib/systemd/system/hc-agent.service", "/etc/hc-agent/config.yaml", "/usr/share/doc/hc-agent/examples/prometheus-alerts.yml",
+		"/usr/share/doc/hc-agent/examples/grafana-dashboard.json", "/usr/share/doc/hc-agent/examples/web-config.yml", rtProtosDst} {
 		assert.Contains(t, files, f)
 	}
 	const wants = "/etc/systemd/system/multi-user.target.wants/hc-agent.service"

@@ -6,11 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/config"
 )
 
 // readUnit returns the directives of hc-agent.service as key -> values in
@@ -40,22 +43,24 @@ func readUnit(t *testing.T) map[string][]string {
 func TestUnitDirectives(t *testing.T) {
 	kv := readUnit(t)
 	want := map[string]string{
-		"Type":                    "notify",
-		"NotifyAccess":            "main",
-		"ExecStart":               "/usr/bin/hc-agent run",
-		"WatchdogSec":             "30s",
-		"Restart":                 "on-failure",
-		"StateDirectory":          "hc-agent",
-		"RuntimeDirectory":        "hc-agent",
-		"ConfigurationDirectory":  "hc-agent",
-		"CapabilityBoundingSet":   "CAP_NET_ADMIN",
-		"AmbientCapabilities":     "CAP_NET_ADMIN",
-		"NoNewPrivileges":         "yes",
-		"ProtectSystem":           "strict",
-		"ProtectHome":             "yes",
-		"PrivateTmp":              "yes",
-		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
-		"WantedBy":                "multi-user.target",
+		"Type":                     "notify",
+		"NotifyAccess":             "main",
+		"ExecStart":                "/usr/bin/hc-agent run",
+		"WatchdogSec":              "30s",
+		"Restart":                  "on-failure",
+		"RestartPreventExitStatus": strconv.Itoa(config.ExitCode), // EX_CONFIG, what hc-agent exits with
+		"ExecReload":               "/usr/bin/hc-agent reload",
+		"StateDirectory":           "hc-agent",
+		"RuntimeDirectory":         "hc-agent",
+		"ConfigurationDirectory":   "hc-agent",
+		"CapabilityBoundingSet":    "CAP_NET_ADMIN",
+		"AmbientCapabilities":      "CAP_NET_ADMIN",
+		"NoNewPrivileges":          "yes",
+		"ProtectSystem":            "strict",
+		"ProtectHome":              "yes",
+		"PrivateTmp":               "yes",
+		"RestrictAddressFamilies":  "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+		"WantedBy":                 "multi-user.target",
 	}
 	for k, v := range want {
 		t.Run(k, func(t *testing.T) {

@@ -23,7 +23,9 @@ validates every key without touching the host. The token file and every
 group's key_file must be private (no group or other access), not empty and
 hold a valid token or gossip key. Prints "config OK: PATH" and
 whether an API token is set (never the token itself), or every problem as
-"PATH:LINE: problem" / "PATH: key: problem" and exits with status 1.`,
+"PATH:LINE: problem" / "PATH: key: problem" and exits with status 78
+(EX_CONFIG). The gossip key files and metrics.web_config_file are loaded
+too.`,
 		run: func(_ context.Context, env *cliEnv, args []string) error {
 			fs := env.flagSet()
 			print := fs.Bool("print", false, "print the effective configuration as YAML (token redacted); status lines become YAML comments")

@@ -23,6 +23,10 @@ const validGroupConfig = `groups:
 func TestCheckConfig(t *testing.T) {
 	tokenFile := writeFile(t, "token", secretToken+"\n", 0o600)
 	openTokenFile := writeFile(t, "token", secretToken+"\n", 0o644)
+	badKeyFile := writeFile(t, "gossip.key", "bm90LWEta2V5LXNlY3JldCE=\n", 0o600) // 17 bytes: no AES key size
+	keyedGroup := func(keyFile string) string {
+		return "groups:\n  - name: web\n    floating_ips: [web-ip]\n    peers: [10.0.0.2]\n    key_file: " + keyFile + "\n"
+	}
 
 	goodKey := writeFile(t, "key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o600) // base64 of 32 bytes
 	openKey := writeFile(t, "key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o640)
@@ -63,7 +67,7 @@ func TestCheckConfig(t *testing.T) {
 		{
 			name:       "token file readable by others",
 			config:     "api:\n  token_file: " + openTokenFile + "\n",
-			wantCode:   1,
+			wantCode:   config.ExitCode,
 			wantStderr: []string{"api.token_file " + openTokenFile + ": mode 0644 gives group or others access; run chmod 600 on it", "hc-agent: config ", ": 1 problem"},
 		},
 		{
@@ -103,39 +107,52 @@ func TestCheckConfig(t *testing.T) {
 		{
 			name:       "unknown key names path and line",
 			config:     "log:\n  level: debug\n  colour: true\n",
-			wantCode:   1,
+			wantCode:   config.ExitCode,
 			wantStderr: []string{".yaml:3: log.colour: unknown key\n", ": 1 problem\n"},
 		},
 		{
 			name:       "wrong type and bad duration",
 			config:     "metadata:\n  timeout: 2\n  attempts: lots\n",
-			wantCode:   1,
+			wantCode:   config.ExitCode,
 			wantStderr: []string{".yaml:2: metadata.timeout: want a duration", ".yaml:3: metadata.attempts: want an integer", ": 2 problems\n"},
 		},
 		{
 			name:       "validation problems, one per line",
 			config:     "groups:\n  - floating_ips: [x]\n    insecure: true\n    peers: [10.0.0.2]\n    health:\n      rise: 0\n",
 			env:        map[string]string{"HCLOUD_TOKEN": secretToken},
-			wantCode:   1,
+			wantCode:   config.ExitCode,
 			wantStderr: []string{".yaml: groups[0].name: required\n", ".yaml: groups[0].health.rise: must be >= 1, got 0\n", ": 2 problems\n"},
 		},
 		{
 			name:       "groups need a token",
 			config:     validGroupConfig,
-			wantCode:   1,
+			wantCode:   config.ExitCode,
 			wantStderr: []string{"api token: failover groups need one; set HCLOUD_TOKEN or api.token_file"},
+		},
+		{
+			name:       "gossip key file that does not load",
+			config:     keyedGroup(badKeyFile),
+			env:        map[string]string{"HCLOUD_TOKEN": secretToken},
+			wantCode:   config.ExitCode,
+			wantStderr: []string{"groups[0].key_file: read gossip key file " + badKeyFile + ": line 1: not the base64 of a 16, 24 or 32 byte key\n"},
+		},
+		{
+			name:       "metrics web config that does not load",
+			config:     "metrics:\n  web_config_file: " + filepath.Join(t.TempDir(), "web.yml") + "\n",
+			wantCode:   config.ExitCode,
+			wantStderr: []string{"metrics.web_config_file: load metrics web config ", "web.yml"},
 		},
 		{
 			name:       "HCLOUD_ENDPOINT is validated too",
 			config:     "",
 			env:        map[string]string{"HCLOUD_ENDPOINT": "not a url"},
-			wantCode:   1,
+			wantCode:   config.ExitCode,
 			wantStderr: []string{`api.endpoint: must be an http or https URL, got "not a url"`},
 		},
 		{
 			name:       "explicit missing file",
 			configPath: filepath.Join(t.TempDir(), "nope.yaml"),
-			wantCode:   1,
+			wantCode:   config.ExitCode,
 			wantStderr: []string{"hc-agent: open config ", "nope.yaml: no such file or directory\n"},
 		},
 		{

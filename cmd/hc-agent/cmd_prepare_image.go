@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hc-agent/hc-agent/control"
 	"github.com/hc-agent/hc-agent/statedir"
 )
 
@@ -54,7 +55,7 @@ its state by instance ID and discards state written on another server.`,
 				return fmt.Errorf("prepare image: config %s: state_dir %q: must be an absolute path other than /", path, dir)
 			}
 			if runningHint(cfg.RuntimeDir) {
-				fmt.Fprintf(env.stderr, "hc-agent prepare-image: warning: %s exists, the hc-agent service seems to be running and may write its state again; stop it first (systemctl stop hc-agent)\n", cfg.RuntimeDir)
+				fmt.Fprintf(env.stderr, "hc-agent prepare-image: warning: %s exists, the hc-agent service seems to be running and may write its state again; stop it first (systemctl stop hc-agent)\n", control.Path(cfg.RuntimeDir))
 			}
 			paths, err := statedir.PrepareImage(dir, *dryRun)
 			verb := "removed"
@@ -75,13 +76,14 @@ its state by instance ID and discards state written on another server.`,
 	}
 }
 
-// runningHint reports whether the runtime directory exists: systemd
-// creates it when the service starts (RuntimeDirectory=) and removes it
-// when the service stops. It is a hint for a warning, not a lock.
+// runningHint reports whether a daemon seems to run: its control socket
+// exists in the runtime directory (the daemon removes it when it stops; a
+// crashed one leaves it, which errs on the side of the warning). It is a
+// hint for a warning, not a lock.
 func runningHint(runtimeDir string) bool {
 	if runtimeDir == "" {
 		return false
 	}
-	fi, err := os.Stat(runtimeDir)
-	return err == nil && fi.IsDir()
+	fi, err := os.Lstat(control.Path(runtimeDir))
+	return err == nil && fi.Mode()&os.ModeSocket != 0
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/control"
 )
 
 // instanceState is what a daemon leaves in its state directory: the state
@@ -39,7 +42,8 @@ func TestPrepareImage(t *testing.T) {
 		name       string
 		args       []string
 		files      []string
-		runtimeDir bool // the runtime directory exists: the service seems to run
+		runtimeDir bool // the runtime directory exists
+		socket     bool // and a control socket in it: the service seems to run
 		wantOut    func(dir string) string
 		wantStderr string
 		wantRemain []string
@@ -71,8 +75,17 @@ func TestPrepareImage(t *testing.T) {
 			name:       "warns while the service seems to run",
 			files:      []string{"state.json"},
 			runtimeDir: true,
+			socket:     true,
 			wantOut:    func(dir string) string { return lines("removed", dir, []string{"state.json"}) },
 			wantStderr: "the hc-agent service seems to be running",
+		},
+		{
+			// A daemon run outside systemd leaves runtime_dir behind; its
+			// control socket goes when it stops.
+			name:       "runtime dir without a control socket",
+			files:      []string{"state.json"},
+			runtimeDir: true,
+			wantOut:    func(dir string) string { return lines("removed", dir, []string{"state.json"}) },
 		},
 	}
 	for _, tt := range tests {
@@ -89,6 +102,11 @@ func TestPrepareImage(t *testing.T) {
 			run := filepath.Join(t.TempDir(), "run")
 			if tt.runtimeDir {
 				require.NoError(t, os.Mkdir(run, 0o750))
+			}
+			if tt.socket {
+				ln, err := net.Listen("unix", control.Path(run))
+				require.NoError(t, err)
+				t.Cleanup(func() { ln.Close() })
 			}
 			cfg := writeFile(t, "config.yaml", "state_dir: "+dir+"\nruntime_dir: "+run+"\n", 0o600)
 			r := runCLI(t, nil, append([]string{"--config", cfg, "prepare-image"}, tt.args...)...)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hc-agent/hc-agent/config"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -56,7 +57,7 @@ func notifySocket(t *testing.T) <-chan string {
 func TestRunBlocksUntilCancelled(t *testing.T) {
 	md := metadatatest.New(t)
 	md.SetSummary(metadata.Summary{InstanceID: 42, Hostname: "web-1"})
-	cfg := writeFile(t, "config.yaml", "log:\n  level: debug\nstate_dir: "+t.TempDir()+
+	cfg := writeFile(t, "config.yaml", "log:\n  level: debug\nstate_dir: "+t.TempDir()+"\nruntime_dir: "+t.TempDir()+
 		"\nmetadata:\n  endpoint: "+md.URL()+"\napi:\n  endpoint: http://127.0.0.1:1/v1\nprivate_networks:\n  enabled: false\n"+
 		"floating_ips:\n  enabled: false\nmetrics:\n  listen: \"off\"\n", 0o644)
 	tests := []struct {
@@ -144,7 +145,7 @@ func (s *syncBuffer) String() string {
 func TestRunRefusesABadConfig(t *testing.T) {
 	cfg := writeFile(t, "config.yaml", "groups:\n  - name: web\n", 0o644)
 	r := runCLI(t, nil, "run", "--config", cfg)
-	assert.Equal(t, 1, r.code)
+	assert.Equal(t, config.ExitCode, r.code, "EX_CONFIG: the unit does not restart")
 	assert.Contains(t, r.stderr, "groups[0].floating_ips: floating_ips or floating_ip_selector is required\n")
 	assert.Contains(t, r.stderr, "hc-agent: config "+cfg+": 4 problems\n")
 	assert.NotContains(t, r.stderr, "hc-agent starting")

@@ -11,7 +11,9 @@ import (
 	"strings"
 
 	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/logging"
+	"github.com/hc-agent/hc-agent/metrics"
 )
 
 // command is one subcommand of hc-agent.
@@ -40,6 +42,8 @@ func commands() []command {
 	return []command{
 		runCommand(),
 		statusCommand(),
+		handoverCommand(),
+		reloadCommand(),
 		applyCommand(),
 		metadataCommand(),
 		checkConfigCommand(),
@@ -71,6 +75,10 @@ type cliEnv struct {
 	logFormat  string // --log-format, "" means log.format from the config
 
 	cmd command // the command being run
+
+	// level is the level of the logger that logger built last: a reload
+	// changes it in place (setLogLevel).
+	level *slog.LevelVar
 }
 
 func newEnv(stdout, stderr io.Writer, getenv func(string) string) *cliEnv {
@@ -104,7 +112,8 @@ Environment:
                          for floating IPs and failover groups
   HCLOUD_ENDPOINT        API endpoint, overrides api.endpoint
 
-Exit status: 0 on success, 1 on an error, 2 on a usage error.
+Exit status: 0 on success, 1 on an error, 2 on a usage error, 78 (EX_CONFIG)
+on a configuration error.
 
 Run 'hc-agent COMMAND --help' for a command's flags and details.
 `
@@ -144,6 +153,9 @@ func execute(ctx context.Context, env *cliEnv, args []string) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(env.stderr, "hc-agent %s: %s\nRun 'hc-agent %s --help' for usage.\n", cmd.name, oneLine(ue.msg), cmd.name)
 		return 2
+	case config.IsError(err):
+		fmt.Fprintf(env.stderr, "hc-agent: %s\n", oneLine(err.Error()))
+		return config.ExitCode
 	default:
 		fmt.Fprintf(env.stderr, "hc-agent: %s\n", oneLine(err.Error()))
 		return 1
@@ -333,13 +345,13 @@ func (env *cliEnv) loadConfig() (config.Config, string, error) {
 // every problem to stderr as "PATH: problem" (parse errors as
 // "PATH:LINE: problem") and then returns one error that counts them, so the
 // caller just returns it. Commands that need a complete configuration (run,
-// and later apply) use it.
+// and later apply) use it. Its errors are config.Errors (exit status 78).
 func (env *cliEnv) loadCheckedConfig() (config.Config, string, error) {
 	c, path, err := env.loadConfig()
 	if err != nil {
 		var pe *config.ParseError
 		if !errors.As(err, &pe) {
-			return c, path, err // not about the content: cannot open or read
+			return c, path, &config.Error{Err: err} // cannot open or read
 		}
 		return c, path, env.reportProblems(path, flatten(err))
 	}
@@ -358,6 +370,19 @@ func checkConfig(c *config.Config, getenv func(string) string) []error {
 	errs = append(errs, flatten(c.Validate())...)
 	if len(c.Groups) > 0 && c.API.Token == "" {
 		errs = append(errs, fmt.Errorf("api token: failover groups need one; set %s or api.token_file", config.EnvToken))
+	}
+	// The files the configuration names are part of it: a key or web config
+	// that does not load is found here, before the daemon starts.
+	for i, g := range c.Groups {
+		if g.KeyFile == "" {
+			continue
+		}
+		if _, err := floatingip.LoadKeyFile(g.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("groups[%d].key_file: %w", i, err))
+		}
+	}
+	if err := metrics.ValidateWebConfig(c.Metrics.WebConfigFile); err != nil {
+		errs = append(errs, fmt.Errorf("metrics.web_config_file: %w", err))
 	}
 	return errs
 }
@@ -381,9 +406,9 @@ func (env *cliEnv) reportProblems(path string, problems []error) error {
 		}
 	}
 	if len(problems) == 1 {
-		return fmt.Errorf("config %s: 1 problem", path)
+		return &config.Error{Err: fmt.Errorf("config %s: 1 problem", path)}
 	}
-	return fmt.Errorf("config %s: %d problems", path, len(problems))
+	return &config.Error{Err: fmt.Errorf("config %s: %d problems", path, len(problems))}
 }
 
 // flatten returns the leaves of a tree of joined and wrapped errors.
@@ -431,7 +456,10 @@ func (env *cliEnv) logger(c config.Config) *slog.Logger {
 		format = ""
 	}
 	// Both values parsed above or are "" (the defaults): New cannot fail.
-	log, _ := logging.New(env.stderr, level, format)
+	lvl, _ := logging.ParseLevel(level)
+	env.level = new(slog.LevelVar)
+	env.level.Set(lvl)
+	log, _ := logging.NewVar(env.stderr, env.level, format)
 	if len(bad) > 0 {
 		log.Warn("invalid log settings in the config, using the defaults for them", bad...)
 	}
@@ -442,4 +470,18 @@ func (env *cliEnv) logger(c config.Config) *slog.Logger {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// setLogLevel sets the level of the logger that logger built to level (a
+// reload of log.level); --log-level on the command line wins over the file.
+func (env *cliEnv) setLogLevel(level string) error {
+	if env.logLevel != "" || env.level == nil {
+		return nil
+	}
+	lvl, err := logging.ParseLevel(level)
+	if err != nil {
+		return err
+	}
+	env.level.Set(lvl)
+	return nil
 }

@@ -46,7 +46,7 @@ func TestHelp(t *testing.T) {
 	}
 	globalWant = append(globalWant, "Usage: hc-agent [global flags] COMMAND", "--config PATH", "--log-level LEVEL", "--log-format FORMAT",
 		"(default /etc/hc-agent/config.yaml)", "(default: log.level of the config, info)", "(default: log.format of the config, text)",
-		"HCLOUD_TOKEN", "HCLOUD_ENDPOINT", "Exit status: 0 on success, 1 on an error, 2 on a usage error.")
+		"HCLOUD_TOKEN", "HCLOUD_ENDPOINT", "Exit status: 0 on success, 1 on an error, 2 on a usage error, 78 (EX_CONFIG)\non a configuration error.")
 
 	tests := []struct {
 		name string

@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hc-agent/hc-agent/internal/metricstest"
 	"github.com/hc-agent/hc-agent/metrics"
 )
 
@@ -24,56 +24,15 @@ type metricDoc struct {
 	Help   string
 }
 
-// recordingRegisterer remembers the collectors registered on it, so that
-// every metric can be described, including vectors that have no series yet.
-type recordingRegisterer struct {
-	prometheus.Registerer
-	collectors []prometheus.Collector
-}
-
-func (r *recordingRegisterer) Register(c prometheus.Collector) error {
-	r.collectors = append(r.collectors, c)
-	return r.Registerer.Register(c)
-}
-
-func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-var descRE = regexp.MustCompile(`^Desc\{fqName: ("(?:[^"\\]|\\.)*"), help: ("(?:[^"\\]|\\.)*"), .*variableLabels: \{([^}]*)\}\}$`)
-
 // registeredMetrics returns the metrics metrics.New registers (without the
 // runtime collectors, which the README mentions in prose), by name.
 func registeredMetrics(t *testing.T) map[string]metricDoc {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	rec := &recordingRegisterer{Registerer: reg}
-	m := metrics.New(rec, metrics.BuildInfo{Version: "v0", Commit: "c0"})
-
+	m, descs := metricstest.Registered(t, reg)
 	got := map[string]metricDoc{}
-	ch := make(chan *prometheus.Desc, 16)
-	go func() { // exits after describing every collector
-		for _, c := range rec.collectors {
-			c.Describe(ch)
-		}
-		close(ch)
-	}()
-	for d := range ch {
-		sm := descRE.FindStringSubmatch(d.String())
-		require.NotNil(t, sm, "unexpected descriptor format: %s", d)
-		name, err := strconv.Unquote(sm[1])
-		require.NoError(t, err)
-		help, err := strconv.Unquote(sm[2])
-		require.NoError(t, err)
-		var labels []string
-		if sm[3] != "" {
-			labels = strings.Split(sm[3], ",")
-		}
-		got[name] = metricDoc{Labels: labels, Help: help}
+	for name, d := range descs {
+		got[name] = metricDoc{Labels: d.Labels, Help: d.Help}
 	}
 
 	// Give every vector a series so that Gather reports its type.

@@ -64,86 +64,135 @@ func FetchStatus(ctx context.Context, addr string) ([]byte, StatusView, error) {
 }
 
 // WriteStatus renders v for people: the agent, its components and, per
-// group, the members, the floating IPs with their holder by the API and
-// locally, and the last move.
+// group, the members (by name), the floating IPs with their holder by the
+// API and locally, and the last move. Each table sizes its columns for
+// itself.
 func WriteStatus(w io.Writer, v StatusView) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
-	p("hc-agent\t%s\n", v.Version)
-	p("server\t%s (instance %d)\n", orDash(v.Hostname), v.InstanceID)
-	p("uptime\t%s\n", (time.Duration(v.UptimeSeconds) * time.Second).String())
+	var err error
+	// table writes one block of tab-separated rows, aligned on its own.
+	table := func(rows ...string) {
+		if err != nil || len(rows) == 0 {
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, r := range rows {
+			fmt.Fprintln(tw, r)
+		}
+		err = tw.Flush()
+	}
+	line := func(s string) {
+		if err == nil {
+			_, err = fmt.Fprintln(w, s)
+		}
+	}
 	ready := "no"
 	if v.Ready {
 		ready = "yes"
 	}
-	p("ready\t%s\n", ready)
-	p("status\t%s\n", v.Status.Status)
-	if v.MetadataBlackholed {
-		p("metadata\tBLACK-HOLED: 169.254.169.254 routes through a private network\n")
+	head := []string{
+		"hc-agent\t" + v.Version,
+		fmt.Sprintf("server\t%s (instance %d)", orDash(v.Hostname), v.InstanceID),
+		"uptime\t" + (time.Duration(v.UptimeSeconds) * time.Second).String(),
+		"ready\t" + ready,
+		"status\t" + v.Status.Status,
 	}
+	if v.MetadataBlackholed {
+		head = append(head, "metadata\tBLACK-HOLED: 169.254.169.254 routes through a private network")
+	}
+	table(head...)
 	names := make([]string, 0, len(v.Components))
 	for n := range v.Components {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	if len(names) > 0 {
-		p("\nCOMPONENT\tLAST RUN\tDURATION\tCHANGES\tRESULT\n")
+		line("")
+		rows := []string{"COMPONENT\tLAST RUN\tDURATION\tCHANGES\tRESULT"}
 		for _, n := range names {
 			c := v.Components[n]
 			res := "ok"
 			if c.Error != "" {
 				res = "error: " + c.Error
 			}
-			p("%s\t%s\t%s\t%d\t%s\n", n, c.LastRun.Format(time.RFC3339),
-				time.Duration(c.DurationSeconds*float64(time.Second)).Round(time.Microsecond), c.Changes, res)
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%d\t%s", n, c.LastRun.Format(time.RFC3339),
+				time.Duration(c.DurationSeconds*float64(time.Second)).Round(time.Microsecond), c.Changes, res))
 		}
+		table(rows...)
 	}
 	for _, g := range v.Groups {
 		health := "healthy"
 		if !g.Healthy {
 			health = "unhealthy"
 		}
-		p("\ngroup %s\t%s, %s, mode %s\n", g.Name, g.Role, health, g.Mode)
+		state := fmt.Sprintf("%s, %s, mode %s", g.Role, health, g.Mode)
+		if g.Drained {
+			state += ", DRAINED (hc-agent handover --resume to take part again)"
+		}
+		line("")
+		info := []string{"group " + g.Name + "\t" + state}
 		if g.Decision != "" {
-			p("decision\t%s\n", g.Decision)
+			info = append(info, "decision\t"+g.Decision)
 		}
 		if g.SecondPath != "" {
-			p("second path\t%s\n", g.SecondPath)
+			info = append(info, "second path\t"+g.SecondPath)
 		}
 		if g.Gossip != "" {
-			p("gossip\t%s\n", g.Gossip)
+			info = append(info, "gossip\t"+g.Gossip)
 		}
-		p("MEMBER\tID\tPRIORITY\tALIVE\tHEALTHY\tHOLDING\n")
+		if m := g.LastMove; m != nil {
+			l := fmt.Sprintf("%s %d -> %d %s in %s", m.At.Format(time.RFC3339), m.From, m.To, m.Result, m.Duration.Round(time.Millisecond))
+			if m.Error != "" {
+				l += ": " + m.Error
+			}
+			info = append(info, "last move\t"+l)
+		}
+		table(info...)
+		names := map[int64]string{}
+		rows := []string{"MEMBER\tID\tPRIORITY\tALIVE\tHEALTHY\tHOLDING"}
 		for _, m := range g.Members {
-			name := orDash(m.Name)
+			name := memberName(m)
+			names[m.ID] = name
 			if m.ID == g.Self {
 				name += " (this server)"
 			}
-			p("%s\t%d\t%d\t%s\t%s\t%s\n", name, m.ID, m.Priority, yesNo(m.Alive), yesNo(m.Healthy), yesNo(m.Holding))
+			rows = append(rows, fmt.Sprintf("%s\t%d\t%d\t%s\t%s\t%s", name, m.ID, m.Priority, yesNo(m.Alive), yesNo(m.Healthy), yesNo(m.Holding)))
 		}
-		p("FLOATING IP\tHOLDER (API)\tHOLDER (VIEW)\tCONFIGURED HERE\n")
+		table(rows...)
+		rows = []string{"FLOATING IP\tHOLDER (API)\tHOLDER (VIEW)\tCONFIGURED HERE"}
 		for _, f := range g.FloatingIPs {
-			p("%s\t%s\t%s\t%s\n", f.IP, holder(f.HolderByAPI, g.Self), holder(f.HolderByView, g.Self), yesNo(f.ConfiguredHere))
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s", f.IP, holderName(f.HolderByAPI, g.Self, names), holderName(f.HolderByView, g.Self, names), yesNo(f.ConfiguredHere)))
 		}
-		if m := g.LastMove; m != nil {
-			line := fmt.Sprintf("%s %d -> %d %s in %s", m.At.Format(time.RFC3339), m.From, m.To, m.Result, m.Duration.Round(time.Millisecond))
-			if m.Error != "" {
-				line += ": " + m.Error
-			}
-			p("last move\t%s\n", line)
-		}
+		table(rows...)
 	}
-	return tw.Flush()
+	return err
 }
 
-func holder(id, self int64) string {
-	switch id {
-	case 0:
+// memberName is a member's hostname; the ID when it advertises none (its
+// node name is the ID itself).
+func memberName(m floatingip.Member) string {
+	id := strconv.FormatInt(m.ID, 10)
+	if m.Name == "" || m.Name == id {
 		return "-"
-	case self:
-		return strconv.FormatInt(id, 10) + " (this server)"
 	}
-	return strconv.FormatInt(id, 10)
+	return m.Name
+}
+
+// holderName names a holder by the members' names, "-" for none.
+func holderName(id, self int64, names map[int64]string) string {
+	if id == 0 {
+		return "-"
+	}
+	s := strconv.FormatInt(id, 10)
+	n := names[id]
+	switch {
+	case id == self && n != "" && n != "-":
+		return n + " (this server)"
+	case id == self:
+		return s + " (this server)"
+	case n != "" && n != "-":
+		return n + " (" + s + ")"
+	}
+	return s
 }
 
 func yesNo(b bool) string {

@@ -71,14 +71,43 @@ func TestFetchAndWriteStatus(t *testing.T) {
 		"group web holder, healthy, mode memberlist",
 		"web-1 (this server) 11 100 yes yes yes",
 		"web-2 12 90 yes yes no",
-		"203.0.113.7 11 (this server) 11 (this server) yes",
+		"203.0.113.7 web-1 (this server) web-1 (this server) yes",
 		"last move 2026-11-28T04:00:00Z 12 -> 11 success in 1.8s",
 		"gossip no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
 	} {
 		assert.Contains(t, flat, want)
 	}
+	// Each table sizes its own columns: the agent block is as wide as its
+	// longest key ("hc-agent"), not as the member names below.
+	assert.Contains(t, out, "\nready     yes\n")
+	assert.Contains(t, out, "\nMEMBER               ID  PRIORITY")
 	if t.Failed() {
 		t.Log("\n" + out)
+	}
+}
+
+func TestWriteStatusNamesAndDrain(t *testing.T) {
+	v := StatusView{Groups: []floatingip.Status{{
+		Name: "db", Self: 21, Role: floatingip.RoleSteppingDown, Healthy: true, Mode: "memberlist", Drained: true,
+		Members: []floatingip.Member{
+			{ID: 21, Name: "21", Alive: true},
+			{ID: 22, Name: "db-2", Alive: true, Holding: true},
+		},
+		FloatingIPs: []floatingip.FIPStatus{{IP: "203.0.113.9", HolderByAPI: 22, HolderByView: 22}},
+	}}}
+	var b strings.Builder
+	require.NoError(t, WriteStatus(&b, v))
+	var flat []string
+	for l := range strings.Lines(b.String()) {
+		flat = append(flat, strings.Join(strings.Fields(l), " "))
+	}
+	for _, want := range []string{
+		"group db stepping-down, healthy, mode memberlist, DRAINED (hc-agent handover --resume to take part again)",
+		"- (this server) 21 0 yes no no", // no hostname advertised: not the ID twice
+		"db-2 22 0 yes no yes",
+		"203.0.113.9 db-2 (22) db-2 (22) no",
+	} {
+		assert.Contains(t, flat, want)
 	}
 }
 
