@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/hc-agent/hc-agent/config"
-	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/logging"
 	"github.com/hc-agent/hc-agent/metrics"
 )
@@ -373,14 +372,7 @@ func checkConfig(c *config.Config, getenv func(string) string) []error {
 	}
 	// The files the configuration names are part of it: a key or web config
 	// that does not load is found here, before the daemon starts.
-	for i, g := range c.Groups {
-		if g.KeyFile == "" {
-			continue
-		}
-		if _, err := floatingip.LoadKeyFile(g.KeyFile); err != nil {
-			errs = append(errs, fmt.Errorf("groups[%d].key_file: %w", i, err))
-		}
-	}
+	errs = append(errs, keyFileProblems(*c)...)
 	if err := metrics.ValidateWebConfig(c.Metrics.WebConfigFile); err != nil {
 		errs = append(errs, fmt.Errorf("metrics.web_config_file: %w", err))
 	}
