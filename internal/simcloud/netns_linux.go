@@ -74,6 +74,36 @@ type namespace struct {
 	nl     *netlink.Handle
 }
 
+// netnsMount makes netnsDir a shared mount point once per process.
+var netnsMount = sync.OnceValue(makeNetnsMount)
+
+// makeNetnsMount makes netnsDir a mount point with shared propagation, as
+// `ip netns add` does the first time it runs. vishvananda/netns mounts the
+// namespace files without doing so; when iproute2 later turns the
+// directory into a mount point (a test running `ip netns add` in
+// parallel), it binds it over the namespaces mounted so far, which hides
+// them: they can then neither be unmounted nor removed through the path,
+// and stay until reboot. Doing it first, here, means the later ip finds a
+// mount point and leaves it.
+func makeNetnsMount() error {
+	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", netnsDir, err)
+	}
+	for bound := false; ; bound = true {
+		err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINVAL) || bound {
+			return fmt.Errorf("make %s a shared mount: %w", netnsDir, err)
+		}
+		// EINVAL: not a mount point yet.
+		if err := unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s onto itself: %w", netnsDir, err)
+		}
+	}
+}
+
 // newNamespace creates the named namespace without moving the calling
 // goroutine's thread into it for longer than the creation takes.
 func newNamespace(name string) (*namespace, error) {
@@ -81,6 +111,9 @@ func newNamespace(name string) (*namespace, error) {
 		h   netns.NsHandle
 		err error
 	)
+	if err := netnsMount(); err != nil {
+		return nil, fmt.Errorf("create namespace %s: %w", name, err)
+	}
 	doErr := onLockedThread(func() error {
 		h, err = netns.NewNamed(name)
 		return err
