@@ -85,15 +85,42 @@ func TestApplyDryRunFloatingIPs(t *testing.T) {
 	md.SetSummary(metadata.Summary{Hostname: "web1", InstanceID: self, PublicIPv4: netip.MustParseAddr("192.0.2.10")})
 	md.SetPrivateNetworks(nil)
 	stateDir := t.TempDir()
-	cfg := writeFile(t, "config.yaml", "state_dir: "+stateDir+"\nmetadata:\n  endpoint: "+md.URL()+"\n  attempts: 1\napi:\n  endpoint: "+api.URL+"/v1\n", 0o644)
+	base := "state_dir: " + stateDir + "\nmetadata:\n  endpoint: " + md.URL() + "\n  attempts: 1\napi:\n  endpoint: " + api.URL + "/v1\n"
+	cfg := writeFile(t, "config.yaml", base, 0o644)
+	cfgOff := writeFile(t, "config.yaml", base+"floating_ips:\n  enabled: false\n", 0o644)
 
-	r := runCLI(t, map[string]string{"HCLOUD_TOKEN": token}, "apply", "--config", cfg, "--dry-run")
-	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
-	want := regexp.MustCompile(`^nothing to change\n` +
-		`add address 203\.0\.113\.1/32 dev \S+ \(floating ip of manager\)\n` +
-		`add address 2001:db8:5::1/64 dev \S+ \(floating ip of manager\)\n$`)
-	assert.Regexp(t, want, r.stdout)
-	assert.NotContains(t, r.stderr, token)
+	tests := []struct {
+		name       string
+		cfg, token string
+		wantCode   int
+		wantStdout *regexp.Regexp
+		wantStderr string
+	}{
+		{
+			name: "assigned here are planned", cfg: cfg, token: token,
+			wantStdout: regexp.MustCompile(`^nothing to change\n` +
+				`add address 203\.0\.113\.1/32 dev \S+ \(floating ip of manager\)\n` +
+				`add address 2001:db8:5::1/64 dev \S+ \(floating ip of manager\)\n$`),
+		},
+		{
+			name: "floating ips disabled", cfg: cfgOff, token: token,
+			wantStdout: regexp.MustCompile(`^nothing to change\nfloating_ips disabled: floating IP addresses not planned\n$`),
+		},
+		{
+			name: "api refuses the token", cfg: cfg, token: "not-the-token", wantCode: 1,
+			wantStdout: regexp.MustCompile(`^nothing to change\n$`),
+			wantStderr: "plan floating ip addresses",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, map[string]string{"HCLOUD_TOKEN": tc.token}, "apply", "--config", tc.cfg, "--dry-run")
+			require.Equal(t, tc.wantCode, r.code, "stderr: %s", r.stderr)
+			assert.Regexp(t, tc.wantStdout, r.stdout)
+			assert.Contains(t, r.stderr, tc.wantStderr)
+			assert.NotContains(t, r.stderr+r.stdout, tc.token)
+		})
+	}
 	for _, rec := range sim.RequestLog() {
 		assert.Equal(t, "GET", rec.Method, "dry run changes nothing: %s %s", rec.Method, rec.Path)
 	}
