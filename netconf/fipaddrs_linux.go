@@ -48,8 +48,8 @@ const (
 )
 
 // FloatingIPApplier configures floating IP addresses on the public NIC and
-// removes only those it added, next to the private networks: all host
-// configuration lives in netconf. Ownership is tracked per owner
+// removes only those it added, next to the private networks and with their
+// contract: DesiredFloatingIPs, Plan, Apply. Ownership is tracked per owner
 // ("manager", "group:NAME") and persisted as JSON at a path the daemon
 // gives, so that a restarted agent still knows what it added. It
 // implements floatingip.Host.
@@ -426,8 +426,9 @@ func (a *FloatingIPApplier) Apply(ctx context.Context, wants FloatingIPWants) ([
 }
 
 // Set makes exactly prefixes configured for owner, the other owners'
-// wants unchanged: it is Apply with owner's entry replaced. floatingip's
-// Manager and groups call it.
+// wants unchanged: it is Apply with owner's entry replaced, so it also puts
+// back an address another owner wants that someone deleted. floatingip's
+// Manager and groups call it (floatingip.Host).
 func (a *FloatingIPApplier) Set(ctx context.Context, owner string, prefixes []netip.Prefix) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
