@@ -154,12 +154,7 @@ func TestApplierFake(t *testing.T) {
 			for _, s := range tc.eth1 {
 				nl.addAddr("eth1", s)
 			}
-			state := filepath.Join(t.TempDir(), "owned.json")
-			if tc.owned != nil {
-				b, err := json.Marshal(tc.owned)
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(state, b, 0o644))
-			}
+			state := writeRecord(t, tc.owned)
 			a, err := NewFloatingIPApplier(nl, state, slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
 			// The record is loaded; without it a write shows.
@@ -470,12 +465,7 @@ func TestFloatingIPPlanApply(t *testing.T) {
 			for _, s := range tc.before {
 				nl.addAddr("eth0", s)
 			}
-			state := filepath.Join(t.TempDir(), "owned.json")
-			if tc.owned != nil {
-				b, err := json.Marshal(tc.owned)
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(state, b, 0o600))
-			}
+			state := writeRecord(t, tc.owned)
 			a, err := NewFloatingIPApplier(nl, state, nil)
 			require.NoError(t, err)
 
@@ -567,4 +557,17 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	require.NoError(t, err)
 	return b
+}
+
+// writeRecord writes owned as an ownership record in a new directory and
+// returns its path; nil writes none.
+func writeRecord(t *testing.T, owned map[string][]string) string {
+	t.Helper()
+	state := filepath.Join(t.TempDir(), "owned.json")
+	if owned != nil {
+		b, err := json.Marshal(owned)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(state, b, 0o644))
+	}
+	return state
 }
