@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // groupOwned returns Exclude for the Manager: true for a floating IP that a
@@ -82,3 +84,38 @@ type fipComponent struct {
 
 // Run runs the Manager until ctx is done.
 func (c fipComponent) Run(ctx context.Context) error { return c.m.Run(ctx) }
+
+// ManagerPrefixes returns the floating IP addresses the daemon's manager
+// would configure on server self now: one read of the floating IPs through
+// api, the same selection as the daemon (label selector, group-owned ones
+// left to the groups, the IPv6 host part), and no host change. `hc-agent
+// apply --dry-run` plans them.
+func ManagerPrefixes(ctx context.Context, cfg config.Config, self int64, api floatingip.Cloud) ([]netip.Prefix, error) {
+	ipv6Host, err := cfg.FloatingIPs.IPv6HostAddr()
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})
+	mc, err := managerConfig(cfg, metadata.Summary{InstanceID: self}, ipv6Host, m, func(Report) {})
+	if err != nil {
+		return nil, err
+	}
+	var rec planHost
+	mgr, err := floatingip.NewManager(mc, api, &rec, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Sync(ctx); err != nil {
+		return nil, err
+	}
+	return rec.prefixes, nil
+}
+
+// planHost is a floatingip.Host that only remembers what it was asked
+// to configure.
+type planHost struct{ prefixes []netip.Prefix }
+
+func (h *planHost) Set(_ context.Context, _ string, ps []netip.Prefix) error {
+	h.prefixes = slices.Clone(ps)
+	return nil
+}

@@ -298,7 +298,7 @@ func wanted(r netlink.Route, desired map[int][]Route) bool {
 func toNetlinkRoute(link int, r Route) *netlink.Route {
 	nr := &netlink.Route{
 		LinkIndex: link,
-		Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), 32)},
+		Dst:       ipconv.IPNet(r.Dst),
 		Protocol:  RouteProtocol,
 		Priority:  r.Metric,
 		Table:     unix.RT_TABLE_MAIN,
@@ -317,7 +317,7 @@ func toNetlinkRoute(link int, r Route) *netlink.Route {
 }
 
 func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
+	return &netlink.Addr{IPNet: ipconv.IPNet(p)}
 }
 
 // addrLabelSuffix marks the IPv4 addresses hc-agent adds. dhclient-script

@@ -1,5 +1,6 @@
-// Package netconf configures the private networks of a Hetzner Cloud server
-// from its metadata.
+// Package netconf configures the host side of a Hetzner Cloud server: the
+// private networks from its metadata, and the floating IP addresses on its
+// public NIC (fipdesired.go, fipaddrs_linux.go) with the same contract.
 //
 // It is split the way every reconciler in hc-agent is: Desired is a pure
 // function from metadata to the wanted state (this file, no netlink, builds

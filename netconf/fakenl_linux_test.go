@@ -8,32 +8,49 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // fakeNL is a stateful in-memory netlink that behaves like the kernel for the
-// calls netconf makes, counts reads and writes, and renders its state as
-// sorted text.
+// calls netconf makes (private networks and floating IP addresses), counts
+// reads and writes, and renders its state as sorted text. Its clock is
+// time.Now, so a test in a synctest bubble controls when the local route of
+// a new IPv6 address appears.
 type fakeNL struct {
 	mu     sync.Mutex
 	links  []netlink.LinkAttrs
 	addrs  []netlink.Addr
 	routes []netlink.Route
-	reads  int
-	writes int
+	// added is when each address was added, for the IPv6 local route.
+	added map[netip.Prefix]time.Time
+	// routeDelay is how long after an IPv6 address is added the kernel's
+	// local route to it appears; negative means never. Recent kernels add
+	// it within the add, older ones from a work queue after DAD.
+	routeDelay time.Duration
+	reads      int
+	writes     int
 	// fail makes the named method return the error (once per entry if
 	// failOnce is set).
 	fail     map[string]error
 	failOnce bool
+	// failAddr makes AddrReplace and AddrDel of one prefix fail.
+	failAddr map[netip.Prefix]error
 	// interrupt makes the next n dumps return netlink.ErrDumpInterrupted.
 	interrupt int
 }
 
-var _ nlHandle = (*fakeNL)(nil)
+var (
+	_ nlHandle  = (*fakeNL)(nil)
+	_ fipHandle = (*fakeNL)(nil)
+)
 
-func newFakeNL() *fakeNL { return &fakeNL{fail: map[string]error{}} }
+func newFakeNL() *fakeNL {
+	return &fakeNL{fail: map[string]error{}, failAddr: map[netip.Prefix]error{}, added: map[netip.Prefix]time.Time{}}
+}
 
 // addLink adds a link and returns its index.
 func (f *fakeNL) addLink(name, mac string, mtu int, up bool) int {
@@ -83,12 +100,53 @@ func (f *fakeNL) name(ix int) string {
 	return fmt.Sprintf("if%d", ix)
 }
 
-// addAddr puts an address on a link as someone else (DHCP, image) would.
-func (f *fakeNL) addAddr(dev, prefix string) {
+// addAddr puts an address on a link as someone else (DHCP, image) would;
+// "nodad" after the prefix sets IFA_F_NODAD ("2001:db8::1/64 nodad").
+func (f *fakeNL) addAddr(dev, s string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := netip.MustParsePrefix(prefix)
-	f.addrs = append(f.addrs, netlink.Addr{IPNet: ipnet(p), LinkIndex: f.index(dev)})
+	fields := strings.Fields(s)
+	p := netip.MustParsePrefix(fields[0])
+	a := netlink.Addr{IPNet: ipconv.IPNet(p), LinkIndex: f.index(dev)}
+	if slices.Contains(fields[1:], "nodad") {
+		a.Flags |= unix.IFA_F_NODAD
+	}
+	f.addrs = append(f.addrs, a)
+	f.added[p] = time.Now()
+}
+
+// delAddr removes an address as someone else would.
+func (f *fakeNL) delAddr(dev, prefix string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ix := netip.MustParsePrefix(prefix), f.index(dev)
+	f.addrs = slices.DeleteFunc(f.addrs, func(a netlink.Addr) bool { return a.LinkIndex == ix && addrPrefix(a) == p })
+}
+
+// setRouteDelay sets routeDelay.
+func (f *fakeNL) setRouteDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.routeDelay = d
+}
+
+// addrState renders every address as "dev prefix[ nodad]", sorted.
+func (f *fakeNL) addrState() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, a := range f.addrs {
+		out = append(out, f.name(a.LinkIndex)+" "+addrPrefix(a).String()+nodad(a))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func nodad(a netlink.Addr) string {
+	if a.Flags&unix.IFA_F_NODAD != 0 {
+		return " nodad"
+	}
+	return ""
 }
 
 // addRoute adds a route as someone else would. gw may be "".
@@ -97,7 +155,7 @@ func (f *fakeNL) addRoute(dst, gw, dev string, proto, metric int) {
 	defer f.mu.Unlock()
 	r := netlink.Route{
 		LinkIndex: f.index(dev),
-		Dst:       ipnet(netip.MustParsePrefix(dst)),
+		Dst:       ipconv.IPNet(netip.MustParsePrefix(dst)),
 		Protocol:  netlink.RouteProtocol(proto),
 		Priority:  metric,
 		Table:     unix.RT_TABLE_MAIN,
@@ -111,14 +169,32 @@ func (f *fakeNL) addRoute(dst, gw, dev string, proto, metric int) {
 	f.routes = append(f.routes, r)
 }
 
-func ipnet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
 func (f *fakeNL) counts() (reads, writes int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.reads, f.writes
+}
+
+func (f *fakeNL) writeCount() int {
+	_, w := f.counts()
+	return w
+}
+
+// newFIPNL returns a host for the floating IP applier: eth0, the public NIC
+// (96: MAC), and eth1, a private network NIC (86: MAC). Without public,
+// eth0's MAC is not a 96: one and eth1 carries the IPv4 default route.
+func newFIPNL(public bool) *fakeNL {
+	f := newFakeNL()
+	mac0 := "96:00:00:00:00:01"
+	if !public {
+		mac0 = "02:00:00:00:00:01"
+	}
+	f.addLink("eth0", mac0, 1500, true)
+	f.addLink("eth1", "86:00:00:00:00:02", 1450, true)
+	if !public {
+		f.addRoute("0.0.0.0/0", "172.31.1.1", "eth1", unix.RTPROT_DHCP, 0)
+	}
+	return f
 }
 
 func (f *fakeNL) resetCounts() {
@@ -148,7 +224,7 @@ func (f *fakeNL) String() string {
 		lines = append(lines, fmt.Sprintf("link %s %s mtu %d %s", l.Name, l.HardwareAddr, l.MTU, state))
 	}
 	for _, a := range f.addrs {
-		lines = append(lines, fmt.Sprintf("addr %s dev %s", addrPrefix(a), f.name(a.LinkIndex)))
+		lines = append(lines, fmt.Sprintf("addr %s dev %s", addrPrefix(a), f.name(a.LinkIndex))+nodad(a))
 	}
 	for _, r := range f.routes {
 		s := "route " + routeDst(r).String()
@@ -235,8 +311,11 @@ func (f *fakeNL) AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
 		if link != nil && link.Attrs().Index != a.LinkIndex {
 			continue
 		}
+		if is4 := addrPrefix(a).Addr().Is4(); (family == netlink.FAMILY_V4 && !is4) || (family == netlink.FAMILY_V6 && is4) {
+			continue
+		}
 		c := a
-		c.IPNet = ipnet(addrPrefix(a))
+		c.IPNet = ipconv.IPNet(addrPrefix(a))
 		out = append(out, c)
 	}
 	return out, nil
@@ -250,12 +329,17 @@ func (f *fakeNL) AddrReplace(link netlink.Link, addr *netlink.Addr) error {
 		return err
 	}
 	p := addrPrefix(*addr)
-	for _, a := range f.addrs {
+	if err := f.failAddr[p]; err != nil {
+		return err
+	}
+	for i, a := range f.addrs {
 		if a.LinkIndex == l.Index && addrPrefix(a) == p {
+			f.addrs[i].Flags = addr.Flags // replace updates the flags
 			return nil
 		}
 	}
-	f.addrs = append(f.addrs, netlink.Addr{IPNet: ipnet(p), LinkIndex: l.Index})
+	f.addrs = append(f.addrs, netlink.Addr{IPNet: ipconv.IPNet(p), LinkIndex: l.Index, Flags: addr.Flags})
+	f.added[p] = time.Now()
 	return nil
 }
 
@@ -267,6 +351,9 @@ func (f *fakeNL) AddrDel(link netlink.Link, addr *netlink.Addr) error {
 		return err
 	}
 	p := addrPrefix(*addr)
+	if err := f.failAddr[p]; err != nil {
+		return err
+	}
 	n := len(f.addrs)
 	f.addrs = slices.DeleteFunc(f.addrs, func(a netlink.Addr) bool { return a.LinkIndex == l.Index && addrPrefix(a) == p })
 	if len(f.addrs) == n {
@@ -284,7 +371,7 @@ func (f *fakeNL) RouteListFiltered(family int, filter *netlink.Route, mask uint6
 	var out []netlink.Route
 	for _, r := range f.routes {
 		c := r
-		c.Dst = ipnet(routeDst(r))
+		c.Dst = ipconv.IPNet(routeDst(r))
 		c.Gw = slices.Clone(r.Gw)
 		out = append(out, c)
 	}
@@ -304,7 +391,7 @@ func (f *fakeNL) RouteReplace(route *netlink.Route) error {
 		return unix.ENODEV
 	}
 	r := *route
-	r.Dst = ipnet(routeDst(*route))
+	r.Dst = ipconv.IPNet(routeDst(*route))
 	r.Gw = slices.Clone(route.Gw)
 	if r.Table == 0 {
 		r.Table = unix.RT_TABLE_MAIN
@@ -339,13 +426,28 @@ func (f *fakeNL) RouteDel(route *netlink.Route) error {
 	return unix.ESRCH
 }
 
-// RouteGet is a longest-prefix match over the routes, lowest metric first.
+// RouteGet answers local for an address of a link (an IPv6 one once
+// routeDelay passed since it was added), as the kernel's local table does,
+// and otherwise is a longest-prefix match over the routes, lowest metric
+// first.
 func (f *fakeNL) RouteGet(dst net.IP) ([]netlink.Route, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
-	ip, _ := netip.AddrFromSlice(dst)
+	ip, ok := netip.AddrFromSlice(dst)
+	if !ok {
+		return nil, unix.EINVAL
+	}
 	ip = ip.Unmap()
+	for _, a := range f.addrs {
+		p := addrPrefix(a)
+		if p.Addr() != ip {
+			continue
+		}
+		if ip.Is4() || (f.routeDelay >= 0 && !time.Now().Before(f.added[p].Add(f.routeDelay))) {
+			return []netlink.Route{{Type: unix.RTN_LOCAL, LinkIndex: a.LinkIndex, Dst: ipconv.IPNet(netip.PrefixFrom(ip, ip.BitLen()))}}, nil
+		}
+	}
 	var best *netlink.Route
 	for i, r := range f.routes {
 		d := routeDst(r)
@@ -360,7 +462,7 @@ func (f *fakeNL) RouteGet(dst net.IP) ([]netlink.Route, error) {
 	if best == nil {
 		return nil, unix.ENETUNREACH
 	}
-	return []netlink.Route{{LinkIndex: best.LinkIndex, Gw: slices.Clone(best.Gw), Dst: ipnet(netip.PrefixFrom(ip, 32))}}, nil
+	return []netlink.Route{{Type: unix.RTN_UNICAST, LinkIndex: best.LinkIndex, Gw: slices.Clone(best.Gw), Dst: ipconv.IPNet(netip.PrefixFrom(ip, ip.BitLen()))}}, nil
 }
 
 func mustLink(t testing.TB, f *fakeNL, name string) netlink.Link {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,13 +22,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fipHandle is the part of netlink the applier uses.
+// fipHandle is the part of netlink the floating IP applier uses, a subset
+// of nlHandle.
 type fipHandle interface {
 	LinkList() ([]netlink.Link, error)
 	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
 	AddrReplace(link netlink.Link, addr *netlink.Addr) error
 	AddrDel(link netlink.Link, addr *netlink.Addr) error
-	RouteList(link netlink.Link, family int) ([]netlink.Route, error)
+	RouteListFiltered(family int, filter *netlink.Route, filterMask uint64) ([]netlink.Route, error)
 	RouteGet(destination net.IP) ([]netlink.Route, error)
 }
 
@@ -45,8 +48,8 @@ const (
 )
 
 // FloatingIPApplier configures floating IP addresses on the public NIC and
-// removes only those it added, next to the private networks: all host
-// configuration lives in netconf. Ownership is tracked per owner
+// removes only those it added, next to the private networks and with their
+// contract: DesiredFloatingIPs, Plan, Apply. Ownership is tracked per owner
 // ("manager", "group:NAME") and persisted as JSON at a path the daemon
 // gives, so that a restarted agent still knows what it added. It
 // implements floatingip.Host.
@@ -59,7 +62,9 @@ type FloatingIPApplier struct {
 	routeWait time.Duration
 
 	mu    sync.Mutex
-	owned map[string][]string // owner -> sorted prefixes
+	owned map[string][]string // owner -> sorted prefixes it added
+	// wants is what each owner asked for last; see Wants.
+	wants FloatingIPWants
 	// nic is the name of the public NIC last selected, to log a change once.
 	nic string
 	// noRoute holds IPv6 addresses hc-agent added whose local route did not
@@ -90,6 +95,12 @@ func NewFloatingIPApplier(nl fipHandle, statePath string, log *slog.Logger) (*Fl
 				return nil, fmt.Errorf("parse floating ip state %s: %w", statePath, err)
 			}
 			a.owned = o
+		}
+	}
+	a.wants = FloatingIPWants{}
+	for o, ss := range a.owned {
+		for _, s := range ss {
+			a.wants[o] = append(a.wants[o], netip.MustParsePrefix(s)) // parsed above
 		}
 	}
 	return a, nil
@@ -127,211 +138,162 @@ func parseFloatingIPOwned(b []byte) (map[string][]string, error) {
 	return out, nil
 }
 
-// publicLink finds the public NIC: the link whose MAC starts with 96:, else
-// the link of the IPv4 default route.
-//
-// A 96: first byte does not single out one link: the kernel gives veth,
-// bridge, macvlan and tun links a random locally administered MAC, whose
-// first byte is 0x96 once in 64 (Docker and Kubernetes hosts have many such
-// links). So when several links match, the one carrying the IPv4 default
-// route wins, then the one carrying the IPv6 default route (a Hetzner public
-// NIC has both, an IPv6-only server the latter), then one whose MAC starts
-// with 96:00 like the MACs Hetzner assigns (a random MAC does once in
-// 16384), then the lowest interface index, since the NICs of the machine
-// register before links created later.
-func (a *FloatingIPApplier) publicLink() (netlink.Link, error) {
-	links, err := a.nl.LinkList()
-	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
-	var cands []netlink.Link
-	for _, l := range links {
-		if mac := l.Attrs().HardwareAddr; len(mac) == 6 && mac[0] == publicMACPrefix {
-			cands = append(cands, l)
-		}
-	}
-	var link netlink.Link
-	matched := len(cands)
-	switch matched {
-	case 0:
-		v4, err := a.defaultRouteLinks(netlink.FAMILY_V4)
-		if err != nil {
-			return nil, err
-		}
-		for _, idx := range v4 {
-			for _, l := range links {
-				if l.Attrs().Index == idx {
-					link = l
-					break
-				}
-			}
-			if link != nil {
-				break
-			}
-		}
-		if link == nil {
-			return nil, errors.New("find public nic: no link with a 96: mac and no default route")
-		}
-	case 1:
-		link = cands[0]
-	default:
-		// narrow keeps the candidates for which keep holds, unless none do.
-		narrow := func(keep func(netlink.Link) bool) {
-			if n := slices.DeleteFunc(slices.Clone(cands), func(l netlink.Link) bool { return !keep(l) }); len(n) > 0 {
-				cands = n
-			}
-		}
-		for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-			idxs, err := a.defaultRouteLinks(family)
-			if err != nil {
-				return nil, err
-			}
-			narrow(func(l netlink.Link) bool { return slices.Contains(idxs, l.Attrs().Index) })
-		}
-		narrow(func(l netlink.Link) bool { return l.Attrs().HardwareAddr[1] == 0 })
-		link = slices.MinFunc(cands, func(x, y netlink.Link) int { return x.Attrs().Index - y.Attrs().Index })
-	}
-	if name := link.Attrs().Name; name != a.nic {
-		// A state transition: logged once, not on every Set.
-		a.log.Info("public nic selected", "dev", name, "mac", link.Attrs().HardwareAddr.String(), "mac_matches", matched)
-		a.nic = name
-	}
-	return link, nil
-}
-
-// defaultRouteLinks returns the indexes of the links that carry a default
-// route of family in the main table, in the kernel's order.
-func (a *FloatingIPApplier) defaultRouteLinks(family int) ([]int, error) {
-	routes, err := a.nl.RouteList(nil, family)
-	if err != nil {
-		return nil, fmt.Errorf("list routes of family %d: %w", family, err)
-	}
-	var out []int
-	for _, r := range routes {
-		if r.Dst != nil && (!r.Dst.IP.IsUnspecified() || !isZeroMask(r.Dst.Mask)) {
-			continue
-		}
-		if r.LinkIndex > 0 {
-			out = append(out, r.LinkIndex)
-		}
-		for _, nh := range r.MultiPath {
-			if nh != nil && nh.LinkIndex > 0 {
-				out = append(out, nh.LinkIndex)
-			}
-		}
-	}
-	return out, nil
-}
-
-// isZeroMask reports whether m is a /0 mask.
-func isZeroMask(m net.IPMask) bool {
-	ones, bits := m.Size()
-	return ones == 0 && bits > 0
-}
-
-// Set makes exactly prefixes configured for owner: it adds the missing ones
-// (IPv6 without duplicate address detection), removes those owner added
-// before and no longer wants (unless another owner still wants them), and
-// never removes an address it did not add. After adding an IPv6 address it
-// waits, up to a second, for the kernel's local route to it, so that
-// traffic to the address is received when Set returns. It makes no netlink
-// writes and no state file write when nothing changes; it keeps going past
-// one failure and returns all errors joined.
-func (a *FloatingIPApplier) Set(ctx context.Context, owner string, prefixes []netip.Prefix) error {
+// Wants returns what each owner wants now: what it last asked for, or,
+// before its first Set, what the ownership record says it added (a
+// restarted agent keeps every owner's addresses until the owner says
+// otherwise).
+func (a *FloatingIPApplier) Wants() FloatingIPWants {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.wants.Clone()
+}
+
+// fipSnapshot is the kernel state a floating IP plan works from: the
+// public NIC and the addresses on it.
+type fipSnapshot struct {
+	link    netlink.Link
+	present map[netip.Prefix]bool
+}
+
+func (a *FloatingIPApplier) readSnapshot() (fipSnapshot, error) {
 	link, err := a.publicLink()
 	if err != nil {
-		return err
+		return fipSnapshot{}, err
 	}
 	dev := link.Attrs().Name
-	present := map[netip.Prefix]bool{}
-	addrs, err := a.nl.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := retryDump("addresses of "+dev, func() ([]netlink.Addr, error) { return a.nl.AddrList(link, netlink.FAMILY_ALL) })
 	if err != nil {
-		return fmt.Errorf("list addresses of %s: %w", dev, err)
+		return fipSnapshot{}, err
 	}
+	present := make(map[netip.Prefix]bool, len(addrs))
 	for _, ad := range addrs {
 		if p, ok := ipconv.Prefix(ad.IPNet); ok {
 			present[p] = true
 		}
 	}
-	want := map[string]bool{}
-	for _, p := range prefixes {
-		want[p.String()] = true
+	return fipSnapshot{link: link, present: present}, nil
+}
+
+// Plan returns the changes Apply(ctx, wants) would make, without writing
+// anything.
+func (a *FloatingIPApplier) Plan(ctx context.Context, wants FloatingIPWants) ([]Change, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("plan floating ip addresses: %w", err)
 	}
-	var errs []error
-	var waitFor []netip.Prefix
-	owned := slices.Clone(a.owned[owner])
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	snap, err := a.readSnapshot()
+	if err != nil {
+		return nil, fmt.Errorf("plan floating ip addresses: %w", err)
+	}
+	p := makeFIPPlan(snap.link.Attrs().Name, snap.present, wants, a.owned, a.noRoute)
+	changes := make([]Change, 0, len(p.steps))
+	for _, s := range p.steps {
+		changes = append(changes, s.change)
+	}
+	return changes, nil
+}
+
+// Apply makes wants the configured floating IP addresses and returns the
+// writes it made (or attempted, see the error). It reads the actual state,
+// adds before it removes, adds IPv6 addresses without duplicate address
+// detection and then waits, up to a second, for the kernel's local route
+// to them, so that traffic to them is received when Apply returns. It
+// removes only addresses an owner added and nobody wants any more, treats
+// "already gone" as done, keeps going past a failed write and returns all
+// errors joined. The ownership record changes only for writes that
+// succeeded and is saved only when it changed: with nothing to change
+// Apply makes no netlink write and no file write.
+func (a *FloatingIPApplier) Apply(ctx context.Context, wants FloatingIPWants) ([]Change, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.apply(ctx, wants)
+}
+
+// Set makes exactly prefixes configured for owner, the other owners'
+// wants unchanged: it is Apply with owner's entry replaced, so it also puts
+// back an address another owner wants that someone deleted. floatingip's
+// Manager and groups call it (floatingip.Host).
+func (a *FloatingIPApplier) Set(ctx context.Context, owner string, prefixes []netip.Prefix) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w := a.wants.Clone()
+	w[owner] = slices.Clone(prefixes)
+	_, err := a.apply(ctx, w)
+	return err
+}
+
+func (a *FloatingIPApplier) apply(ctx context.Context, wants FloatingIPWants) ([]Change, error) {
+	snap, err := a.readSnapshot()
+	if err != nil {
+		return nil, fmt.Errorf("apply floating ip addresses: %w", err)
+	}
+	link := snap.link
+	dev := link.Attrs().Name
+	p := makeFIPPlan(dev, snap.present, wants, a.owned, a.noRoute)
+	a.wants = wants.Clone()
+	for o, ps := range a.wants {
+		if len(ps) == 0 {
+			delete(a.wants, o)
+		}
+	}
+	record := p.record
+	var (
+		errs    []error
+		changes []Change
+		waitFor = p.recheck
+	)
 	// Add before delete.
-	for _, p := range prefixes {
-		s := p.String()
-		if present[p] {
-			if !slices.Contains(owned, s) && a.ownedByAnyone(s) {
-				owned = append(owned, s)
-			}
-			if a.noRoute[p] && slices.Contains(owned, s) {
-				// Added earlier without its local route showing up: look
-				// again (a read, not a write).
-				waitFor = append(waitFor, p)
-			}
+	for _, s := range p.steps {
+		if !s.add {
 			continue
 		}
-		addr := &netlink.Addr{IPNet: ipconv.IPNet(p)}
-		if p.Addr().Is6() {
+		changes = append(changes, s.change)
+		addr := &netlink.Addr{IPNet: ipconv.IPNet(s.prefix)}
+		if s.prefix.Addr().Is6() {
 			addr.Flags = unix.IFA_F_NODAD
 		}
 		if err := a.nl.AddrReplace(link, addr); err != nil {
-			errs = append(errs, fmt.Errorf("replace address %v dev %s: %w", p, dev, err))
+			errs = append(errs, fmt.Errorf("replace address %v dev %s: %w", s.prefix, dev, err))
 			continue
 		}
-		present[p] = true
-		a.log.Info("floating ip configured", "owner", owner, "addr", s, "dev", dev)
-		if !slices.Contains(owned, s) {
-			owned = append(owned, s)
+		a.log.Info("floating ip configured", "owner", strings.Join(s.owners, ","), "addr", s.prefix.String(), "dev", dev)
+		for _, o := range s.owners {
+			record[o] = append(record[o], s.prefix.String())
 		}
-		if p.Addr().Is6() {
-			waitFor = append(waitFor, p)
+		if s.prefix.Addr().Is6() {
+			waitFor = append(waitFor, s.prefix)
 		}
 	}
 	errs = append(errs, a.waitLocalRoutes(ctx, dev, waitFor)...)
-	var keep []string
-	for _, s := range owned {
-		if want[s] {
-			keep = append(keep, s)
+	for _, s := range p.steps {
+		if s.add {
 			continue
 		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
+		changes = append(changes, s.change)
+		if err := a.nl.AddrDel(link, &netlink.Addr{IPNet: ipconv.IPNet(s.prefix)}); err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("delete address %v dev %s: %w", s.prefix, dev, err))
 			continue
 		}
-		if a.wantedByOther(owner, s) {
-			continue
+		a.log.Info("floating ip removed", "owner", strings.Join(s.owners, ","), "addr", s.prefix.String(), "dev", dev)
+		for _, o := range s.owners {
+			record[o] = slices.DeleteFunc(record[o], func(x string) bool { return x == s.prefix.String() })
 		}
-		if !present[p] {
-			delete(a.noRoute, p)
-			continue
-		}
-		if err := a.nl.AddrDel(link, &netlink.Addr{IPNet: ipconv.IPNet(p)}); err != nil &&
-			!errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete address %v dev %s: %w", p, dev, err))
-			keep = append(keep, s)
-			continue
-		}
-		delete(a.noRoute, p)
-		a.log.Info("floating ip removed", "owner", owner, "addr", s, "dev", dev)
 	}
-	slices.Sort(keep)
-	if !slices.Equal(keep, a.owned[owner]) {
-		if len(keep) == 0 {
-			delete(a.owned, owner)
-		} else {
-			a.owned[owner] = keep
+	normalizeRecord(record)
+	// An address nobody owns any more is not waited for either.
+	for pfx := range a.noRoute {
+		if !recordHas(record, pfx.String()) {
+			delete(a.noRoute, pfx)
 		}
+	}
+	if !maps.EqualFunc(record, a.owned, slices.Equal) {
+		a.owned = record
 		if err := a.save(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return changes, errors.Join(errs...)
 }
 
 // errNoLocalRoute says that the kernel has no local route for an address
@@ -407,26 +369,6 @@ func (a *FloatingIPApplier) hasLocalRoute(p netip.Prefix) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// ownedByAnyone reports whether some owner added s, so another owner may
-// share it; an address nobody added stays foreign.
-func (a *FloatingIPApplier) ownedByAnyone(s string) bool {
-	for _, ps := range a.owned {
-		if slices.Contains(ps, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func (a *FloatingIPApplier) wantedByOther(owner, s string) bool {
-	for o, ps := range a.owned {
-		if o != owner && slices.Contains(ps, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // Owned returns the prefixes owner added, sorted.

@@ -3,6 +3,7 @@ package netconf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,23 +147,14 @@ func TestApplierFake(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			nl := newFIPNL()
-			if tc.noPublic {
-				nl.links = nl.links[1:]
-				nl.defaultLink = 3
-			}
+			nl := newFIPNL(!tc.noPublic)
 			for _, s := range tc.before {
-				nl.add(2, s)
+				nl.addAddr("eth0", s)
 			}
 			for _, s := range tc.eth1 {
-				nl.add(3, s)
+				nl.addAddr("eth1", s)
 			}
-			state := filepath.Join(t.TempDir(), "owned.json")
-			if tc.owned != nil {
-				b, err := json.Marshal(tc.owned)
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(state, b, 0o644))
-			}
+			state := writeRecord(t, tc.owned)
 			a, err := NewFloatingIPApplier(nl, state, slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
 			// The record is loaded; without it a write shows.
@@ -174,7 +167,7 @@ func TestApplierFake(t *testing.T) {
 					require.NoError(t, err)
 				}
 			}
-			assert.Equal(t, tc.want, nl.state())
+			assert.Equal(t, tc.want, nl.addrState())
 			assert.Equal(t, tc.wantWrites, nl.writeCount(), "netlink writes")
 			got := map[string][]string{}
 			for o := range tc.wantOwned {
@@ -209,11 +202,11 @@ func TestApplierFake(t *testing.T) {
 // TestApplierPartialFailure checks that one failing address neither stops
 // the others nor enters the record, and that a failed delete stays owned.
 func TestApplierPartialFailure(t *testing.T) {
-	nl := newFIPNL()
-	nl.add(2, "203.0.113.9/32")
+	nl := newFIPNL(true)
+	nl.addAddr("eth0", "203.0.113.9/32")
 	bad := netip.MustParsePrefix("203.0.113.2/32")
-	nl.failReplace = map[netip.Prefix]error{bad: unix.EPERM}
-	nl.failDel = map[netip.Prefix]error{netip.MustParsePrefix("203.0.113.9/32"): unix.EBUSY}
+	nl.failAddr[bad] = unix.EPERM
+	nl.failAddr[netip.MustParsePrefix("203.0.113.9/32")] = unix.EBUSY
 	a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	a.owned["manager"] = []string{"203.0.113.9/32"}
@@ -224,7 +217,7 @@ func TestApplierPartialFailure(t *testing.T) {
 	assert.ErrorIs(t, err, unix.EBUSY)
 	assert.ErrorContains(t, err, "replace address 203.0.113.2/32 dev eth0")
 	assert.ErrorContains(t, err, "delete address 203.0.113.9/32 dev eth0")
-	assert.Equal(t, []string{"eth0 203.0.113.1/32", "eth0 203.0.113.9/32"}, nl.state())
+	assert.Equal(t, []string{"eth0 203.0.113.1/32", "eth0 203.0.113.9/32"}, nl.addrState())
 	assert.Equal(t, []string{"203.0.113.1/32", "203.0.113.9/32"}, a.Owned("manager"))
 	assert.False(t, a.Configured(bad.Addr()))
 }
@@ -247,7 +240,7 @@ func TestApplierLocalRoute(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				nl := newFIPNL()
+				nl := newFIPNL(true)
 				nl.routeDelay = tc.delay
 				a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 				require.NoError(t, err)
@@ -256,7 +249,7 @@ func TestApplierLocalRoute(t *testing.T) {
 				elapsed := time.Since(start)
 				assert.GreaterOrEqual(t, elapsed, tc.wantElapsed)
 				assert.LessOrEqual(t, elapsed, time.Second)
-				assert.Equal(t, []string{"eth0 2001:db8:1:2::1/64 nodad", "eth0 203.0.113.1/32"}, nl.state())
+				assert.Equal(t, []string{"eth0 2001:db8:1:2::1/64 nodad", "eth0 203.0.113.1/32"}, nl.addrState())
 				assert.Equal(t, []netip.Prefix{v4, v6}, a.Addresses())
 				assert.True(t, a.Configured(v4.Addr()))
 				if !tc.wantErr {
@@ -271,9 +264,7 @@ func TestApplierLocalRoute(t *testing.T) {
 
 				// The route shows up later: the next Set sees it without
 				// a write.
-				nl.mu.Lock()
-				nl.routeDelay = 0
-				nl.mu.Unlock()
+				nl.setRouteDelay(0)
 				writes := nl.writeCount()
 				require.NoError(t, a.Set(t.Context(), "manager", []netip.Prefix{v4, v6}))
 				assert.Equal(t, writes, nl.writeCount())
@@ -283,7 +274,7 @@ func TestApplierLocalRoute(t *testing.T) {
 	}
 	t.Run("cancelled context ends the wait", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			nl := newFIPNL()
+			nl := newFIPNL(true)
 			nl.routeDelay = -1
 			a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
@@ -300,7 +291,7 @@ func TestApplierLocalRoute(t *testing.T) {
 
 // TestApplierAccessors checks Addresses and Configured across owners.
 func TestApplierAccessors(t *testing.T) {
-	nl := newFIPNL()
+	nl := newFIPNL(true)
 	a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	assert.Empty(t, a.Addresses())
@@ -327,11 +318,11 @@ func TestApplierAccessors(t *testing.T) {
 	assert.False(t, a.Configured(netip.MustParseAddr("2001:db8::1")))
 
 	t.Run("deleted behind our back is restored", func(t *testing.T) {
-		nl.del(2, "203.0.113.2/32")
+		nl.delAddr("eth0", "203.0.113.2/32")
 		writes := nl.writeCount()
 		require.NoError(t, a.Set(t.Context(), "manager", prefixes("203.0.113.2/32", "203.0.113.10/32")))
 		assert.Equal(t, writes+1, nl.writeCount())
-		assert.Equal(t, []string{"eth0 203.0.113.10/32", "eth0 203.0.113.2/32"}, nl.state())
+		assert.Equal(t, []string{"eth0 203.0.113.10/32", "eth0 203.0.113.2/32"}, nl.addrState())
 	})
 }
 
@@ -395,7 +386,7 @@ func FuzzParseFloatingIPOwned(f *testing.F) {
 // BenchmarkApplierSetUnchanged measures the steady-state Set: reads only,
 // no writes, no state file write.
 func BenchmarkApplierSetUnchanged(b *testing.B) {
-	nl := newFIPNL()
+	nl := newFIPNL(true)
 	a, err := NewFloatingIPApplier(nl, filepath.Join(b.TempDir(), "owned.json"), slog.New(slog.DiscardHandler))
 	require.NoError(b, err)
 	ps := prefixes("203.0.113.1/32", "203.0.113.2/32", "2001:db8:1:2::1/64")
@@ -409,4 +400,174 @@ func BenchmarkApplierSetUnchanged(b *testing.B) {
 	if nl.writeCount() != writes {
 		b.Fatalf("unchanged Set wrote: %d writes, want %d", nl.writeCount(), writes)
 	}
+}
+
+// TestFloatingIPPlanApply checks the Plan/Apply contract: Plan lists the
+// changes with reasons and writes nothing, Apply makes exactly those
+// changes, and a second Apply makes zero writes and leaves the record file
+// alone.
+func TestFloatingIPPlanApply(t *testing.T) {
+	tests := []struct {
+		name   string
+		before []string            // on eth0
+		owned  map[string][]string // record at start
+		wants  FloatingIPWants
+		want   []string // changes
+		// wantOwned is the record after Apply.
+		wantOwned map[string][]string
+	}{
+		{
+			name:      "nothing to change",
+			want:      []string{},
+			wantOwned: map[string][]string{},
+		},
+		{
+			name:   "add before remove, reasons name the owners",
+			before: []string{"203.0.113.9/32"},
+			owned:  map[string][]string{"manager": {"203.0.113.9/32"}},
+			wants: FloatingIPWants{
+				"manager":   {netip.MustParsePrefix("203.0.113.1/32")},
+				"group:web": {netip.MustParsePrefix("203.0.113.1/32"), netip.MustParsePrefix("2001:db8::1/64")},
+			},
+			want: []string{
+				"add address 203.0.113.1/32 dev eth0 (floating ip of group:web, manager)",
+				"add address 2001:db8::1/64 dev eth0 (floating ip of group:web)",
+				"remove address 203.0.113.9/32 dev eth0 (floating ip of manager no longer wanted)",
+			},
+			wantOwned: map[string][]string{"group:web": {"2001:db8::1/64", "203.0.113.1/32"}, "manager": {"203.0.113.1/32"}},
+		},
+		{
+			name:      "owned address deleted by someone else is restored",
+			owned:     map[string][]string{"manager": {"203.0.113.1/32"}},
+			wants:     FloatingIPWants{"manager": {netip.MustParsePrefix("203.0.113.1/32")}},
+			want:      []string{"add address 203.0.113.1/32 dev eth0 (floating ip of manager, deleted by someone else)"},
+			wantOwned: map[string][]string{"manager": {"203.0.113.1/32"}},
+		},
+		{
+			name:      "foreign address is left alone",
+			before:    []string{"198.51.100.9/32"},
+			wants:     FloatingIPWants{"manager": {netip.MustParsePrefix("198.51.100.9/32")}},
+			want:      []string{},
+			wantOwned: map[string][]string{},
+		},
+		{
+			name:      "one removal for an address two owners no longer want",
+			before:    []string{"203.0.113.1/32"},
+			owned:     map[string][]string{"manager": {"203.0.113.1/32"}, "group:web": {"203.0.113.1/32"}},
+			wants:     FloatingIPWants{},
+			want:      []string{"remove address 203.0.113.1/32 dev eth0 (floating ip of group:web, manager no longer wanted)"},
+			wantOwned: map[string][]string{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			nl := newFIPNL(true)
+			for _, s := range tc.before {
+				nl.addAddr("eth0", s)
+			}
+			state := writeRecord(t, tc.owned)
+			a, err := NewFloatingIPApplier(nl, state, nil)
+			require.NoError(t, err)
+
+			planned, err := a.Plan(t.Context(), tc.wants)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, changeStrings(planned), "plan")
+			assert.Zero(t, nl.writeCount(), "plan writes nothing")
+
+			applied, err := a.Apply(t.Context(), tc.wants)
+			require.NoError(t, err)
+			assert.Equal(t, changeStrings(planned), changeStrings(applied), "apply makes the planned changes")
+			assert.Equal(t, len(tc.want), nl.writeCount(), "one write per change")
+			got, err := parseFloatingIPOwned(mustRead(t, state))
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantOwned, got, "saved record")
+
+			// Twice: zero writes, the record file untouched.
+			require.NoError(t, os.RemoveAll(state))
+			nl.resetCounts()
+			again, err := a.Apply(t.Context(), tc.wants)
+			require.NoError(t, err)
+			assert.Empty(t, again)
+			assert.Zero(t, nl.writeCount(), "second apply writes")
+			assert.NoFileExists(t, state, "second apply rewrote the record")
+			assert.Equal(t, tc.wants.Clone(), nonEmpty(a.Wants()))
+		})
+	}
+}
+
+// TestFloatingIPApplyDumps checks that interrupted dumps are retried and
+// that a dump that keeps failing changes nothing.
+func TestFloatingIPApplyDumps(t *testing.T) {
+	want := FloatingIPWants{"manager": prefixes("203.0.113.1/32")}
+	t.Run("interrupted dumps are retried", func(t *testing.T) {
+		nl := newFIPNL(true)
+		nl.interrupt = dumpAttempts - 1
+		a, err := NewFloatingIPApplier(nl, "", nil)
+		require.NoError(t, err)
+		_, err = a.Apply(t.Context(), want)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"eth0 203.0.113.1/32"}, nl.addrState())
+	})
+	t.Run("a dump that keeps failing changes nothing", func(t *testing.T) {
+		nl := newFIPNL(true)
+		nl.interrupt = 100
+		a, err := NewFloatingIPApplier(nl, "", nil)
+		require.NoError(t, err)
+		_, err = a.Apply(t.Context(), want)
+		assert.ErrorIs(t, err, netlink.ErrDumpInterrupted)
+		assert.ErrorContains(t, err, "apply floating ip addresses: list links")
+		assert.Zero(t, nl.writeCount())
+		assert.Empty(t, a.Owned("manager"))
+	})
+}
+
+// TestFloatingIPRemoveGone checks that an address deleted between the read
+// and the delete counts as removed and leaves the record.
+func TestFloatingIPRemoveGone(t *testing.T) {
+	for _, gone := range []error{unix.EADDRNOTAVAIL, unix.ENODEV} {
+		t.Run(gone.Error(), func(t *testing.T) {
+			nl := newFIPNL(true)
+			nl.addAddr("eth0", "203.0.113.1/32")
+			a, err := NewFloatingIPApplier(nl, "", nil)
+			require.NoError(t, err)
+			require.NoError(t, a.Set(t.Context(), "manager", prefixes("203.0.113.1/32")))
+			assert.Empty(t, a.Owned("manager"), "foreign: not claimed")
+			a.owned["manager"] = []string{"203.0.113.1/32"}
+			nl.failAddr[netip.MustParsePrefix("203.0.113.1/32")] = gone
+			require.NoError(t, a.Set(t.Context(), "manager", nil))
+			assert.Empty(t, a.Owned("manager"))
+		})
+	}
+}
+
+func nonEmpty(w FloatingIPWants) FloatingIPWants {
+	for o, ps := range w {
+		if len(ps) == 0 {
+			delete(w, o)
+		}
+	}
+	return w
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return []byte("{}")
+	}
+	require.NoError(t, err)
+	return b
+}
+
+// writeRecord writes owned as an ownership record in a new directory and
+// returns its path; nil writes none.
+func writeRecord(t *testing.T, owned map[string][]string) string {
+	t.Helper()
+	state := filepath.Join(t.TempDir(), "owned.json")
+	if owned != nil {
+		b, err := json.Marshal(owned)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(state, b, 0o644))
+	}
+	return state
 }

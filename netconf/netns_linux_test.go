@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
 	"github.com/hc-agent/hc-agent/internal/nstest"
 
 	"github.com/stretchr/testify/assert"
@@ -216,7 +217,7 @@ route 192.168.0.1/32 dev ens11 proto 71
 	l0, err := host.h.LinkByName(e0)
 	require.NoError(t, err)
 	require.NoError(t, host.h.AddrAdd(l0, toNetlinkAddr(netip.MustParsePrefix("10.9.9.9/32"))))
-	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: l0.Attrs().Index, Dst: ipnet(netip.MustParsePrefix("10.99.0.0/16")), Gw: net.ParseIP("10.0.0.1").To4(), Protocol: unix.RTPROT_STATIC}))
+	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: l0.Attrs().Index, Dst: ipconv.IPNet(netip.MustParsePrefix("10.99.0.0/16")), Gw: net.ParseIP("10.0.0.1").To4(), Protocol: unix.RTPROT_STATIC}))
 
 	// An alias IP is removed and the second network detached.
 	n1b := n1
@@ -251,8 +252,8 @@ func TestNetnsDHCPConfigurationIsDone(t *testing.T) {
 	require.NoError(t, host.h.LinkSetUp(l0))
 	require.NoError(t, host.h.AddrAdd(l0, toNetlinkAddr(netip.MustParsePrefix("10.0.0.2/24"))))
 	ix := l0.Attrs().Index
-	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: ix, Dst: ipnet(netip.MustParsePrefix("10.0.0.1/32")), Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_DHCP, Priority: 1024}))
-	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: ix, Dst: ipnet(netip.MustParsePrefix("10.0.0.0/8")), Gw: net.ParseIP("10.0.0.1").To4(), Protocol: unix.RTPROT_DHCP, Priority: 1024}))
+	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: ix, Dst: ipconv.IPNet(netip.MustParsePrefix("10.0.0.1/32")), Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_DHCP, Priority: 1024}))
+	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: ix, Dst: ipconv.IPNet(netip.MustParsePrefix("10.0.0.0/8")), Gw: net.ParseIP("10.0.0.1").To4(), Protocol: unix.RTPROT_DHCP, Priority: 1024}))
 	names := map[string]string{e0: "ens10"}
 	before := host.state(t, names)
 
@@ -282,7 +283,7 @@ func TestNetnsMetadataBlackhole(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, host.h.LinkSetUp(lp))
 	require.NoError(t, host.h.AddrAdd(lp, toNetlinkAddr(netip.MustParsePrefix("203.0.113.10/32"))))
-	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: lp.Attrs().Index, Dst: ipnet(netip.MustParsePrefix("172.31.1.1/32")), Scope: netlink.SCOPE_LINK}))
+	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: lp.Attrs().Index, Dst: ipconv.IPNet(netip.MustParsePrefix("172.31.1.1/32")), Scope: netlink.SCOPE_LINK}))
 	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: lp.Attrs().Index, Gw: net.ParseIP("172.31.1.1").To4(), Protocol: unix.RTPROT_DHCP, Priority: 100}))
 	n1 := withMAC(nwTest1(), "86:00:00:7a:00:22")
 	var owned Owned
@@ -291,7 +292,7 @@ func TestNetnsMetadataBlackhole(t *testing.T) {
 	// The private DHCP server's bad route.
 	lv, err := host.h.LinkByName(priv)
 	require.NoError(t, err)
-	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: lv.Attrs().Index, Dst: ipnet(netip.MustParsePrefix("169.254.169.254/32")), Gw: net.ParseIP("10.0.0.1").To4(), Protocol: unix.RTPROT_DHCP, Priority: 1024}))
+	require.NoError(t, host.h.RouteAdd(&netlink.Route{LinkIndex: lv.Attrs().Index, Dst: ipconv.IPNet(netip.MustParsePrefix("169.254.169.254/32")), Gw: net.ParseIP("10.0.0.1").To4(), Protocol: unix.RTPROT_DHCP, Priority: 1024}))
 
 	res, err := Apply(ctx, host.h, Desired([]metadata.PrivateNetwork{n1}, Options{}), &owned)
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
 	"github.com/hc-agent/hc-agent/metadata"
 )
 
@@ -71,7 +72,7 @@ func (er *eventRig) delAddr(t *testing.T, dev, prefix string) {
 	t.Helper()
 	p := netip.MustParsePrefix(prefix)
 	require.NoError(t, er.f.AddrDel(mustLink(t, er.f, dev), toNetlinkAddr(p)))
-	er.addrs <- netlink.AddrUpdate{LinkAddress: *ipnet(p), LinkIndex: er.f.index(dev), NewAddr: false}
+	er.addrs <- netlink.AddrUpdate{LinkAddress: *ipconv.IPNet(p), LinkIndex: er.f.index(dev), NewAddr: false}
 }
 
 func TestReconcilerRestoresOnDeletion(t *testing.T) {
@@ -97,7 +98,7 @@ func TestReconcilerRestoresOnDeletion(t *testing.T) {
 
 		// An address of someone else on a NIC we do not manage is no reason.
 		_, writes := er.f.counts()
-		er.addrs <- netlink.AddrUpdate{LinkAddress: *ipnet(netip.MustParsePrefix("203.0.113.10/32")), LinkIndex: er.f.index("eth0")}
+		er.addrs <- netlink.AddrUpdate{LinkAddress: *ipconv.IPNet(netip.MustParsePrefix("203.0.113.10/32")), LinkIndex: er.f.index("eth0")}
 		synctest.Wait()
 		_, writes2 := er.f.counts()
 		assert.Equal(t, writes, writes2)
@@ -115,7 +116,7 @@ func TestReconcilerBacksOffFromAFight(t *testing.T) {
 		}
 		// More events while backed off change nothing.
 		for range 2 {
-			er.addrs <- netlink.AddrUpdate{LinkAddress: *ipnet(netip.MustParsePrefix("10.0.0.3/32")), LinkIndex: er.f.index("ens10")}
+			er.addrs <- netlink.AddrUpdate{LinkAddress: *ipconv.IPNet(netip.MustParsePrefix("10.0.0.3/32")), LinkIndex: er.f.index("ens10")}
 			synctest.Wait()
 		}
 		assert.NotContains(t, er.f.String(), "10.0.0.3/32", "left alone after the budget")
@@ -124,7 +125,7 @@ func TestReconcilerBacksOffFromAFight(t *testing.T) {
 
 		// After the back-off it is restored again.
 		time.Sleep(restoreBackoff)
-		er.addrs <- netlink.AddrUpdate{LinkAddress: *ipnet(netip.MustParsePrefix("10.0.0.3/32")), LinkIndex: er.f.index("ens10")}
+		er.addrs <- netlink.AddrUpdate{LinkAddress: *ipconv.IPNet(netip.MustParsePrefix("10.0.0.3/32")), LinkIndex: er.f.index("ens10")}
 		synctest.Wait()
 		assert.Equal(t, configuredBoth, er.f.String())
 	})
@@ -141,9 +142,9 @@ func TestReconcilerKeepsThePin(t *testing.T) {
 		require.Contains(t, f.String(), pinned)
 
 		// dhcpcd replaces the equal route with its own copy.
-		require.NoError(t, f.RouteReplace(&netlink.Route{LinkIndex: f.index("ens10"), Dst: ipnet(netip.MustParsePrefix("169.254.169.254/32")),
+		require.NoError(t, f.RouteReplace(&netlink.Route{LinkIndex: f.index("ens10"), Dst: ipconv.IPNet(netip.MustParsePrefix("169.254.169.254/32")),
 			Gw: netip.MustParseAddr("10.0.0.1").AsSlice(), Protocol: unix.RTPROT_DHCP, Table: unix.RT_TABLE_MAIN}))
-		er.routes <- netlink.RouteUpdate{Type: unix.RTM_NEWROUTE, Route: netlink.Route{Dst: ipnet(netip.MustParsePrefix("169.254.169.254/32")), Protocol: unix.RTPROT_DHCP, LinkIndex: f.index("ens10")}}
+		er.routes <- netlink.RouteUpdate{Type: unix.RTM_NEWROUTE, Route: netlink.Route{Dst: ipconv.IPNet(netip.MustParsePrefix("169.254.169.254/32")), Protocol: unix.RTPROT_DHCP, LinkIndex: f.index("ens10")}}
 		synctest.Wait()
 		assert.Contains(t, f.String(), pinned)
 		assert.NotContains(t, f.String(), "169.254.169.254/32 via 10.0.0.1")

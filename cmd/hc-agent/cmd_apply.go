@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/hc-agent/hc-agent/agent"
+	"github.com/hc-agent/hc-agent/cloudapi"
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/netconf"
 	"github.com/hc-agent/hc-agent/statedir"
@@ -34,7 +39,10 @@ private_networks.pin_metadata_route it is pinned to the public gateway first
 the read fail, the error names that route.
 
 With --dry-run it prints what it would add, replace and remove, and why, and
-changes nothing.`,
+changes nothing. With an API token it also prints the floating IP addresses
+it would add or remove on the public NIC: those the API assigns to this
+server, as the daemon's floating IP manager selects them (failover groups
+keep the addresses they hold).`,
 		run: func(ctx context.Context, env *cliEnv, args []string) error {
 			fs := env.flagSet()
 			dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
@@ -74,7 +82,53 @@ changes nothing.`,
 				}
 			}
 			owned := filepath.Join(cfg.StateDir, netconf.OwnedFileName)
-			return netconf.RunOnce(ctx, agent.NetconfOptions(cfg), client, h, owned, env.stdout, *dryRun)
+			if err := netconf.RunOnce(ctx, agent.NetconfOptions(cfg), client, h, owned, env.stdout, *dryRun); err != nil || !*dryRun {
+				return err
+			}
+			return planFloatingIPs(ctx, cfg, client, h, env.stdout, log)
 		},
 	}
+}
+
+// planFloatingIPs prints the floating IP address changes the daemon would
+// make on this server now: one read of the metadata summary (which server
+// this is) and one of the floating IPs, no change.
+func planFloatingIPs(ctx context.Context, cfg config.Config, md *metadata.Client, h *netlink.Handle, out io.Writer, log *slog.Logger) error {
+	switch {
+	case cfg.API.Token == "":
+		fmt.Fprintln(out, "no API token: floating IP addresses not planned")
+		return nil
+	case !cfg.FloatingIPs.IsEnabled():
+		fmt.Fprintln(out, "floating_ips disabled: floating IP addresses not planned")
+		return nil
+	}
+	sum, err := md.Summary(ctx)
+	if err != nil {
+		return fmt.Errorf("read metadata summary: %w", err)
+	}
+	opts := []cloudapi.Option{cloudapi.WithLogger(log), cloudapi.WithUserAgent(version)}
+	if cfg.API.Endpoint != "" {
+		opts = append(opts, cloudapi.WithEndpoint(cfg.API.Endpoint))
+	}
+	api := cloudapi.New(cfg.API.Token.Reveal(), opts...)
+	ps, err := agent.ManagerPrefixes(ctx, cfg, sum.InstanceID, api)
+	if err != nil {
+		return fmt.Errorf("plan floating ip addresses: %w", err)
+	}
+	fips, err := netconf.NewFloatingIPApplier(h, filepath.Join(cfg.StateDir, statedir.FloatingIPOwnedFile), log)
+	if err != nil {
+		return err
+	}
+	w := fips.Wants()
+	w[floatingip.ManagerOwner] = ps
+	changes, err := fips.Plan(ctx, w)
+	if err != nil {
+		return err
+	}
+	if len(changes) == 0 {
+		fmt.Fprintln(out, "floating IP addresses: nothing to change")
+		return nil
+	}
+	fmt.Fprint(out, netconf.FormatChanges(changes))
+	return nil
 }
