@@ -46,6 +46,7 @@ type options struct {
 	goTool   string
 	agentBin string // prebuilt hc-agent; empty builds one
 	keep     bool   // keep the scratch directory (configs, logs)
+	profile  string // directory for the footprint agents' CPU profiles
 	log      *slog.Logger
 }
 
@@ -62,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.goTool, "go", "go", "go tool used to build hc-agent")
 	fs.StringVar(&o.agentBin, "agent", "", "use this hc-agent binary instead of building one")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory with every config and log, and print its path")
+	fs.StringVar(&o.profile, "profile", "", "write a CPU profile of each footprint agent to this directory (SERVER.pprof)")
 	fs.StringVar(&level, "log-level", "warn", "harness log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err

@@ -74,7 +74,7 @@ func (h *harness) close() {
 }
 
 func (h *harness) env() scenario.Env {
-	return scenario.Env{AgentBin: h.agentBin, WorkDir: h.dir, Log: h.o.log, Trials: h.o.trials, Quick: h.o.quick}
+	return scenario.Env{AgentBin: h.agentBin, WorkDir: h.dir, Log: h.o.log, Trials: h.o.trials, Quick: h.o.quick, ProfileDir: h.o.profile}
 }
 
 // needRoot returns why the simulated cloud cannot run, or "".
@@ -316,8 +316,9 @@ func runFootprint(ctx context.Context, h *harness) bench.Section {
 	if h.o.quick {
 		window = 10 * time.Second
 	}
-	sec := bench.Section{Method: fmt.Sprintf("settled group of three agents with the default configuration; VmRSS from /proc/PID/status "+
-		"and utime+stime from /proc/PID/stat sampled every second over %v; binary: CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\" ./cmd/hc-agent", window)}
+	sec := bench.Section{Method: fmt.Sprintf("settled group of three agents with the default configuration and one HTTP health check (%s); "+
+		"VmRSS from /proc/PID/status, utime+stime from /proc/PID/stat and the context switches of all threads from /proc/PID/task/*/status "+
+		"sampled every second over %v; binary: CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\" ./cmd/hc-agent", scenario.FootprintHealthTarget, window)}
 	if h.o.quick {
 		sec.Notes = append(sec.Notes, "quick run: window shortened to 10 s")
 	}
@@ -347,6 +348,7 @@ func runFootprint(ctx context.Context, h *harness) bench.Section {
 			bench.ValueRow(bench.SubjectAgent, x.role+" RSS (max)", float64(x.r.RSSMax)/(1<<20), "MiB"),
 			bench.ValueRow(bench.SubjectAgent, x.role+" CPU (of one core)", x.r.CPUPercent, "%"),
 			bench.ValueRow(bench.SubjectAgent, x.role+" CPU time per minute", x.r.CPUSeconds*60/x.r.Window.Seconds(), "s"),
+			bench.ValueRow(bench.SubjectAgent, x.role+" wakeups (context switches)", x.r.Wakeups, "/s"),
 		)
 	}
 	return sec

@@ -24,6 +24,10 @@ const UserHZ = 100
 type Sample struct {
 	RSS      int64 // resident set size in bytes (VmRSS)
 	CPUTicks int64 // utime+stime of all threads, in 1/UserHZ seconds
+	// Switches is the sum over all threads of voluntary and involuntary
+	// context switches: an idle process is switched in once per wakeup,
+	// so its rate is the wakeups per second.
+	Switches int64
 }
 
 // Result is the footprint of a process over a window.
@@ -33,7 +37,9 @@ type Result struct {
 	RSSLast    int64         `json:"rss_last_bytes"`
 	CPUSeconds float64       `json:"cpu_seconds"` // over Window
 	CPUPercent float64       `json:"cpu_percent"` // of one core, averaged over Window
-	Samples    int           `json:"samples"`
+	// Wakeups is context switches per second over Window (all threads).
+	Wakeups float64 `json:"wakeups_per_second"`
+	Samples int     `json:"samples"`
 }
 
 // ReadProc reads a Sample of pid from /proc.
@@ -54,7 +60,61 @@ func ReadProc(pid int) (Sample, error) {
 	if err != nil {
 		return Sample{}, fmt.Errorf("parse stat of pid %d: %w", pid, err)
 	}
-	return Sample{RSS: rss, CPUTicks: ticks}, nil
+	sw, err := readSwitches(pid)
+	if err != nil {
+		return Sample{}, err
+	}
+	return Sample{RSS: rss, CPUTicks: ticks, Switches: sw}, nil
+}
+
+// readSwitches sums the context switches of every thread of pid. A thread
+// that exits between the listing and the read is skipped: its switches
+// leave the sum, which undercounts a window by at most that thread's.
+func readSwitches(pid int) (int64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("list threads of pid %d: %w", pid, err)
+	}
+	var sum int64
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		n, err := ParseStatusSwitches(b)
+		if err != nil {
+			return 0, fmt.Errorf("parse status of thread %s of pid %d: %w", e.Name(), pid, err)
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// ParseStatusSwitches returns voluntary_ctxt_switches plus
+// nonvoluntary_ctxt_switches from the text of /proc/PID/task/TID/status.
+func ParseStatusSwitches(status []byte) (int64, error) {
+	var sum int64
+	found := 0
+	for line := range bytes.Lines(status) {
+		var rest []byte
+		var ok bool
+		if rest, ok = bytes.CutPrefix(line, []byte("voluntary_ctxt_switches:")); !ok {
+			if rest, ok = bytes.CutPrefix(line, []byte("nonvoluntary_ctxt_switches:")); !ok {
+				continue
+			}
+		}
+		v, err := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("parse context switches %q: not a non-negative number", bytes.TrimSpace(line))
+		}
+		sum += v
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("parse status: %d context switch lines, want 2", found)
+	}
+	return sum, nil
 }
 
 // ParseStatusRSS returns VmRSS from the text of /proc/PID/status, in bytes.
@@ -149,6 +209,7 @@ func Measure(ctx context.Context, read func() (Sample, error), window, interval 
 	res.CPUSeconds = float64(last.CPUTicks-first.CPUTicks) / UserHZ
 	if res.Window > 0 {
 		res.CPUPercent = 100 * res.CPUSeconds / res.Window.Seconds()
+		res.Wakeups = float64(last.Switches-first.Switches) / res.Window.Seconds()
 	}
 	return res, nil
 }

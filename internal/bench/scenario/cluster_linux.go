@@ -30,6 +30,9 @@ type Env struct {
 	Log      *slog.Logger
 	Trials   int
 	Quick    bool
+	// ProfileDir, when set, makes the footprint scenario's agents write a
+	// CPU profile each (SERVER.pprof) through HC_AGENT_CPUPROFILE.
+	ProfileDir string
 }
 
 // Names the scenarios give to cloud objects.
@@ -75,6 +78,8 @@ type cluster struct {
 	kaState map[*keepalived.Process]string
 	// agentCfg adjusts the configuration of every agent the cluster starts.
 	agentCfg func(*config.Config)
+	// profileDir, when set, gets a CPU profile of every agent it starts.
+	profileDir string
 }
 
 // token returns the API token of server i. Each server has its own token
@@ -284,6 +289,9 @@ func (c *cluster) startAgent(ctx context.Context, s *simcloud.Server) (*simcloud
 		"HCLOUD_TOKEN=" + token(c.index(s)),
 		"HCLOUD_ENDPOINT=" + c.cloud.APIEndpoint(),
 		"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
+	}
+	if c.profileDir != "" {
+		env = append(env, "HC_AGENT_CPUPROFILE="+filepath.Join(c.profileDir, s.Name()+".pprof"))
 	}
 	p, err := s.StartWithOutput(context.WithoutCancel(ctx), "hc-agent", []string{c.env.AgentBin, "run", "--config", path}, env, logf)
 	if err != nil {

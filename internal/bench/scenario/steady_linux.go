@@ -78,16 +78,28 @@ type FootprintResult struct {
 	Standby footprint.Result
 }
 
-// RunFootprint runs a group of three agents with the default configuration,
-// waits until it has settled, and measures the holder's and one standby's
-// resident memory and CPU time over window.
+// FootprintHealthTarget is the HTTP health check of the footprint
+// scenario's agents: the name service on their own server.
+var FootprintHealthTarget = fmt.Sprintf("http://127.0.0.1:%d/", namePort)
+
+// RunFootprint runs a group of three agents with the default configuration
+// plus one HTTP health check (FootprintHealthTarget, at its default
+// interval), waits until it has settled, and measures the holder's and one
+// standby's resident memory, CPU time and context switches over window.
 func RunFootprint(ctx context.Context, env Env, window time.Duration) (FootprintResult, error) {
 	var res FootprintResult
-	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0})
+	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0, names: true})
 	if err != nil {
 		return res, err
 	}
 	defer c.close()
+	c.profileDir = env.ProfileDir
+	c.agentCfg = func(cfg *config.Config) {
+		for i := range cfg.Groups {
+			cfg.Groups[i].Health.Type = config.HealthHTTP
+			cfg.Groups[i].Health.Target = FootprintHealthTarget
+		}
+	}
 	for _, s := range c.servers {
 		if _, err := c.startAgent(ctx, s); err != nil {
 			return res, err
