@@ -126,6 +126,20 @@ func WriteStatus(w io.Writer, v StatusView) error {
 				line += ": " + m.Error
 			}
 			p("last move\t%s\n", line)
+			if tl := m.Timeline; len(tl.Marks) > 0 {
+				p("PHASE\tAT\tTOOK\n")
+				for i, pm := range tl.Marks {
+					took := "-"
+					if i > 0 {
+						took = time.Duration(pm.Seconds * float64(time.Second)).Round(time.Millisecond).String()
+					}
+					name := string(pm.Phase)
+					if pm.Phase == floatingip.PhaseFailureSeen {
+						name += " (" + string(tl.Failure) + ")"
+					}
+					p("%s\t%s\t%s\n", name, pm.At.Format("15:04:05.000"), took)
+				}
+			}
 		}
 	}
 	return tw.Flush()

@@ -171,17 +171,21 @@ type Group struct {
 	handoverCh chan chan error
 	refreshCh  chan struct{}
 
-	mu            sync.Mutex
-	running       bool
-	knownHolder   int64 // by API or newer gossip claim
-	holding       bool  // addresses configured here and claimed
-	draining      bool
-	master        bool // keepalived mode: last state was MASTER
-	role          Role
-	healthy       bool
-	seen          map[int64]Member
-	decision      Decision
-	lastMove      *MoveRecord
+	mu          sync.Mutex
+	running     bool
+	knownHolder int64 // by API or newer gossip claim
+	holding     bool  // addresses configured here and claimed
+	draining    bool
+	master      bool // keepalived mode: last state was MASTER
+	role        Role
+	healthy     bool
+	seen        map[int64]Member
+	decision    Decision
+	lastMove    *MoveRecord
+	// failure is when and how this member first saw the known holder
+	// fail (the first phase of the next move's timeline); zero while the
+	// holder is fine or this member holds.
+	failure       failureSeen
 	moves         []time.Time
 	failedMoves   int // consecutive moves that ended in "error"
 	backoffUntil  time.Time
@@ -535,7 +539,45 @@ func (g *Group) view(now time.Time) View {
 		v.Members = append(v.Members, m)
 	}
 	sortMembers(v.Members)
+	g.trackHolderLocked(now)
 	return v
+}
+
+// failureSeen is a holder failure as a member first saw it.
+type failureSeen struct {
+	holder int64
+	kind   Failure
+	at     time.Time
+}
+
+// trackHolderLocked records when the known holder stops being an alive,
+// healthy candidate in this member's view, for the timeline of the move
+// that follows. A later change of kind (unhealthy, then dead) keeps the
+// first sighting. g.mu must be held.
+func (g *Group) trackHolderLocked(now time.Time) {
+	h := g.knownHolder
+	m, ok := g.seen[h]
+	if h == 0 || h == g.cfg.Self || !ok {
+		g.failure = failureSeen{}
+		return
+	}
+	var kind Failure
+	switch {
+	case m.Left:
+		kind = FailureLeft
+	case !m.Alive:
+		kind = FailureDead
+	case !m.Healthy:
+		kind = FailureUnhealthy
+	case !m.Candidate:
+		kind = FailureNotCandidate
+	default:
+		g.failure = failureSeen{}
+		return
+	}
+	if g.failure.holder != h || g.failure.at.IsZero() {
+		g.failure = failureSeen{holder: h, kind: kind, at: now}
+	}
 }
 
 // peerOf returns the peer of a group of two, or 0 if unknown.
