@@ -138,6 +138,7 @@ type gossipMeta struct {
 	H bool `json:"h,omitempty"` // healthy
 	C bool `json:"c,omitempty"` // candidate
 	O bool `json:"o,omitempty"` // holding
+	B bool `json:"b,omitempty"` // backing off
 	// L marks a member that is leaving. memberlist's NotifyLeave does not
 	// tell a leave from a death (the node's State field is stale there),
 	// so a leaving member says so in its metadata first.
@@ -290,6 +291,7 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 	var meta gossipMeta
 	if json.Unmarshal(n.Meta, &meta) == nil && meta.V >= 1 {
 		m.Priority, m.Healthy, m.Candidate, m.Holding, m.Starting = meta.P, meta.H, meta.C, meta.O, !meta.R
+		m.BackingOff = meta.B
 		if meta.L {
 			m.Candidate, m.Holding = false, false
 		}
@@ -302,7 +304,7 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 // peer fails. A background publisher sends the newest state, one update at
 // a time, and sends it again until a broadcast went out.
 func (g *Gossip) SetLocal(s LocalState) error {
-	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding})
+	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff})
 	if err != nil {
 		return fmt.Errorf("encode gossip meta: %w", err)
 	}
