@@ -102,6 +102,11 @@ func (h *harness) outagesOf(ctx context.Context, subject string) *scenario.Outag
 	if r, ok := h.outages[subject]; ok {
 		return r
 	}
+	if subject == bench.SubjectKeepalived && h.o.noBaseline {
+		r := &scenario.Outages{}
+		h.outages[subject] = r
+		return r
+	}
 	handover := len(h.o.only) == 0 || contains(h.o.only, "handover")
 	delays := failoverDelays
 	if len(h.o.only) > 0 && !contains(h.o.only, "failover") {
@@ -158,12 +163,23 @@ func runFailover(ctx context.Context, h *harness) bench.Section {
 			sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectKeepalived, kase, s))
 		}
 		sec.Rows = append(sec.Rows, ratioRows(kase, a, k)...)
+		if agent != nil {
+			for _, p := range scenario.PhaseOrder {
+				if s, ok := agent.Phases[d][p]; ok {
+					sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, kase+", phase "+p, s))
+				}
+			}
+		}
 	}
 	if agent != nil && agent.Err != nil {
 		sec.Notes = append(sec.Notes, "hc-agent: "+agent.Err.Error())
 	}
 	if base.Err != nil {
 		sec.Notes = append(sec.Notes, "keepalived: "+base.Err.Error())
+	}
+	if agent != nil && len(agent.Phases) > 0 {
+		sec.Notes = append(sec.Notes, "hc-agent phases, from the new holder's last_move timeline: detection = crash to the failure seen; "+
+			"then decision, configured (address on the host), assign_requested (after the arbiter's fresh read), action_succeeded (action polled as success), verified (fresh read shows the new holder)")
 	}
 	sec.Notes = append(sec.Notes, resetNotes(agent, base, "crash")...)
 	if len(sec.Rows) == 0 {

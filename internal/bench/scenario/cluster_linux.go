@@ -80,6 +80,10 @@ type cluster struct {
 	agentCfg func(*config.Config)
 	// profileDir, when set, gets a CPU profile of every agent it starts.
 	profileDir string
+	// phases collects, per crash trial of hc-agent, the new holder's move
+	// timeline: each phase's duration, plus "detection" (crash to failure
+	// seen).
+	phases []map[string]time.Duration
 }
 
 // token returns the API token of server i. Each server has its own token
@@ -346,6 +350,18 @@ type agentStatus struct {
 			ID    int64 `json:"id"`
 			Alive bool  `json:"alive"`
 		} `json:"members"`
+		LastMove *struct {
+			At       time.Time `json:"at"`
+			Result   string    `json:"result"`
+			Timeline struct {
+				Failure string `json:"failure"`
+				Phases  []struct {
+					Phase   string    `json:"phase"`
+					At      time.Time `json:"at"`
+					Seconds float64   `json:"seconds"`
+				} `json:"phases"`
+			} `json:"timeline"`
+		} `json:"last_move"`
 	} `json:"groups"`
 }
 
