@@ -407,9 +407,18 @@ func (g *Group) Run(ctx context.Context) error {
 			g.startHandover(done)
 		case <-tick.C:
 		case <-g.refreshCh:
-			g.periodicRefresh(ctx, refresh)
+			g.readAssignments(ctx, refresh)
 		case <-refresh.C:
-			g.periodicRefresh(ctx, refresh)
+			if g.isHolding() {
+				g.readAssignments(ctx, refresh)
+			} else {
+				// One reader per group (issue 14): only the holder
+				// re-reads the assignments, so a group's steady-state
+				// API use does not grow with its size. A standby
+				// follows the holder's claims by gossip and reads
+				// when it must act (take re-reads before assigning).
+				refresh.Reset(g.jitter(g.cfg.RefreshInterval))
+			}
 		}
 	}
 }
@@ -431,7 +440,14 @@ func (g *Group) nextWake(now time.Time) (time.Duration, bool) {
 	return next.Sub(now), true
 }
 
-func (g *Group) periodicRefresh(ctx context.Context, t *time.Timer) {
+func (g *Group) isHolding() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.holding
+}
+
+// readAssignments re-reads who holds the addresses and re-arms t.
+func (g *Group) readAssignments(ctx context.Context, t *time.Timer) {
 	if err := g.refresh(ctx, false); err != nil {
 		g.log.Warn("refresh floating ips", "err", err)
 	}

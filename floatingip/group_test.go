@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -32,6 +33,8 @@ type node struct {
 	done   chan error
 	moves  []MoveRecord
 	mu     sync.Mutex
+	// reads counts this member's API reads (see countingCloud).
+	reads atomic.Int64
 }
 
 type cluster struct {
@@ -82,7 +85,7 @@ func (c *cluster) start(id int64) {
 		c.cfgHook(&cfg)
 	}
 	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
-		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
+		Cloud: countingCloud{Cloud: c.cloud, reads: &n.reads}, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
 			n.moves = append(n.moves, m)
