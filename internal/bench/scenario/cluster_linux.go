@@ -55,6 +55,9 @@ type clusterSpec struct {
 	actionDelay time.Duration
 	// names starts the name service (the probe's target) on every server.
 	names bool
+	// grouped is how many servers (the first ones) form the failover
+	// group; 0 means all. The others run without groups.
+	grouped int
 }
 
 // cluster is a simulated cloud with its API simulator, servers, one
@@ -80,6 +83,8 @@ type cluster struct {
 	agentCfg func(*config.Config)
 	// profileDir, when set, gets a CPU profile of every agent it starts.
 	profileDir string
+	// grouped is clusterSpec.grouped, resolved (never 0).
+	grouped int
 	// phases collects, per crash trial of hc-agent, the new holder's move
 	// timeline: each phase's duration, plus "detection" (crash to failure
 	// seen).
@@ -113,6 +118,10 @@ func newCluster(ctx context.Context, env Env, spec clusterSpec) (_ *cluster, err
 		kas:    map[string]*keepalived.Process{},
 
 		kaState: map[*keepalived.Process]string{},
+		grouped: spec.grouped,
+	}
+	if c.grouped <= 0 || c.grouped > spec.servers {
+		c.grouped = spec.servers
 	}
 	defer func() {
 		if err != nil {
@@ -234,13 +243,13 @@ func (c *cluster) agentConfig(s *simcloud.Server) (config.Config, error) {
 	cfg.StateDir = filepath.Join(base, "state")
 	cfg.RuntimeDir = filepath.Join(base, "run")
 	cfg.Log.Level = "info"
-	if c.fip != nil && len(c.servers) > 1 {
+	if c.inGroup(s) {
 		g := config.DefaultGroup()
 		g.Name = groupName
 		g.FloatingIPs = []string{fipName}
 		// Priorities fall with the index, like the keepalived baseline's.
 		g.Priority = 150 - 50*c.index(s)
-		for _, p := range c.servers {
+		for _, p := range c.servers[:c.grouped] {
 			if p == s {
 				continue
 			}
@@ -389,11 +398,15 @@ func (st agentStatus) settled(n, groups int) bool {
 func (c *cluster) waitAgentsSettled(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	n := len(c.servers)
+	n := c.grouped
 	for _, s := range c.servers {
+		groups := 0
+		if c.inGroup(s) {
+			groups = 1
+		}
 		err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
 			st, err := c.agentStatus(ctx, s)
-			return err == nil && st.settled(n, c.groups()), nil
+			return err == nil && st.settled(n, groups), nil
 		})
 		if err != nil {
 			return fmt.Errorf("wait for agent on %s to settle: %w%s", s.Name(), err, c.agentLogTail(s))
@@ -472,10 +485,10 @@ func (c *cluster) kaStateOf(p *keepalived.Process) string {
 	return c.kaState[p]
 }
 
-// groups returns how many failover groups each agent of the cluster runs.
-func (c *cluster) groups() int {
-	if c.fip != nil && len(c.servers) > 1 {
-		return 1
-	}
-	return 0
+// inGroup reports whether the agent on s runs the failover group: the
+// cluster has a floating IP and s is one of the first grouped servers
+// (more than one).
+func (c *cluster) inGroup(s *simcloud.Server) bool {
+	i := c.index(s)
+	return c.fip != nil && c.grouped > 1 && i >= 0 && i < c.grouped
 }
