@@ -335,7 +335,7 @@ func runFootprint(ctx context.Context, h *harness) bench.Section {
 		window = 10 * time.Second
 	}
 	sec := bench.Section{Method: fmt.Sprintf("settled group of three agents with the default configuration and one HTTP health check (%s); "+
-		"VmRSS from /proc/PID/status, utime+stime from /proc/PID/stat and the context switches of all threads from /proc/PID/task/*/status "+
+		"VmRSS and RssAnon (the rest is mostly the binary's pages, shared with the page cache) from /proc/PID/status, utime+stime from /proc/PID/stat and the context switches of all threads from /proc/PID/task/*/status "+
 		"sampled every second over %v; binary: CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\" ./cmd/hc-agent", scenario.FootprintHealthTarget, window)}
 	if h.o.quick {
 		sec.Notes = append(sec.Notes, "quick run: window shortened to 10 s")
@@ -364,6 +364,7 @@ func runFootprint(ctx context.Context, h *harness) bench.Section {
 	}{{"holder", res.Holder}, {"standby", res.Standby}} {
 		sec.Rows = append(sec.Rows,
 			bench.ValueRow(bench.SubjectAgent, x.role+" RSS (max)", float64(x.r.RSSMax)/(1<<20), "MiB"),
+			bench.ValueRow(bench.SubjectAgent, x.role+" RSS anonymous part (max)", float64(x.r.RSSAnonMax)/(1<<20), "MiB"),
 			bench.ValueRow(bench.SubjectAgent, x.role+" CPU (of one core)", x.r.CPUPercent, "%"),
 			bench.ValueRow(bench.SubjectAgent, x.role+" CPU time per minute", x.r.CPUSeconds*60/x.r.Window.Seconds(), "s"),
 			bench.ValueRow(bench.SubjectAgent, x.role+" wakeups (context switches)", x.r.Wakeups, "/s"),

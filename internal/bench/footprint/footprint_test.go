@@ -158,6 +158,8 @@ func TestReadProcSelf(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, s.RSS)
 	assert.Positive(t, s.Switches)
+	assert.Positive(t, s.RSSAnon)
+	assert.LessOrEqual(t, s.RSSAnon, s.RSS)
 	_, err = ReadProc(-1)
 	assert.Error(t, err)
 }
@@ -168,11 +170,11 @@ func TestMeasure(t *testing.T) {
 		var n int64
 		read := func() (Sample, error) {
 			n++
-			return Sample{RSS: n << 20, CPUTicks: 5 * n, Switches: 30 * n}, nil
+			return Sample{RSS: n << 20, RSSAnon: n << 19, CPUTicks: 5 * n, Switches: 30 * n}, nil
 		}
 		got, err := Measure(t.Context(), read, 10*time.Second, time.Second, RealClock{})
 		require.NoError(t, err)
-		want := Result{Window: 10 * time.Second, RSSMax: 11 << 20, RSSLast: 11 << 20, CPUSeconds: 0.5, CPUPercent: 5, Wakeups: 30, Samples: 11}
+		want := Result{Window: 10 * time.Second, RSSMax: 11 << 20, RSSLast: 11 << 20, RSSAnonMax: 11 << 19, CPUSeconds: 0.5, CPUPercent: 5, Wakeups: 30, Samples: 11}
 		assert.Equal(t, want, got)
 	})
 }
