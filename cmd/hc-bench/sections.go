@@ -23,6 +23,7 @@ type section struct {
 var sections = []section{
 	{"failover", "Client-visible failover outage after a holder crash", runFailover},
 	{"handover", "Planned hand-over outage (SIGTERM of the holder)", runHandover},
+	{"pause", "A sub-second pause of the holder (live migration) moves nothing", runPause},
 	{"boot", "Boot to configured", runBoot},
 	{"hotplug", "Hotplug: NIC appears to configured", runHotplug},
 	{"api", "API requests per server per hour in steady state", runAPI},
@@ -326,6 +327,35 @@ func runAPI(ctx context.Context, h *harness) bench.Section {
 			"the holder's re-read of the group's assignments (every 5 min, jittered; config.DefaultGroupRefreshInterval, not a configuration key) "+
 			"is such a timer, so the holder's row lacks its 12 requests per real hour; standbys make no such read (one reader per group)",
 		"keepalived's baseline makes no steady-state API requests (it only calls the API on a transition)")
+	return sec
+}
+
+// holderPause is the pause issue 14 requires to move nothing: Hetzner
+// live-migrates with pauses of under a second.
+const holderPause = 800 * time.Millisecond
+
+func runPause(ctx context.Context, h *harness) bench.Section {
+	trials := 10
+	if h.o.quick {
+		trials = 3
+	}
+	sec := bench.Section{Method: fmt.Sprintf("the trio of the outage figures running hc-agent (action latency 1s); every process in the holder's namespace "+
+		"is stopped (SIGSTOP) for %v and continued, then for %v the harness watches whether the floating IP leaves the holder or a standby records a move; "+
+		"%d trials", holderPause, scenario.PauseObserve, trials)}
+	if r := h.needAgent(); r != "" {
+		sec.Unavailable = r
+		return sec
+	}
+	res, err := scenario.RunPause(ctx, h.env(), holderPause, time.Second, trials)
+	if res.Trials > 0 {
+		sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("trials with a move after a %v pause (of %d)", holderPause, res.Trials), float64(res.Moved), "trials"))
+	}
+	if err != nil {
+		sec.Notes = append(sec.Notes, err.Error())
+		if res.Trials == 0 {
+			sec.Unavailable = err.Error()
+		}
+	}
 	return sec
 }
 
