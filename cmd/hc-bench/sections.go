@@ -26,6 +26,7 @@ var sections = []section{
 	{"pause", "A sub-second pause of the holder (live migration) moves nothing", runPause},
 	{"boot", "Boot to configured", runBoot},
 	{"hotplug", "Hotplug: NIC appears to configured", runHotplug},
+	{"storm", "Boot storm: a fleet booting from one image at once", runStorm},
 	{"api", "API requests per server per hour in steady state", runAPI},
 	{"footprint", "Footprint of an idle agent", runFootprint},
 }
@@ -291,6 +292,47 @@ func runHotplug(ctx context.Context, h *harness) bench.Section {
 			sec.Unavailable = err.Error()
 		}
 	}
+	return sec
+}
+
+// Boot storm size (issue 14): 50 servers, three of them in a failover group.
+const (
+	stormServers = 50
+	stormGrouped = 3
+)
+
+func runStorm(ctx context.Context, h *harness) bench.Section {
+	window := time.Minute
+	if h.o.quick {
+		window = 20 * time.Second
+	}
+	sec := bench.Section{Method: fmt.Sprintf("%d servers with one private network each, all starting hc-agent at once (spawned one after another as fast as the harness can); "+
+		"the first %d form a failover group around one floating IP assigned to the first, the others have no group; every agent runs its private-network "+
+		"reconciler and floating IP manager with the defaults; configured = the private NIC's address and network route (and the floating IP on the holder) "+
+		"in the kernel, polled every 20 ms per server, from the start of the storm; API requests and 429s of the whole fleet in the first %v, counted by the "+
+		"simulator (one project bucket of 3600/h)", stormServers, stormGrouped, window)}
+	if r := h.needAgent(); r != "" {
+		sec.Unavailable = r
+		return sec
+	}
+	res, err := scenario.RunStorm(ctx, h.env(), stormServers, stormGrouped, window)
+	if res.Configured.N > 0 || res.Configured.Failed > 0 {
+		sec.Rows = append(sec.Rows,
+			bench.DurationRow(bench.SubjectAgent, fmt.Sprintf("%d servers: storm start to configured", res.Servers), res.Configured),
+			bench.DurationRow(bench.SubjectAgent, fmt.Sprintf("%d servers: own agent start to configured", res.Servers), res.OwnStart),
+			bench.ValueRow(bench.SubjectAgent, "spawning every agent", res.Spawn.Seconds(), "s"),
+			bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("API requests of the fleet in the first %v", res.Window), float64(res.Requests), "req"),
+			bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("429 responses in the first %v", res.Window), float64(res.RateLimited), "req"),
+		)
+	}
+	if err != nil {
+		sec.Notes = append(sec.Notes, err.Error())
+		if len(sec.Rows) == 0 {
+			sec.Unavailable = err.Error()
+		}
+	}
+	sec.Notes = append(sec.Notes, "limits: 2 cores for every agent, the simulated cloud and the harness; the simulated cloud holds at most 200 servers "+
+		"(one namespace and veth pair per server and network, one shared metadata service and API simulator answering per caller)")
 	return sec
 }
 

@@ -74,7 +74,10 @@ type cluster struct {
 
 	names  map[string]*simcloud.Proc
 	agents map[string]*simcloud.Proc
-	kas    map[string]*keepalived.Process
+	// agentsMu guards agents while startAgent runs in parallel (the boot
+	// storm); everything else uses agents from one goroutine.
+	agentsMu sync.Mutex
+	kas      map[string]*keepalived.Process
 	// kaState is the last state each keepalived process logged, kept up
 	// to date by watchKA.
 	kaMu    sync.Mutex
@@ -311,7 +314,9 @@ func (c *cluster) startAgent(ctx context.Context, s *simcloud.Server) (*simcloud
 		logf.Close()
 		return nil, fmt.Errorf("start hc-agent on %s: %w", s.Name(), err)
 	}
+	c.agentsMu.Lock()
 	c.agents[s.Name()] = p
+	c.agentsMu.Unlock()
 	return p, nil
 }
 
