@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
+
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 )
 
@@ -243,7 +245,7 @@ func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Contex
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 			return err
 		}
-		c.log.Debug("retrying api call", "op", op, "attempt", attempt+1, "backoff", d, "error", err.Error())
+		c.log.Debug("retrying api call", "op", op, "attempt", attempt+1, "backoff", d, "err", err)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -426,11 +428,8 @@ func addrFrom(ip net.IP) netip.Addr {
 }
 
 func prefixFrom(n *net.IPNet) netip.Prefix {
-	if n == nil {
-		return netip.Prefix{}
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(addrFrom(n.IP), ones)
+	p, _ := ipconv.Prefix(n)
+	return p
 }
 
 func floatingIPFrom(f *hcloud.FloatingIP) FloatingIP {

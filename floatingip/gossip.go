@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"os"
@@ -105,6 +106,9 @@ type GossipConfig struct {
 	// LoadKeyFile). A group without a key refuses to start unless Insecure.
 	Key      []byte
 	Insecure bool
+	// DecryptFailed, if set, is called for every message that no installed
+	// key decrypts (a peer with another key); it must not block.
+	DecryptFailed func()
 	// Transport replaces memberlist's network transport (tests).
 	Transport memberlist.Transport
 	Log       *slog.Logger
@@ -180,7 +184,11 @@ type Gossip struct {
 	sent    []byte // what the last successful broadcast carried
 	members map[string]Member
 	left    map[string]bool
-	close   sync.Once
+	// decryptPeers are the addresses whose messages did not decrypt, in
+	// order of the first failure; decryptLast is the last failure.
+	decryptPeers []string
+	decryptLast  time.Time
+	close        sync.Once
 }
 
 var _ Membership = (*Gossip)(nil)
@@ -194,12 +202,12 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.Port == 0 {
 		cfg.Port = DefaultGossipPort
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	logger := cfg.Log
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gossip{
-		cfg: cfg, log: log.With("group", cfg.Group), changes: make(chan struct{}, 1),
+		cfg: cfg, log: logger.With("group", cfg.Group), changes: make(chan struct{}, 1),
 		stop: make(chan struct{}), left: map[string]bool{}, members: map[string]Member{},
 		update: make(chan struct{}, 1), published: make(chan struct{}),
 	}
@@ -232,7 +240,7 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
 	}
-	mc.Logger = slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
+	mc.Logger = log.New((*memberlistLog)(g), "", 0)
 	mc.Delegate = (*gossipDelegate)(g)
 	mc.Events = (*gossipEvents)(g)
 	ml, err := memberlist.Create(mc)

@@ -3,7 +3,9 @@ package floatingip
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,6 +49,8 @@ type cluster struct {
 	size      int
 	// late members are not started with the others; the test starts them.
 	late map[int64]bool
+	// log, when set, is every member's logger.
+	log *slog.Logger
 }
 
 // newCluster starts one group member per priority (server IDs 1..n) with
@@ -85,7 +89,7 @@ func (c *cluster) start(id int64) {
 		c.cfgHook(&cfg)
 	}
 	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
-		Cloud: countingCloud{Cloud: c.cloud, reads: &n.reads}, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
+		Cloud: countingCloud{Cloud: c.cloud, reads: &n.reads}, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck, Log: c.log,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
 			n.moves = append(n.moves, m)
@@ -761,5 +765,56 @@ func TestGroupSecondCrashSkipsBackedOffMember(t *testing.T) {
 				assert.True(t, m.BackingOff, "node 1 advertises its back-off")
 			}
 		}
+	})
+}
+
+// undecryptable is a member whose peers' messages do not decrypt.
+type undecryptable struct {
+	*fakeMember
+	peers []string
+	last  time.Time
+}
+
+func (u undecryptable) DecryptFailures() ([]string, time.Time) { return u.peers, u.last }
+
+// TestGroupStatusKeyMismatch checks that the status of a member that sees
+// no peer because their messages do not decrypt says so (issue 11 defect
+// 5); before, it only reported itself ready and standby.
+func TestGroupStatusKeyMismatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cloud := newFakeCloud(0, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 9})
+		h := newHub(detect)
+		m := undecryptable{fakeMember: h.join(2), peers: []string{"10.0.0.3"}, last: time.Now()}
+		g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, FloatingIPs: []string{"vip"}, ExpectedSize: 3}),
+			GroupDeps{Cloud: cloud, Host: &fakeHost{}, Membership: m})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		synctest.Wait()
+		assert.Equal(t, "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)", g.Status().Gossip)
+		time.Sleep(decryptRecent + time.Second)
+		assert.Empty(t, g.Status().Gossip, "an old failure is not blamed")
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+// TestGroupPlannedHandoverLogsInfo checks that a planned hand-over is
+// normal operation, logged at info level (issue 11 defect 6: it was
+// "WARN stepped down"), while a loss stays a warning.
+func TestGroupPlannedHandoverLogsInfo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &recordHandler{}
+		c := newClusterWith(t, func(c *cluster) { c.log = slog.New(h) }, 1, 200, 150)
+		time.Sleep(3 * time.Second)
+		require.NoError(t, c.nodes[1].group.Handover(t.Context()))
+		var stepped []string
+		for _, r := range h.records() {
+			if strings.Contains(r, "stepped down") {
+				stepped = append(stepped, r)
+			}
+		}
+		assert.Equal(t, []string{"INFO stepped down reason=handed over"}, stepped)
 	})
 }

@@ -59,6 +59,7 @@ type Metrics struct {
 	groupMoves     *prometheus.CounterVec
 	groupFailover  *prometheus.HistogramVec
 	groupPhase     *prometheus.HistogramVec
+	gossipDecrypt  *prometheus.CounterVec
 	watchdogPings  prometheus.Counter
 	ready          prometheus.Gauge
 	now            func() time.Time
@@ -183,6 +184,10 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		Help:    "Time of each phase of a successful move, from the previous phase: decision (from the holder failure seen), configured, assign_requested, action_succeeded, verified.",
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30},
 	}, []string{"group", "phase"})
+	m.gossipDecrypt = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hcagent_gossip_decrypt_errors_total",
+		Help: "Gossip messages of the failover group that no installed key could decrypt (a member with another key).",
+	}, []string{"group"})
 
 	cs := []prometheus.Collector{
 		m.buildInfo, m.startTime, m.ready, m.watchdogPings,
@@ -190,7 +195,7 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		m.reconcileRuns, m.reconcileErrors, m.reconcileDuration, m.reconcileLast, m.netlinkChanges,
 		m.apiRequests, m.apiRateLimited, m.apiRemaining, m.apiLimit,
 		m.fipConfigured, m.fipAssigned,
-		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover, m.groupPhase,
+		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover, m.groupPhase, m.gossipDecrypt,
 	}
 	if m.includeRuntime {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -355,6 +360,15 @@ func (m *Metrics) ObserveMovePhase(group, phase string, d time.Duration) {
 		return
 	}
 	m.groupPhase.WithLabelValues(group, phase).Observe(d.Seconds())
+}
+
+// IncGossipDecryptError counts a gossip message of group that did not
+// decrypt.
+func (m *Metrics) IncGossipDecryptError(group string) {
+	if m == nil {
+		return
+	}
+	m.gossipDecrypt.WithLabelValues(group).Inc()
 }
 
 func b01(b bool) float64 {
