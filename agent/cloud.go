@@ -2,6 +2,7 @@ package agent
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/hc-agent/hc-agent/cloudapi"
 	"github.com/hc-agent/hc-agent/config"
@@ -33,8 +34,18 @@ func newAPIClient(cfg config.Config, m *metrics.Metrics, log *slog.Logger, versi
 // configured here and assigned here.
 func GroupHooks(m *metrics.Metrics) floatingip.Hooks {
 	return floatingip.Hooks{
-		RoleChanged:    func(group string, role floatingip.Role) { m.SetGroupRole(group, string(role)) },
-		Moved:          func(group string, mv floatingip.MoveRecord) { m.ObserveMove(group, mv.Duration, string(mv.Result)) },
+		RoleChanged: func(group string, role floatingip.Role) { m.SetGroupRole(group, string(role)) },
+		Moved: func(group string, mv floatingip.MoveRecord) {
+			m.ObserveMove(group, mv.Duration, string(mv.Result))
+			if mv.Result == floatingip.MoveSuccess {
+				// The first mark has no phase before it.
+				for i, pm := range mv.Timeline.Marks {
+					if i > 0 {
+						m.ObserveMovePhase(group, string(pm.Phase), time.Duration(pm.Seconds*float64(time.Second)))
+					}
+				}
+			}
+		},
 		MembersChanged: func(group string, alive, healthy int) { m.SetGroupMembers(group, alive, healthy) },
 		FIPChanged: func(group string, f floatingip.FloatingIP, configured, assigned bool) {
 			m.SetFloatingIP(fipLabel(f), configured, assigned)

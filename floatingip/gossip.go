@@ -29,36 +29,66 @@ const DefaultGossipPort = 7946
 // minimum; larger ones start at SuspicionMaxTimeoutMult × that and shrink as
 // other members confirm).
 //
-// With ProbeInterval 200 ms, ProbeTimeout 100 ms and SuspicionMult 4, for
+// With ProbeInterval 180 ms, ProbeTimeout 90 ms and SuspicionMult 4, for
 // groups of up to 9 members:
 //
-//   - a crashed member is probed within ~200 ms (every member probes one
-//     peer per interval), is suspect 200 ms later and dead 4 × 200 ms =
-//     800 ms after that: about 1.0–1.2 s from crash to dead;
-//   - a member paused at t0 is suspect at the earliest at t0 + 200 ms (a
-//     probe sent just before the pause) and would be dead at t0 + 1000 ms.
-//     When it wakes it reads the queued suspect messages, refutes them with a
-//     higher incarnation and piggybacks the refutation on its first packets
-//     (and gossips every 50 ms), so a pause of up to 800 ms is refuted with
-//     ~200 ms to spare and nothing moves.
+//   - a crashed member is probed within ~180 ms (every member probes one
+//     peer per interval), is suspect 180 ms later and dead 4 × 180 ms =
+//     720 ms after that: about 0.9–1.1 s from crash to dead;
+//   - a member paused at t0 is suspect at the earliest at t0 + 180 ms (a
+//     probe sent just before the pause) and would be dead at t0 + 900 ms.
+//     When it wakes it reads the queued suspect messages and pings, refutes
+//     with a higher incarnation and piggybacks the refutation on its first
+//     packets (the acks of the queued pings go out at once), so a pause of
+//     up to 800 ms is refuted with ~100 ms to spare and nothing moves.
+//
+// The probes are most of an idle member's cost, so this is a trade-off
+// between idle CPU and detection, measured with hc-bench (issue 14; a group
+// of three, one HTTP health check, 1 s assign action, GOMAXPROCS 1 except
+// where noted; CPU of one core, crash-to-dead p50, client outage p50):
+//
+//	ProbeInterval/SuspicionMult  CPU    wakeups/s  dead after  outage
+//	100 ms / 8 (2 cores)         1.2 %  380        0.97 s      1.98 s
+//	150 ms / 5                   0.85 % 225        0.98 s      2.01 s
+//	180 ms / 4                   0.70 % 206        0.92 s      1.98 s
+//	200 ms / 4 (2 cores)         0.68 % 196        1.16 s      2.17 s
+//	300 ms / 2 (2 cores)         0.57 % 180        1.14 s      2.18 s
+//
+// (8 trials each; the full `make bench` run with 180 ms / 4 gave 0.63–0.68 %,
+// 200 wakeups/s, dead after 1.02 s and an outage of 2.03 s, against 2.17 s
+// before). 180 ms / 4 is the cheapest point that keeps the outage at about
+// 2 s and an 800 ms pause harmless (0 of 10 bench trials moved); no point
+// reaches the 0.3 % the issue hoped for, since each probe costs a few
+// wakeups of the process and detection in about a second needs several
+// probes a second.
+//
+// GossipInterval only paces broadcasts that found no probe or ack to ride
+// on: every packet memberlist sends piggybacks pending broadcasts, and each
+// member sends one ping per ProbeInterval and acks every ping it gets. It
+// was 50 ms; each gossip tick wakes the process (about 8 context switches
+// on two cores even when nothing is pending), which made it the largest
+// part of an idle member's cost (issue 14: 340 wakeups/s at 50 ms, 220 at
+// 200 ms, 216 at 500 ms in a settled group of three). 200 ms keeps a
+// broadcast no slower than a probe round.
 //
 // TCPTimeout bounds the TCP fallback probe and push/pull; it is 1 s on a
 // private network with sub-millisecond RTTs.
 const (
-	gossipProbeInterval   = 200 * time.Millisecond
-	gossipProbeTimeout    = 100 * time.Millisecond
+	gossipProbeInterval   = 180 * time.Millisecond
+	gossipProbeTimeout    = 90 * time.Millisecond
 	gossipSuspicionMult   = 4
 	gossipSuspicionMaxMul = 3
-	gossipInterval        = 50 * time.Millisecond
+	gossipInterval        = 200 * time.Millisecond
 	gossipRetransmitMult  = 4
 	gossipTCPTimeout      = time.Second
 	gossipPushPull        = 15 * time.Second
 	gossipRejoinInterval  = 5 * time.Second
 	gossipMetaVersion     = 1
 	// gossipUpdateWait bounds the wait for a metadata broadcast to go out
-	// (two gossip rounds normally); a broadcast that did not is sent again
-	// after gossipUpdateRetry. Leave waits for at most one such wait.
-	gossipUpdateWait  = 250 * time.Millisecond
+	// (RetransmitMult transmissions: two gossip rounds to two peers, fewer
+	// with piggybacking); a broadcast that did not is sent again after
+	// gossipUpdateRetry. Leave waits for at most one such wait.
+	gossipUpdateWait  = 3 * gossipInterval
 	gossipUpdateRetry = time.Second
 )
 

@@ -186,13 +186,17 @@ type Group struct {
 	holding     bool  // addresses configured here and claimed
 	draining    bool
 	// drained: Drain took this member out of candidacy until Resume.
-	drained      bool
-	master       bool // keepalived mode: last state was MASTER
-	role         Role
-	healthy      bool
-	seen         map[int64]Member
-	decision     Decision
-	lastMove     *MoveRecord
+	drained  bool
+	master   bool // keepalived mode: last state was MASTER
+	role     Role
+	healthy  bool
+	seen     map[int64]Member
+	decision Decision
+	lastMove *MoveRecord
+	// failure is when and how this member first saw the known holder
+	// fail (the first phase of the next move's timeline); zero while the
+	// holder is fine or this member holds.
+	failure      failureSeen
 	moves        []time.Time
 	failedMoves  int // consecutive moves that ended in "error"
 	backoffUntil time.Time
@@ -411,9 +415,18 @@ func (g *Group) Run(ctx context.Context) error {
 			g.startHandover(done)
 		case <-tick.C:
 		case <-g.refreshCh:
-			g.periodicRefresh(ctx, refresh)
+			g.readAssignments(ctx, refresh)
 		case <-refresh.C:
-			g.periodicRefresh(ctx, refresh)
+			if g.isHolding() {
+				g.readAssignments(ctx, refresh)
+			} else {
+				// One reader per group (issue 14): only the holder
+				// re-reads the assignments, so a group's steady-state
+				// API use does not grow with its size. A standby
+				// follows the holder's claims by gossip and reads
+				// when it must act (take re-reads before assigning).
+				refresh.Reset(g.jitter(g.cfg.RefreshInterval))
+			}
 		}
 	}
 }
@@ -435,7 +448,14 @@ func (g *Group) nextWake(now time.Time) (time.Duration, bool) {
 	return next.Sub(now), true
 }
 
-func (g *Group) periodicRefresh(ctx context.Context, t *time.Timer) {
+func (g *Group) isHolding() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.holding
+}
+
+// readAssignments re-reads who holds the addresses and re-arms t.
+func (g *Group) readAssignments(ctx context.Context, t *time.Timer) {
 	g.dedup.Error("read", "read floating ips failed", g.refresh(ctx, false))
 	t.Reset(g.jitter(g.cfg.RefreshInterval))
 }
@@ -564,7 +584,45 @@ func (g *Group) view(now time.Time) View {
 		v.Members = append(v.Members, m)
 	}
 	sortMembers(v.Members)
+	g.trackHolderLocked(now)
 	return v
+}
+
+// failureSeen is a holder failure as a member first saw it.
+type failureSeen struct {
+	holder int64
+	kind   Failure
+	at     time.Time
+}
+
+// trackHolderLocked records when the known holder stops being an alive,
+// healthy candidate in this member's view, for the timeline of the move
+// that follows. A later change of kind (unhealthy, then dead) keeps the
+// first sighting. g.mu must be held.
+func (g *Group) trackHolderLocked(now time.Time) {
+	h := g.knownHolder
+	m, ok := g.seen[h]
+	if h == 0 || h == g.cfg.Self || !ok {
+		g.failure = failureSeen{}
+		return
+	}
+	var kind Failure
+	switch {
+	case m.Left:
+		kind = FailureLeft
+	case !m.Alive:
+		kind = FailureDead
+	case !m.Healthy:
+		kind = FailureUnhealthy
+	case !m.Candidate:
+		kind = FailureNotCandidate
+	default:
+		g.failure = failureSeen{}
+		return
+	}
+	if g.failure.holder != h || g.failure.at.IsZero() {
+		g.failure = failureSeen{holder: h, kind: kind, at: now}
+	}
 }
 
 // peerOf returns the peer of a group of two, or 0 if unknown.

@@ -41,7 +41,7 @@ func (g *Group) runKeepalived(ctx context.Context, notify <-chan NotifyEvent) er
 }
 
 func (g *Group) keepalivedRefresh(ctx context.Context, t *time.Timer) {
-	g.periodicRefresh(ctx, t)
+	g.readAssignments(ctx, t)
 	g.mu.Lock()
 	retake := g.master && !g.holding && !g.draining && !time.Now().Before(g.backoffUntil)
 	g.mu.Unlock()

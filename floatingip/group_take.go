@@ -94,13 +94,22 @@ func (g *Group) take(ctx context.Context, reason string) {
 	g.mu.Lock()
 	g.moves = append(g.moves, start)
 	from := g.knownHolder
+	failure := g.failure
 	g.mu.Unlock()
 	rec := MoveRecord{At: start, From: from, To: g.cfg.Self}
 	g.log.Info("taking floating ips", "from", from, "reason", reason)
 
-	result, err := g.takeSteps(ctx)
+	tl := &Timeline{Failure: FailureNone}
+	if !failure.at.IsZero() && failure.holder == from {
+		tl.Failure = failure.kind
+		tl.mark(PhaseFailureSeen, failure.at)
+	}
+	tl.mark(PhaseDecision, start)
+	result, err := g.takeSteps(withTimeline(ctx, tl))
 	rec.Duration = time.Since(start)
 	rec.Result = result
+	tl.finish()
+	rec.Timeline = *tl
 	if err != nil {
 		rec.Error = err.Error()
 	}
@@ -150,6 +159,7 @@ func (g *Group) takeSteps(ctx context.Context) (MoveResult, error) {
 	if err := g.configure(ctx); err != nil {
 		return MoveError, fmt.Errorf("configure: %w", err)
 	}
+	markPhase(ctx, PhaseConfigured)
 	// The API is the arbiter: re-read before assigning.
 	if err := g.refresh(ctx, true); err != nil {
 		return MoveError, err
@@ -189,6 +199,7 @@ func (g *Group) takeSteps(ctx context.Context) (MoveResult, error) {
 		}
 		return MoveLost, err
 	}
+	markPhase(ctx, PhaseVerified)
 	return MoveSuccess, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -34,6 +35,8 @@ type node struct {
 	done   chan error
 	moves  []MoveRecord
 	mu     sync.Mutex
+	// reads counts this member's API reads (see countingCloud).
+	reads atomic.Int64
 }
 
 type cluster struct {
@@ -86,7 +89,7 @@ func (c *cluster) start(id int64) {
 		c.cfgHook(&cfg)
 	}
 	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
-		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck, Log: c.log,
+		Cloud: countingCloud{Cloud: c.cloud, reads: &n.reads}, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck, Log: c.log,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
 			n.moves = append(n.moves, m)

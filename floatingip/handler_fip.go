@@ -199,9 +199,13 @@ func (h *FloatingIPs) Acquire(ctx context.Context) error {
 			callFailed = true
 			continue
 		}
+		markPhase(ctx, PhaseAssignRequested)
 		wctx, cancel := context.WithTimeout(ctx, h.cfg.ActionTimeout)
 		a, err = h.cfg.Cloud.WaitAction(wctx, a.ID)
 		cancel()
+		if err == nil && a.Status == "success" {
+			markPhase(ctx, PhaseActionSucceeded)
+		}
 		switch {
 		case a.Status == "error":
 			// The action ran and failed; cloudapi also returns an error

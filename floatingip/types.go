@@ -92,6 +92,9 @@ type MoveRecord struct {
 	Duration time.Duration `json:"duration_ns"`
 	Result   MoveResult    `json:"result"`
 	Error    string        `json:"error,omitempty"`
+	// Timeline holds the phases the move went through, from the holder
+	// failure this member saw to the API's confirmation.
+	Timeline Timeline `json:"timeline"`
 }
 
 // Hooks are optional callbacks for metrics. They are called from the group's

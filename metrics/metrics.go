@@ -60,6 +60,7 @@ type Metrics struct {
 	groupHealthy   *prometheus.GaugeVec
 	groupMoves     *prometheus.CounterVec
 	groupFailover  *prometheus.HistogramVec
+	groupPhase     *prometheus.HistogramVec
 	gossipDecrypt  *prometheus.CounterVec
 	watchdogPings  prometheus.Counter
 	ready          prometheus.Gauge
@@ -188,6 +189,11 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		Help:    "Time from the decision to take the floating IPs to the API confirming the assignment.",
 		Buckets: []float64{.25, .5, 1, 2, 3, 5, 8, 13, 21, 34, 60},
 	}, []string{"group"})
+	m.groupPhase = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hcagent_group_failover_phase_seconds",
+		Help:    "Time of each phase of a successful move, from the previous phase: decision (from the holder failure seen), configured, assign_requested, action_succeeded, verified.",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30},
+	}, []string{"group", "phase"})
 	m.gossipDecrypt = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hcagent_gossip_decrypt_errors_total",
 		Help: "Gossip messages of the failover group that no installed key could decrypt (a member with another key).",
@@ -200,7 +206,7 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		m.restores, m.restoreBackoffs,
 		m.apiRequests, m.apiRateLimited, m.apiRemaining, m.apiLimit,
 		m.fipConfigured, m.fipAssigned,
-		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover, m.gossipDecrypt,
+		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover, m.groupPhase, m.gossipDecrypt,
 	}
 	if m.includeRuntime {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -389,6 +395,15 @@ func (m *Metrics) ObserveMove(group string, d time.Duration, result string) {
 	if result == "success" {
 		m.groupFailover.WithLabelValues(group).Observe(d.Seconds())
 	}
+}
+
+// ObserveMovePhase records how long phase of a successful move of group
+// took (since the phase before it).
+func (m *Metrics) ObserveMovePhase(group, phase string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.groupPhase.WithLabelValues(group, phase).Observe(d.Seconds())
 }
 
 // IncGossipDecryptError counts a gossip message of group that did not

@@ -114,6 +114,50 @@ hcagent_group_role{group="web",role="stepping-down"} 0
 `,
 		},
 		{
+			name: "failover phase histogram",
+			record: func(m *Metrics) {
+				m.ObserveMovePhase("web", "action_succeeded", 900*time.Millisecond)
+				m.ObserveMovePhase("web", "verified", 4*time.Millisecond)
+			},
+			names: []string{"hcagent_group_failover_phase_seconds"},
+			want: `
+# HELP hcagent_group_failover_phase_seconds Time of each phase of a successful move, from the previous phase: decision (from the holder failure seen), configured, assign_requested, action_succeeded, verified.
+# TYPE hcagent_group_failover_phase_seconds histogram
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.001"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.005"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.01"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.025"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.05"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.1"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.25"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="0.5"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="1"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="2"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="5"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="10"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="30"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="action_succeeded",le="+Inf"} 1
+hcagent_group_failover_phase_seconds_sum{group="web",phase="action_succeeded"} 0.9
+hcagent_group_failover_phase_seconds_count{group="web",phase="action_succeeded"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.001"} 0
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.005"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.01"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.025"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.05"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.1"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.25"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="0.5"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="1"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="2"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="5"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="10"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="30"} 1
+hcagent_group_failover_phase_seconds_bucket{group="web",phase="verified",le="+Inf"} 1
+hcagent_group_failover_phase_seconds_sum{group="web",phase="verified"} 0.004
+hcagent_group_failover_phase_seconds_count{group="web",phase="verified"} 1
+`,
+		},
+		{
 			name: "moves and failover histogram",
 			record: func(m *Metrics) {
 				m.ObserveMove("web", 1500*time.Millisecond, "success")

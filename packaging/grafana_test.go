@@ -30,9 +30,8 @@ var expectedLater = map[string]struct {
 	labels []string
 	issue  int
 }{
-	"hcagent_group_failover_phase_seconds": {[]string{"group", "phase"}, 14},
-	"hcagent_private_ip_configured":        {[]string{"group", "ip"}, 12},
-	"hcagent_private_ip_assigned":          {[]string{"group", "ip"}, 12},
+	"hcagent_private_ip_configured": {[]string{"group", "ip"}, 12},
+	"hcagent_private_ip_assigned":   {[]string{"group", "ip"}, 12},
 }
 
 // targetLabels are added by Prometheus to every series it scrapes.

@@ -22,9 +22,12 @@ var (
 )
 
 func main() {
+	limitProcs(os.Getenv)
+	stopProfile := startCPUProfile(os.Getenv, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	stopProfile()
 	os.Exit(code)
 }
 

@@ -50,6 +50,7 @@ func registeredMetrics(t *testing.T) map[string]metricDoc {
 	m.SetFloatingIP("192.0.2.1", true, true)
 	m.SetGroup("web", "holder", 2, 2)
 	m.ObserveMove("web", time.Second, "success")
+	m.ObserveMovePhase("web", "action_succeeded", time.Second)
 	m.IncGossipDecryptError("web")
 	mfs, err := reg.Gather()
 	require.NoError(t, err)

@@ -163,6 +163,22 @@ func WriteStatus(w io.Writer, v StatusView) error {
 			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s", f.IP, holderName(f.HolderByAPI, g.Self, names), holderName(f.HolderByView, g.Self, names), yesNo(f.ConfiguredHere)))
 		}
 		table(rows...)
+		if m := g.LastMove; m != nil && len(m.Timeline.Marks) > 0 {
+			tl := m.Timeline
+			rows = []string{"PHASE\tAT\tTOOK"}
+			for i, pm := range tl.Marks {
+				took := "-"
+				if i > 0 {
+					took = time.Duration(pm.Seconds * float64(time.Second)).Round(time.Millisecond).String()
+				}
+				name := string(pm.Phase)
+				if pm.Phase == floatingip.PhaseFailureSeen {
+					name += " (" + string(tl.Failure) + ")"
+				}
+				rows = append(rows, fmt.Sprintf("%s\t%s\t%s", name, pm.At.Format("15:04:05.000"), took))
+			}
+			table(rows...)
+		}
 	}
 	return err
 }

@@ -44,8 +44,13 @@ func TestFetchAndWriteStatus(t *testing.T) {
 				{ID: 12, Name: "web-2", Priority: 90, Alive: true, Healthy: true},
 			},
 			FloatingIPs: []floatingip.FIPStatus{{ID: 5, IP: "203.0.113.7", HolderByAPI: 11, HolderByView: 11, ConfiguredHere: true}},
-			LastMove:    &floatingip.MoveRecord{At: at, From: 12, To: 11, Duration: 1800 * time.Millisecond, Result: "success"},
-			Gossip:      "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
+			LastMove: &floatingip.MoveRecord{At: at, From: 12, To: 11, Duration: 1800 * time.Millisecond, Result: "success",
+				Timeline: floatingip.Timeline{Failure: floatingip.FailureDead, Marks: []floatingip.PhaseMark{
+					{Phase: floatingip.PhaseFailureSeen, At: at.Add(-time.Second)},
+					{Phase: floatingip.PhaseDecision, At: at, Seconds: 1},
+					{Phase: floatingip.PhaseActionSucceeded, At: at.Add(1002 * time.Millisecond), Seconds: 1.002},
+				}}},
+			Gossip: "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
 		}},
 	})
 
@@ -73,6 +78,10 @@ func TestFetchAndWriteStatus(t *testing.T) {
 		"web-2 12 90 yes yes no",
 		"203.0.113.7 web-1 (this server) web-1 (this server) yes",
 		"last move 2026-11-28T04:00:00Z 12 -> 11 success in 1.8s",
+		"PHASE AT TOOK",
+		"failure_seen (dead) 03:59:59.000 -",
+		"decision 04:00:00.000 1s",
+		"action_succeeded 04:00:01.002 1.002s",
 		"gossip no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
 	} {
 		assert.Contains(t, flat, want)

@@ -46,7 +46,10 @@ type options struct {
 	goTool   string
 	agentBin string // prebuilt hc-agent; empty builds one
 	keep     bool   // keep the scratch directory (configs, logs)
-	log      *slog.Logger
+	profile  string // directory for the footprint agents' CPU profiles
+	// noBaseline skips keepalived in the outage sections (tuning runs).
+	noBaseline bool
+	log        *slog.Logger
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -62,6 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.goTool, "go", "go", "go tool used to build hc-agent")
 	fs.StringVar(&o.agentBin, "agent", "", "use this hc-agent binary instead of building one")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory with every config and log, and print its path")
+	fs.BoolVar(&o.noBaseline, "no-baseline", false, "skip the keepalived baseline in the outage sections (for tuning runs; no ratios)")
+	fs.StringVar(&o.profile, "profile", "", "write a CPU profile of each footprint agent to this directory (SERVER.pprof)")
 	fs.StringVar(&level, "log-level", "warn", "harness log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err

@@ -23,8 +23,10 @@ type section struct {
 var sections = []section{
 	{"failover", "Client-visible failover outage after a holder crash", runFailover},
 	{"handover", "Planned hand-over outage (SIGTERM of the holder)", runHandover},
+	{"pause", "A sub-second pause of the holder (live migration) moves nothing", runPause},
 	{"boot", "Boot to configured", runBoot},
 	{"hotplug", "Hotplug: NIC appears to configured", runHotplug},
+	{"storm", "Boot storm: a fleet booting from one image at once", runStorm},
 	{"api", "API requests per server per hour in steady state", runAPI},
 	{"footprint", "Footprint of an idle agent", runFootprint},
 	{"restore", "Restore after external deletion", runRestore},
@@ -76,7 +78,7 @@ func (h *harness) close() {
 }
 
 func (h *harness) env() scenario.Env {
-	return scenario.Env{AgentBin: h.agentBin, WorkDir: h.dir, Log: h.o.log, Trials: h.o.trials, Quick: h.o.quick}
+	return scenario.Env{AgentBin: h.agentBin, WorkDir: h.dir, Log: h.o.log, Trials: h.o.trials, Quick: h.o.quick, ProfileDir: h.o.profile}
 }
 
 // needRoot returns why the simulated cloud cannot run, or "".
@@ -102,6 +104,11 @@ func (h *harness) needAgent() string {
 // each failover delay, then hand-over trials.
 func (h *harness) outagesOf(ctx context.Context, subject string) *scenario.Outages {
 	if r, ok := h.outages[subject]; ok {
+		return r
+	}
+	if subject == bench.SubjectKeepalived && h.o.noBaseline {
+		r := &scenario.Outages{}
+		h.outages[subject] = r
 		return r
 	}
 	handover := len(h.o.only) == 0 || contains(h.o.only, "handover")
@@ -160,12 +167,23 @@ func runFailover(ctx context.Context, h *harness) bench.Section {
 			sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectKeepalived, kase, s))
 		}
 		sec.Rows = append(sec.Rows, ratioRows(kase, a, k)...)
+		if agent != nil {
+			for _, p := range scenario.PhaseOrder {
+				if s, ok := agent.Phases[d][p]; ok {
+					sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, kase+", phase "+p, s))
+				}
+			}
+		}
 	}
 	if agent != nil && agent.Err != nil {
 		sec.Notes = append(sec.Notes, "hc-agent: "+agent.Err.Error())
 	}
 	if base.Err != nil {
 		sec.Notes = append(sec.Notes, "keepalived: "+base.Err.Error())
+	}
+	if agent != nil && len(agent.Phases) > 0 {
+		sec.Notes = append(sec.Notes, "hc-agent phases, from the new holder's last_move timeline: detection = crash to the failure seen; "+
+			"then decision, configured (address on the host), assign_requested (after the arbiter's fresh read), action_succeeded (action polled as success), verified (fresh read shows the new holder)")
 	}
 	sec.Notes = append(sec.Notes, resetNotes(agent, base, "crash")...)
 	if len(sec.Rows) == 0 {
@@ -279,12 +297,53 @@ func runHotplug(ctx context.Context, h *harness) bench.Section {
 	return sec
 }
 
+// Boot storm size (issue 14): 50 servers, three of them in a failover group.
+const (
+	stormServers = 50
+	stormGrouped = 3
+)
+
+func runStorm(ctx context.Context, h *harness) bench.Section {
+	window := time.Minute
+	if h.o.quick {
+		window = 20 * time.Second
+	}
+	sec := bench.Section{Method: fmt.Sprintf("%d servers with one private network each, all starting hc-agent at once (spawned one after another as fast as the harness can); "+
+		"the first %d form a failover group around one floating IP assigned to the first, the others have no group; every agent runs its private-network "+
+		"reconciler and floating IP manager with the defaults; configured = the private NIC's address and network route (and the floating IP on the holder) "+
+		"in the kernel, polled every 20 ms per server, from the start of the storm; API requests and 429s of the whole fleet in the first %v, counted by the "+
+		"simulator (one project bucket of 3600/h)", stormServers, stormGrouped, window)}
+	if r := h.needAgent(); r != "" {
+		sec.Unavailable = r
+		return sec
+	}
+	res, err := scenario.RunStorm(ctx, h.env(), stormServers, stormGrouped, window)
+	if res.Configured.N > 0 || res.Configured.Failed > 0 {
+		sec.Rows = append(sec.Rows,
+			bench.DurationRow(bench.SubjectAgent, fmt.Sprintf("%d servers: storm start to configured", res.Servers), res.Configured),
+			bench.DurationRow(bench.SubjectAgent, fmt.Sprintf("%d servers: own agent start to configured", res.Servers), res.OwnStart),
+			bench.ValueRow(bench.SubjectAgent, "spawning every agent", res.Spawn.Seconds(), "s"),
+			bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("API requests of the fleet in the first %v", res.Window), float64(res.Requests), "req"),
+			bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("429 responses in the first %v", res.Window), float64(res.RateLimited), "req"),
+		)
+	}
+	if err != nil {
+		sec.Notes = append(sec.Notes, err.Error())
+		if len(sec.Rows) == 0 {
+			sec.Unavailable = err.Error()
+		}
+	}
+	sec.Notes = append(sec.Notes, "limits: 2 cores for every agent, the simulated cloud and the harness; the simulated cloud holds at most 200 servers "+
+		"(one namespace and veth pair per server and network, one shared metadata service and API simulator answering per caller)")
+	return sec
+}
+
 func runAPI(ctx context.Context, h *harness) bench.Section {
 	scale, wall := 60.0, time.Minute
 	if h.o.quick {
 		scale, wall = 180, 20*time.Second
 	}
-	sec := bench.Section{Method: fmt.Sprintf("a settled group of three agents with poll intervals divided by %g, "+
+	sec := bench.Section{Method: fmt.Sprintf("a settled group of three agents and a fourth server without groups, with poll intervals divided by %g, "+
 		"so %v of wall time is one simulated hour; the API simulator counts each server's requests (one token per server), "+
 		"scaled back to one real hour; the project budget is %d requests per hour", scale, wall, bench.ProjectBudgetPerHour)}
 	if r := h.needAgent(); r != "" {
@@ -297,7 +356,7 @@ func runAPI(ctx context.Context, h *harness) bench.Section {
 		return sec
 	}
 	for i, b := range res.PerServer {
-		sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("srv%d requests/hour", i+1), b.PerHour, "req/h"))
+		sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("srv%d (%s) requests/hour", i+1, res.Roles[i]), b.PerHour, "req/h"))
 	}
 	servers := "unbounded (no steady-state requests)"
 	if res.Max.Servers > 0 {
@@ -308,8 +367,39 @@ func runAPI(ctx context.Context, h *harness) bench.Section {
 		sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, "servers per project budget", float64(res.Max.Servers), "servers"))
 	}
 	sec.Notes = append(sec.Notes, "scaled: "+res.Intervals, "servers one project's 3600/h supports at the busiest server's rate: "+servers,
-		"only intervals from the configuration are scaled; a fixed timer inside the agent would be undercounted by the scale factor",
+		"only intervals from the configuration are scaled; a fixed timer inside the agent would be undercounted by the scale factor: "+
+			"the holder's re-read of the group's assignments (every 5 min, jittered; config.DefaultGroupRefreshInterval, not a configuration key) "+
+			"is such a timer, so the holder's row lacks its 12 requests per real hour; standbys make no such read (one reader per group)",
 		"keepalived's baseline makes no steady-state API requests (it only calls the API on a transition)")
+	return sec
+}
+
+// holderPause is the pause issue 14 requires to move nothing: Hetzner
+// live-migrates with pauses of under a second.
+const holderPause = 800 * time.Millisecond
+
+func runPause(ctx context.Context, h *harness) bench.Section {
+	trials := 10
+	if h.o.quick {
+		trials = 3
+	}
+	sec := bench.Section{Method: fmt.Sprintf("the trio of the outage figures running hc-agent (action latency 1s); every process in the holder's namespace "+
+		"is stopped (SIGSTOP) for %v and continued, then for %v the harness watches whether the floating IP leaves the holder or a standby records a move; "+
+		"%d trials", holderPause, scenario.PauseObserve, trials)}
+	if r := h.needAgent(); r != "" {
+		sec.Unavailable = r
+		return sec
+	}
+	res, err := scenario.RunPause(ctx, h.env(), holderPause, time.Second, trials)
+	if res.Trials > 0 {
+		sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("trials with a move after a %v pause (of %d)", holderPause, res.Trials), float64(res.Moved), "trials"))
+	}
+	if err != nil {
+		sec.Notes = append(sec.Notes, err.Error())
+		if res.Trials == 0 {
+			sec.Unavailable = err.Error()
+		}
+	}
 	return sec
 }
 
@@ -318,8 +408,9 @@ func runFootprint(ctx context.Context, h *harness) bench.Section {
 	if h.o.quick {
 		window = 10 * time.Second
 	}
-	sec := bench.Section{Method: fmt.Sprintf("settled group of three agents with the default configuration; VmRSS from /proc/PID/status "+
-		"and utime+stime from /proc/PID/stat sampled every second over %v; binary: CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\" ./cmd/hc-agent", window)}
+	sec := bench.Section{Method: fmt.Sprintf("settled group of three agents with the default configuration and one HTTP health check (%s); "+
+		"VmRSS and RssAnon (the rest is mostly the binary's pages, shared with the page cache) from /proc/PID/status, utime+stime from /proc/PID/stat and the context switches of all threads from /proc/PID/task/*/status "+
+		"sampled every second over %v; binary: CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\" ./cmd/hc-agent", scenario.FootprintHealthTarget, window)}
 	if h.o.quick {
 		sec.Notes = append(sec.Notes, "quick run: window shortened to 10 s")
 	}
@@ -347,8 +438,10 @@ func runFootprint(ctx context.Context, h *harness) bench.Section {
 	}{{"holder", res.Holder}, {"standby", res.Standby}} {
 		sec.Rows = append(sec.Rows,
 			bench.ValueRow(bench.SubjectAgent, x.role+" RSS (max)", float64(x.r.RSSMax)/(1<<20), "MiB"),
+			bench.ValueRow(bench.SubjectAgent, x.role+" RSS anonymous part (max)", float64(x.r.RSSAnonMax)/(1<<20), "MiB"),
 			bench.ValueRow(bench.SubjectAgent, x.role+" CPU (of one core)", x.r.CPUPercent, "%"),
 			bench.ValueRow(bench.SubjectAgent, x.role+" CPU time per minute", x.r.CPUSeconds*60/x.r.Window.Seconds(), "s"),
+			bench.ValueRow(bench.SubjectAgent, x.role+" wakeups (context switches)", x.r.Wakeups, "/s"),
 		)
 	}
 	return sec

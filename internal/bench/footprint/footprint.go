@@ -22,18 +22,29 @@ const UserHZ = 100
 
 // Sample is one reading of a process.
 type Sample struct {
-	RSS      int64 // resident set size in bytes (VmRSS)
+	RSS int64 // resident set size in bytes (VmRSS)
+	// RSSAnon is the anonymous part of RSS (heap, stacks; RssAnon); the
+	// rest is mostly pages of the binary, shared with the page cache.
+	RSSAnon  int64
 	CPUTicks int64 // utime+stime of all threads, in 1/UserHZ seconds
+	// Switches is the sum over all threads of voluntary and involuntary
+	// context switches: an idle process is switched in once per wakeup,
+	// so its rate is the wakeups per second.
+	Switches int64
 }
 
 // Result is the footprint of a process over a window.
 type Result struct {
-	Window     time.Duration `json:"window_ns"`
-	RSSMax     int64         `json:"rss_max_bytes"`
-	RSSLast    int64         `json:"rss_last_bytes"`
-	CPUSeconds float64       `json:"cpu_seconds"` // over Window
-	CPUPercent float64       `json:"cpu_percent"` // of one core, averaged over Window
-	Samples    int           `json:"samples"`
+	Window  time.Duration `json:"window_ns"`
+	RSSMax  int64         `json:"rss_max_bytes"`
+	RSSLast int64         `json:"rss_last_bytes"`
+	// RSSAnonMax is the peak of the anonymous part of RSS.
+	RSSAnonMax int64   `json:"rss_anon_max_bytes"`
+	CPUSeconds float64 `json:"cpu_seconds"` // over Window
+	CPUPercent float64 `json:"cpu_percent"` // of one core, averaged over Window
+	// Wakeups is context switches per second over Window (all threads).
+	Wakeups float64 `json:"wakeups_per_second"`
+	Samples int     `json:"samples"`
 }
 
 // ReadProc reads a Sample of pid from /proc.
@@ -46,6 +57,10 @@ func ReadProc(pid int) (Sample, error) {
 	if err != nil {
 		return Sample{}, fmt.Errorf("parse status of pid %d: %w", pid, err)
 	}
+	anon, err := parseStatusKB(status, "RssAnon:")
+	if err != nil {
+		return Sample{}, fmt.Errorf("parse status of pid %d: %w", pid, err)
+	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return Sample{}, fmt.Errorf("read stat of pid %d: %w", pid, err)
@@ -54,27 +69,87 @@ func ReadProc(pid int) (Sample, error) {
 	if err != nil {
 		return Sample{}, fmt.Errorf("parse stat of pid %d: %w", pid, err)
 	}
-	return Sample{RSS: rss, CPUTicks: ticks}, nil
+	sw, err := readSwitches(pid)
+	if err != nil {
+		return Sample{}, err
+	}
+	return Sample{RSS: rss, RSSAnon: anon, CPUTicks: ticks, Switches: sw}, nil
+}
+
+// readSwitches sums the context switches of every thread of pid. A thread
+// that exits between the listing and the read is skipped: its switches
+// leave the sum, which undercounts a window by at most that thread's.
+func readSwitches(pid int) (int64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("list threads of pid %d: %w", pid, err)
+	}
+	var sum int64
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		n, err := ParseStatusSwitches(b)
+		if err != nil {
+			return 0, fmt.Errorf("parse status of thread %s of pid %d: %w", e.Name(), pid, err)
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// ParseStatusSwitches returns voluntary_ctxt_switches plus
+// nonvoluntary_ctxt_switches from the text of /proc/PID/task/TID/status.
+func ParseStatusSwitches(status []byte) (int64, error) {
+	var sum int64
+	found := 0
+	for line := range bytes.Lines(status) {
+		var rest []byte
+		var ok bool
+		if rest, ok = bytes.CutPrefix(line, []byte("voluntary_ctxt_switches:")); !ok {
+			if rest, ok = bytes.CutPrefix(line, []byte("nonvoluntary_ctxt_switches:")); !ok {
+				continue
+			}
+		}
+		v, err := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("parse context switches %q: not a non-negative number", bytes.TrimSpace(line))
+		}
+		sum += v
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("parse status: %d context switch lines, want 2", found)
+	}
+	return sum, nil
 }
 
 // ParseStatusRSS returns VmRSS from the text of /proc/PID/status, in bytes.
 func ParseStatusRSS(status []byte) (int64, error) {
+	return parseStatusKB(status, "VmRSS:")
+}
+
+// parseStatusKB returns the "<n> kB" value of key (with its colon) from the
+// text of /proc/PID/status, in bytes.
+func parseStatusKB(status []byte, key string) (int64, error) {
 	for line := range bytes.Lines(status) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		rest, ok := bytes.CutPrefix(line, []byte(key))
 		if !ok {
 			continue
 		}
 		f := strings.Fields(string(rest))
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("parse VmRSS line %q: want \"<n> kB\"", bytes.TrimSpace(line))
+			return 0, fmt.Errorf("parse %s line %q: want \"<n> kB\"", key, bytes.TrimSpace(line))
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil || kb < 0 || kb > 1<<40 {
-			return 0, fmt.Errorf("parse VmRSS value %q: out of range or not a number", f[0])
+			return 0, fmt.Errorf("parse %s value %q: out of range or not a number", key, f[0])
 		}
 		return kb * 1024, nil
 	}
-	return 0, fmt.Errorf("parse status: no VmRSS line (kernel thread or zombie)")
+	return 0, fmt.Errorf("parse status: no %s line (kernel thread or zombie)", key)
 }
 
 // ParseStatCPU returns utime+stime (fields 14 and 15) from the text of
@@ -124,7 +199,7 @@ func Measure(ctx context.Context, read func() (Sample, error), window, interval 
 		return Result{}, fmt.Errorf("measure footprint: %w", err)
 	}
 	start := clock.Now()
-	res := Result{RSSMax: first.RSS, RSSLast: first.RSS, Samples: 1}
+	res := Result{RSSMax: first.RSS, RSSLast: first.RSS, RSSAnonMax: first.RSSAnon, Samples: 1}
 	last := first
 	for {
 		elapsed := clock.Now().Sub(start)
@@ -144,11 +219,13 @@ func Measure(ctx context.Context, read func() (Sample, error), window, interval 
 		res.Samples++
 		res.RSSLast = s.RSS
 		res.RSSMax = max(res.RSSMax, s.RSS)
+		res.RSSAnonMax = max(res.RSSAnonMax, s.RSSAnon)
 	}
 	res.Window = clock.Now().Sub(start)
 	res.CPUSeconds = float64(last.CPUTicks-first.CPUTicks) / UserHZ
 	if res.Window > 0 {
 		res.CPUPercent = 100 * res.CPUSeconds / res.Window.Seconds()
+		res.Wakeups = float64(last.Switches-first.Switches) / res.Window.Seconds()
 	}
 	return res, nil
 }

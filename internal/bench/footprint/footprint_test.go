@@ -107,10 +107,59 @@ func FuzzParseStatCPU(f *testing.F) {
 	})
 }
 
+var switchCases = []struct {
+	name    string
+	in      string
+	want    int64
+	wantErr bool
+}{
+	{name: "typical", in: "Name:\thc-agent\nVmRSS:\t12 kB\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t3\n", want: 123},
+	{name: "zero", in: "voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0", want: 0},
+	{name: "one line missing", in: "voluntary_ctxt_switches:\t5\n", wantErr: true},
+	{name: "none", in: "Name:\tx\n", wantErr: true},
+	{name: "not a number", in: "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n", wantErr: true},
+	{name: "negative", in: "voluntary_ctxt_switches:\t-4\nnonvoluntary_ctxt_switches:\t1\n", wantErr: true},
+}
+
+func TestParseStatusSwitches(t *testing.T) {
+	for _, tt := range switchCases {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseStatusSwitches([]byte(tt.in))
+			if tt.wantErr {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// FuzzParseStatusSwitches checks that parsing never panics and that a
+// parsed sum, printed as the two lines, parses to the same sum.
+func FuzzParseStatusSwitches(f *testing.F) {
+	for _, tt := range switchCases {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		v, err := ParseStatusSwitches([]byte(in))
+		if err != nil {
+			return
+		}
+		again, err := ParseStatusSwitches(fmt.Appendf(nil, "voluntary_ctxt_switches:\t%d\nnonvoluntary_ctxt_switches:\t0\n", v))
+		if err != nil || again != v {
+			t.Fatalf("ParseStatusSwitches(%q) = %d, reparse = %d, %v", in, v, again, err)
+		}
+	})
+}
+
 func TestReadProcSelf(t *testing.T) {
 	s, err := ReadProc(os.Getpid())
 	require.NoError(t, err)
 	assert.Positive(t, s.RSS)
+	assert.Positive(t, s.Switches)
+	assert.Positive(t, s.RSSAnon)
+	assert.LessOrEqual(t, s.RSSAnon, s.RSS)
 	_, err = ReadProc(-1)
 	assert.Error(t, err)
 }
@@ -121,11 +170,11 @@ func TestMeasure(t *testing.T) {
 		var n int64
 		read := func() (Sample, error) {
 			n++
-			return Sample{RSS: n << 20, CPUTicks: 5 * n}, nil
+			return Sample{RSS: n << 20, RSSAnon: n << 19, CPUTicks: 5 * n, Switches: 30 * n}, nil
 		}
 		got, err := Measure(t.Context(), read, 10*time.Second, time.Second, RealClock{})
 		require.NoError(t, err)
-		want := Result{Window: 10 * time.Second, RSSMax: 11 << 20, RSSLast: 11 << 20, CPUSeconds: 0.5, CPUPercent: 5, Samples: 11}
+		want := Result{Window: 10 * time.Second, RSSMax: 11 << 20, RSSLast: 11 << 20, RSSAnonMax: 11 << 19, CPUSeconds: 0.5, CPUPercent: 5, Wakeups: 30, Samples: 11}
 		assert.Equal(t, want, got)
 	})
 }

@@ -30,6 +30,9 @@ type Env struct {
 	Log      *slog.Logger
 	Trials   int
 	Quick    bool
+	// ProfileDir, when set, makes the footprint scenario's agents write a
+	// CPU profile each (SERVER.pprof) through HC_AGENT_CPUPROFILE.
+	ProfileDir string
 }
 
 // Names the scenarios give to cloud objects.
@@ -52,6 +55,9 @@ type clusterSpec struct {
 	actionDelay time.Duration
 	// names starts the name service (the probe's target) on every server.
 	names bool
+	// grouped is how many servers (the first ones) form the failover
+	// group; 0 means all. The others run without groups.
+	grouped int
 }
 
 // cluster is a simulated cloud with its API simulator, servers, one
@@ -68,13 +74,24 @@ type cluster struct {
 
 	names  map[string]*simcloud.Proc
 	agents map[string]*simcloud.Proc
-	kas    map[string]*keepalived.Process
+	// agentsMu guards agents while startAgent runs in parallel (the boot
+	// storm); everything else uses agents from one goroutine.
+	agentsMu sync.Mutex
+	kas      map[string]*keepalived.Process
 	// kaState is the last state each keepalived process logged, kept up
 	// to date by watchKA.
 	kaMu    sync.Mutex
 	kaState map[*keepalived.Process]string
 	// agentCfg adjusts the configuration of every agent the cluster starts.
 	agentCfg func(*config.Config)
+	// profileDir, when set, gets a CPU profile of every agent it starts.
+	profileDir string
+	// grouped is clusterSpec.grouped, resolved (never 0).
+	grouped int
+	// phases collects, per crash trial of hc-agent, the new holder's move
+	// timeline: each phase's duration, plus "detection" (crash to failure
+	// seen).
+	phases []map[string]time.Duration
 }
 
 // token returns the API token of server i. Each server has its own token
@@ -104,6 +121,10 @@ func newCluster(ctx context.Context, env Env, spec clusterSpec) (_ *cluster, err
 		kas:    map[string]*keepalived.Process{},
 
 		kaState: map[*keepalived.Process]string{},
+		grouped: spec.grouped,
+	}
+	if c.grouped <= 0 || c.grouped > spec.servers {
+		c.grouped = spec.servers
 	}
 	defer func() {
 		if err != nil {
@@ -225,13 +246,13 @@ func (c *cluster) agentConfig(s *simcloud.Server) (config.Config, error) {
 	cfg.StateDir = filepath.Join(base, "state")
 	cfg.RuntimeDir = filepath.Join(base, "run")
 	cfg.Log.Level = "info"
-	if c.fip != nil && len(c.servers) > 1 {
+	if c.inGroup(s) {
 		g := config.DefaultGroup()
 		g.Name = groupName
 		g.FloatingIPs = []string{fipName}
 		// Priorities fall with the index, like the keepalived baseline's.
 		g.Priority = 150 - 50*c.index(s)
-		for _, p := range c.servers {
+		for _, p := range c.servers[:c.grouped] {
 			if p == s {
 				continue
 			}
@@ -285,12 +306,17 @@ func (c *cluster) startAgent(ctx context.Context, s *simcloud.Server) (*simcloud
 		"HCLOUD_ENDPOINT=" + c.cloud.APIEndpoint(),
 		"NOTIFY_SOCKET=", "WATCHDOG_USEC=",
 	}
+	if c.profileDir != "" {
+		env = append(env, "HC_AGENT_CPUPROFILE="+filepath.Join(c.profileDir, s.Name()+".pprof"))
+	}
 	p, err := s.StartWithOutput(context.WithoutCancel(ctx), "hc-agent", []string{c.env.AgentBin, "run", "--config", path}, env, logf)
 	if err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start hc-agent on %s: %w", s.Name(), err)
 	}
+	c.agentsMu.Lock()
 	c.agents[s.Name()] = p
+	c.agentsMu.Unlock()
 	return p, nil
 }
 
@@ -338,6 +364,18 @@ type agentStatus struct {
 			ID    int64 `json:"id"`
 			Alive bool  `json:"alive"`
 		} `json:"members"`
+		LastMove *struct {
+			At       time.Time `json:"at"`
+			Result   string    `json:"result"`
+			Timeline struct {
+				Failure string `json:"failure"`
+				Phases  []struct {
+					Phase   string    `json:"phase"`
+					At      time.Time `json:"at"`
+					Seconds float64   `json:"seconds"`
+				} `json:"phases"`
+			} `json:"timeline"`
+		} `json:"last_move"`
 	} `json:"groups"`
 }
 
@@ -365,11 +403,15 @@ func (st agentStatus) settled(n, groups int) bool {
 func (c *cluster) waitAgentsSettled(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	n := len(c.servers)
+	n := c.grouped
 	for _, s := range c.servers {
+		groups := 0
+		if c.inGroup(s) {
+			groups = 1
+		}
 		err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
 			st, err := c.agentStatus(ctx, s)
-			return err == nil && st.settled(n, c.groups()), nil
+			return err == nil && st.settled(n, groups), nil
 		})
 		if err != nil {
 			return fmt.Errorf("wait for agent on %s to settle: %w%s", s.Name(), err, c.agentLogTail(s))
@@ -448,10 +490,10 @@ func (c *cluster) kaStateOf(p *keepalived.Process) string {
 	return c.kaState[p]
 }
 
-// groups returns how many failover groups each agent of the cluster runs.
-func (c *cluster) groups() int {
-	if c.fip != nil && len(c.servers) > 1 {
-		return 1
-	}
-	return 0
+// inGroup reports whether the agent on s runs the failover group: the
+// cluster has a floating IP and s is one of the first grouped servers
+// (more than one).
+func (c *cluster) inGroup(s *simcloud.Server) bool {
+	i := c.index(s)
+	return c.fip != nil && c.grouped > 1 && i >= 0 && i < c.grouped
 }

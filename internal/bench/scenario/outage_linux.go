@@ -238,12 +238,18 @@ func oneOutage(ctx context.Context, c *cluster, sub subject, holder *simcloud.Se
 		// probe keeps running meanwhile.
 		go func() { stopped <- sub.stop(ctx, holder) }()
 	}
+	disrupted := time.Now()
 	moved := waitProbe(ctx, probe, func(s simcloud.Sample) bool { return s.OK() && s.Server != holder.Name() }, trialTimeout)
 	samples := probe.Stop()
 	d, ok := time.Duration(0), moved == nil
 	if ok {
 		if o, found := simcloud.LongestOutage(samples); found {
 			d = o.Duration()
+		}
+		if _, isAgent := sub.(agentSubject); isAgent && how == crash {
+			if last, found := probe.Last(); found {
+				c.recordPhases(ctx, c.cloud.Server(last.Server), disrupted)
+			}
 		}
 	}
 	// Bring the old holder back as a standby for the next trial.
@@ -277,6 +283,41 @@ func oneOutage(ctx context.Context, c *cluster, sub subject, holder *simcloud.Se
 	return d, ok, pause(ctx, settleTime)
 }
 
+// recordPhases reads the timeline of the move that made s the holder after
+// a crash at disrupted and appends each phase's duration to c.phases, with
+// "detection" from the crash to the failure seen. The move may still be
+// verifying when the client is served again, so it waits up to 5 s for a
+// successful move that started after the crash; without one it records
+// nothing.
+func (c *cluster) recordPhases(ctx context.Context, s *simcloud.Server, disrupted time.Time) {
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		st, err := c.agentStatus(ctx, s)
+		if err != nil || len(st.Groups) == 0 {
+			return false, nil
+		}
+		m := st.Groups[0].LastMove
+		if m == nil || m.Result != "success" || m.At.Before(disrupted) {
+			return false, nil
+		}
+		out := map[string]time.Duration{}
+		for i, p := range m.Timeline.Phases {
+			if i == 0 && p.Phase == "failure_seen" {
+				out["detection"] = p.At.Sub(disrupted)
+			}
+			if i > 0 {
+				out[p.Phase] = time.Duration(p.Seconds * float64(time.Second))
+			}
+		}
+		c.phases = append(c.phases, out)
+		return true, nil
+	})
+}
+
 // waitProbe waits until the probe's latest sample satisfies cond.
 func waitProbe(ctx context.Context, p *simcloud.Probe, cond func(simcloud.Sample) bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -289,8 +330,11 @@ func waitProbe(ctx context.Context, p *simcloud.Probe, cond func(simcloud.Sample
 
 // Outages is the result of the outage scenarios for one subject.
 type Outages struct {
-	Crash    map[time.Duration]bench.Summary // by action delay
-	Handover *bench.Summary                  // nil when not measured
+	Crash map[time.Duration]bench.Summary // by action delay
+	// Phases summarises the new holder's move timeline over the crash
+	// trials, by action delay and phase (PhaseOrder), hc-agent only.
+	Phases   map[time.Duration]map[string]bench.Summary
+	Handover *bench.Summary // nil when not measured
 	// Resets counts how often the cluster was found inconsistent before a
 	// trial and had to be rebuilt, by kind ("crash", "handover").
 	Resets map[string]int
@@ -302,7 +346,7 @@ type Outages struct {
 // delay. An error that prevents the scenario is returned in Err with the
 // summaries measured so far.
 func RunOutages(ctx context.Context, env Env, subjectName string, delays []time.Duration, handover bool) Outages {
-	res := Outages{Crash: map[time.Duration]bench.Summary{}, Resets: map[string]int{}}
+	res := Outages{Crash: map[time.Duration]bench.Summary{}, Phases: map[time.Duration]map[string]bench.Summary{}, Resets: map[string]int{}}
 	newSubject := func(c *cluster) subject { return agentSubject{c} }
 	if subjectName == bench.SubjectKeepalived {
 		newSubject = func(c *cluster) subject { return keepalivedSubject{c} }
@@ -318,8 +362,12 @@ func RunOutages(ctx context.Context, env Env, subjectName string, delays []time.
 	defer c.close()
 	for _, d := range delays {
 		c.sim.SetActionDelay(d)
+		c.phases = nil
 		samples, failed, resets, err := outageTrials(ctx, c, sub, crash, env.Trials)
 		res.Crash[d] = bench.Summarize(samples, failed)
+		if len(c.phases) > 0 {
+			res.Phases[d] = summarizePhases(c.phases)
+		}
 		res.Resets["crash"] += resets
 		if err != nil {
 			res.Err = fmt.Errorf("%s crash trials with action delay %v: %w", subjectName, d, err)
@@ -337,4 +385,24 @@ func RunOutages(ctx context.Context, env Env, subjectName string, delays []time.
 		}
 	}
 	return res
+}
+
+// PhaseOrder is the order of the phase summaries in Outages.Phases:
+// "detection" (crash to failure seen) and then the move's own phases.
+var PhaseOrder = []string{"detection", "decision", "configured", "assign_requested", "action_succeeded", "verified"}
+
+func summarizePhases(trials []map[string]time.Duration) map[string]bench.Summary {
+	out := map[string]bench.Summary{}
+	for _, p := range PhaseOrder {
+		var ds []time.Duration
+		for _, t := range trials {
+			if d, ok := t[p]; ok {
+				ds = append(ds, d)
+			}
+		}
+		if len(ds) > 0 {
+			out[p] = bench.Summarize(ds, 0)
+		}
+	}
+	return out
 }

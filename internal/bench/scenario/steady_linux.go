@@ -13,18 +13,19 @@ import (
 // BudgetResult is the steady-state API use of the agents of one group.
 type BudgetResult struct {
 	PerServer []bench.Budget // one per server, in server order
+	Roles     []string       // each server's role at the end: holder, standby or "no group"
 	Max       bench.Budget   // the server that used the most
 	Intervals string         // the scaled intervals, for the report
 }
 
-// RunBudget runs a group of three agents whose poll intervals (metadata
-// and API) are divided by scale, waits until the group has settled, and
-// counts every API request of each server (the simulator counts per token,
-// and each server has its own) over wall. A wall of one hour divided by
-// scale is one simulated hour.
+// RunBudget runs a group of three agents and a fourth server without
+// groups, all with poll intervals (metadata and API) divided by scale,
+// waits until they have settled, and counts every API request of each
+// server (the simulator counts per token, and each server has its own)
+// over wall. A wall of one hour divided by scale is one simulated hour.
 func RunBudget(ctx context.Context, env Env, scale float64, wall time.Duration) (BudgetResult, error) {
 	var res BudgetResult
-	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0})
+	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize + 1, grouped: groupSize, networks: 1, holder: 0})
 	if err != nil {
 		return res, err
 	}
@@ -58,6 +59,16 @@ func RunBudget(ctx context.Context, env Env, scale float64, wall time.Duration) 
 	case <-t.C:
 	}
 	elapsed := time.Since(start)
+	for _, s := range c.servers {
+		role := "no group"
+		if c.inGroup(s) {
+			role = "?"
+			if st, err := c.agentStatus(ctx, s); err == nil && len(st.Groups) == 1 {
+				role = st.Groups[0].Role
+			}
+		}
+		res.Roles = append(res.Roles, role)
+	}
 	for i := range c.servers {
 		b := bench.ScaleBudget(c.sim.Requests(token(i))-before[i], elapsed, scale)
 		res.PerServer = append(res.PerServer, b)
@@ -78,16 +89,28 @@ type FootprintResult struct {
 	Standby footprint.Result
 }
 
-// RunFootprint runs a group of three agents with the default configuration,
-// waits until it has settled, and measures the holder's and one standby's
-// resident memory and CPU time over window.
+// FootprintHealthTarget is the HTTP health check of the footprint
+// scenario's agents: the name service on their own server.
+var FootprintHealthTarget = fmt.Sprintf("http://127.0.0.1:%d/", namePort)
+
+// RunFootprint runs a group of three agents with the default configuration
+// plus one HTTP health check (FootprintHealthTarget, at its default
+// interval), waits until it has settled, and measures the holder's and one
+// standby's resident memory, CPU time and context switches over window.
 func RunFootprint(ctx context.Context, env Env, window time.Duration) (FootprintResult, error) {
 	var res FootprintResult
-	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0})
+	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0, names: true})
 	if err != nil {
 		return res, err
 	}
 	defer c.close()
+	c.profileDir = env.ProfileDir
+	c.agentCfg = func(cfg *config.Config) {
+		for i := range cfg.Groups {
+			cfg.Groups[i].Health.Type = config.HealthHTTP
+			cfg.Groups[i].Health.Target = FootprintHealthTarget
+		}
+	}
 	for _, s := range c.servers {
 		if _, err := c.startAgent(ctx, s); err != nil {
 			return res, err
