@@ -278,15 +278,23 @@ func runBoot(ctx context.Context, h *harness) bench.Section {
 }
 
 func runHotplug(ctx context.Context, h *harness) bench.Section {
-	sec := bench.Section{Method: "hc-agent running on a configured server; the simulator attaches a private network (NIC and metadata appear together); " +
-		"from the attach to the new NIC's address and network route being in the kernel, read every 2 ms; detached again between trials"}
+	return agentDurationSection(ctx, h, "hc-agent running on a configured server; the simulator attaches a private network (NIC and metadata appear together); "+
+		"from the attach to the new NIC's address and network route being in the kernel, read every 2 ms; detached again between trials",
+		"attach network", scenario.RunHotplug)
+}
+
+// agentDurationSection is a section of one hc-agent duration row measured
+// by run; a failed run's error becomes a note, or the reason the section is
+// unavailable when it measured nothing.
+func agentDurationSection(ctx context.Context, h *harness, method, kase string, run func(context.Context, scenario.Env) (bench.Summary, error)) bench.Section {
+	sec := bench.Section{Method: method}
 	if r := h.needAgent(); r != "" {
 		sec.Unavailable = r
 		return sec
 	}
-	s, err := scenario.RunHotplug(ctx, h.env())
+	s, err := run(ctx, h.env())
 	if s.N > 0 || s.Failed > 0 {
-		sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, "attach network", s))
+		sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, kase, s))
 	}
 	if err != nil {
 		sec.Notes = append(sec.Notes, err.Error())

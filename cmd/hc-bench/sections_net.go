@@ -10,24 +10,10 @@ import (
 // The private-network sections of issue 13.
 
 func runRestore(ctx context.Context, h *harness) bench.Section {
-	sec := bench.Section{Method: "hc-agent running on a configured server with 20 alias IPs; the harness deletes one alias IP " +
-		"(netlink, as `ip addr del` or a DHCP client's flush does), the next one each trial; from the deletion to the address " +
-		"being back in the kernel, read every 1 ms; hc-agent restores from address and route events, not from its 30 s poll"}
-	if r := h.needAgent(); r != "" {
-		sec.Unavailable = r
-		return sec
-	}
-	s, err := scenario.RunRestore(ctx, h.env())
-	if s.N > 0 || s.Failed > 0 {
-		sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, "restore after external deletion", s))
-	}
-	if err != nil {
-		sec.Notes = append(sec.Notes, err.Error())
-		if len(sec.Rows) == 0 {
-			sec.Unavailable = err.Error()
-		}
-	}
-	return sec
+	return agentDurationSection(ctx, h, "hc-agent running on a configured server with 20 alias IPs; the harness deletes one alias IP "+
+		"(netlink, as `ip addr del` or a DHCP client's flush does), the next one each trial; from the deletion to the address "+
+		"being back in the kernel, read every 1 ms; hc-agent restores from address and route events, not from its 30 s poll",
+		"restore after external deletion", scenario.RunRestore)
 }
 
 func runBlackhole(ctx context.Context, h *harness) bench.Section {
