@@ -415,7 +415,8 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		return routeDst(a).Addr().Compare(routeDst(b).Addr())
 	})
 	for _, r := range stale {
-		if r.Protocol != RouteProtocol || wanted(r, desiredByIx) {
+		// Egress routes are ours too, but the egress code keeps them.
+		if r.Protocol != RouteProtocol || wanted(r, desiredByIx) || EgressDst(routeDst(r)) {
 			continue
 		}
 		l, ok := snap.byIndex[r.LinkIndex]
