@@ -450,6 +450,10 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		if wantAddr[oa] || desired.ignored(link.Attrs().HardwareAddr) {
 			continue
 		}
+		if desired.groupIP(oa.Prefix.Addr()) {
+			p.forget = append(p.forget, oa) // the group owns it now
+			continue
+		}
 		ix, dev := link.Attrs().Index, link.Attrs().Name
 		if !slices.ContainsFunc(snap.addrs[ix], func(a netlink.Addr) bool { return addrPrefix(a) == oa.Prefix }) {
 			p.forget = append(p.forget, oa) // someone else removed it already
