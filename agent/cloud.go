@@ -93,7 +93,7 @@ func (a CloudAdapter) WaitAction(ctx context.Context, actionID int64) (floatingi
 func GroupHooks(m *metrics.Metrics) floatingip.Hooks {
 	return floatingip.Hooks{
 		RoleChanged:    func(group string, role floatingip.Role) { m.SetGroupRole(group, string(role)) },
-		Moved:          func(group string, mv floatingip.MoveRecord) { m.ObserveMove(group, mv.Duration, mv.Result) },
+		Moved:          func(group string, mv floatingip.MoveRecord) { m.ObserveMove(group, mv.Duration, string(mv.Result)) },
 		MembersChanged: func(group string, alive, healthy int) { m.SetGroupMembers(group, alive, healthy) },
 		FIPChanged: func(group string, f floatingip.FloatingIP, configured, assigned bool) {
 			m.SetFloatingIP(fipLabel(f), configured, assigned)

@@ -13,18 +13,14 @@ import (
 	"github.com/hc-agent/hc-agent/floatingip"
 )
 
-// ipv6HostOf parses floating_ips.ipv6_host; "" is the zero Addr (the
-// default, ::1).
+// ipv6HostOf parses floating_ips.ipv6_host; "" (a configuration built
+// without config.Default) is the zero Addr, which floating IP code refuses
+// for IPv6.
 func ipv6HostOf(cfg config.Config) (netip.Addr, error) {
-	h := cfg.FloatingIPs.IPv6Host
-	if h == "" {
+	if cfg.FloatingIPs.IPv6Host == "" {
 		return netip.Addr{}, nil
 	}
-	a, err := netip.ParseAddr(h)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("parse floating_ips.ipv6_host %q: %w", h, err)
-	}
-	return a, nil
+	return cfg.FloatingIPs.IPv6HostAddr()
 }
 
 // groupOwned returns Exclude for the Manager: true for a floating IP that a

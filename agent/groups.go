@@ -96,13 +96,9 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 			peers = append(peers, s.PrivateNets[0].IP.String())
 		}
 	}
-	ipv6Host := netip.Addr{}
-	if h := env.Config.FloatingIPs.IPv6Host; h != "" {
-		a, err := netip.ParseAddr(h)
-		if err != nil {
-			return nil, nil, fmt.Errorf("group %s: parse floating_ips.ipv6_host %q: %w", g.Name, h, err)
-		}
-		ipv6Host = a
+	ipv6Host, err := ipv6HostOf(env.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("group %s: %w", g.Name, err)
 	}
 	gc := floatingip.GroupConfig{
 		Name:               g.Name,
@@ -115,6 +111,12 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 		Preempt:            g.Preempt,
 		PreemptDelay:       g.PreemptDelay,
 		MaxMovesPerMinute:  g.MaxMovesPerMinute,
+		Backoff:            config.DefaultGroupBackoff,
+		ActionTimeout:      config.DefaultGroupActionTimeout,
+		RefreshInterval:    config.DefaultGroupRefreshInterval,
+		SecondPathTTL:      config.DefaultGroupSecondPathTTL,
+		StartupDelay:       config.DefaultGroupStartupDelay,
+		HandoverTimeout:    config.DefaultGroupHandoverTimeout,
 		IPv6Host:           ipv6Host,
 		Health: floatingip.HealthConfig{
 			Type: g.Health.Type, Target: g.Health.Target, Command: g.Health.Command,
@@ -133,14 +135,9 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 	}
 	switch g.Mode {
 	case "keepalived":
-		events := make(chan floatingip.NotifyEvent, 16)
-		// Exits when ctx (the agent's run context) is done.
-		go func() {
-			if err := floatingip.ReadNotifyFIFO(ctx, g.KeepalivedFIFO, g.KeepalivedInstance, log, events); err != nil && ctx.Err() == nil {
-				log.Error("keepalived notify fifo failed", "fifo", g.KeepalivedFIFO, "error", err.Error())
-			}
-		}()
-		deps.Notify = events
+		// The group's Run reads the FIFO: a group that never runs (a later
+		// group failed, the creation is retried) holds no reader.
+		deps.NotifyFIFO, deps.NotifyInstance = g.KeepalivedFIFO, g.KeepalivedInstance
 	default:
 		if w.NewMembership == nil {
 			return nil, nil, fmt.Errorf("group %s: memberlist mode is not available in this build", g.Name)

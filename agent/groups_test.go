@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -10,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/hc-agent/hc-agent/metrics"
 )
 
 // soloMembership is a membership in which this server is alone.
@@ -200,4 +204,40 @@ func TestPeerAddresses(t *testing.T) {
 			assert.Equal(t, tt.want, peerAddresses(tt.peers, tt.bind, own))
 		})
 	}
+}
+
+// TestGroupsFactoryLeavesNoFIFOReader checks that creating the groups
+// starts no keepalived notify_fifo reader (issue 11 defect 3): when a later
+// group fails to start and the creation is retried, a reader started by
+// the factory would be orphaned and two readers would share the FIFO. The
+// reader belongs to the group's Run.
+func TestGroupsFactoryLeavesNoFIFOReader(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "notify.fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	cfg := config.Config{StateDir: t.TempDir(), API: config.API{Endpoint: "http://127.0.0.1:1/v1", Token: "t"}}
+	ka := config.DefaultGroup()
+	ka.Name, ka.FloatingIPs, ka.Mode, ka.KeepalivedFIFO = "ka", []string{"vip"}, config.ModeKeepalived, fifo
+	ml := config.DefaultGroup()
+	ml.Name, ml.FloatingIPs, ml.Insecure, ml.Bind = "ml", []string{"vip2"}, true, "10.0.0.2"
+	cfg.Groups = []config.Group{ka, ml}
+	factory := GroupsFactory(GroupWiring{
+		Host: &fakeHost{set: map[string][]netip.Prefix{}},
+		NewMembership: func(config.Group, int64, string, []string, *slog.Logger) (floatingip.Membership, error) {
+			return nil, errors.New("bind: address not available")
+		},
+	})
+	env := Env{Config: cfg, Summary: metadata.Summary{InstanceID: 1}, Log: slog.New(slog.DiscardHandler), Metrics: metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})}
+	for range 2 { // the agent retries a failed creation
+		_, err := factory(t.Context(), env)
+		require.Error(t, err)
+	}
+	// A reader would open the FIFO asynchronously: give it the chance.
+	assert.Never(t, func() bool {
+		f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return false // ENXIO: no reader
+		}
+		f.Close()
+		return true
+	}, 300*time.Millisecond, 10*time.Millisecond, "a notify fifo reader runs without its group")
 }

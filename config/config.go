@@ -10,6 +10,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -48,10 +49,18 @@ const (
 	DefaultHealthRise             = 2
 	DefaultHealthFall             = 2
 	MetricsOff                    = "off" // Metrics.Listen value that disables the listener
-	MaxGroupPriority              = 255
-	MinMTU                        = 576
-	MaxMTU                        = 1450 // the MTU of Hetzner private networks
-	maxGroupNameLen               = 63
+	// Failover timings without a key in the file; the daemon's wiring
+	// passes them to every group.
+	DefaultGroupBackoff         = 10 * time.Second // wait after losing the addresses or a failed move
+	DefaultGroupActionTimeout   = 30 * time.Second // bound of one move action
+	DefaultGroupRefreshInterval = 5 * time.Minute  // re-read of who holds (jittered)
+	DefaultGroupSecondPathTTL   = 10 * time.Second // reuse of a second-path answer (groups of two)
+	DefaultGroupStartupDelay    = 3 * time.Second  // a starting member waits for news before taking
+	DefaultGroupHandoverTimeout = 10 * time.Second // bound of the hand-over on shutdown
+	MaxGroupPriority            = 255
+	MinMTU                      = 576
+	MaxMTU                      = 1450 // the MTU of Hetzner private networks
+	maxGroupNameLen             = 63
 )
 
 // Group modes.
@@ -147,6 +156,17 @@ type FloatingIPs struct {
 // IsEnabled reports whether floating IPs are configured on the host (nil
 // means the default, true).
 func (f FloatingIPs) IsEnabled() bool { return f.Enabled == nil || *f.Enabled }
+
+// IPv6HostAddr parses ipv6_host, the one place it is parsed (Validate
+// checks the same value). The daemon calls it once and passes the address
+// on.
+func (f FloatingIPs) IPv6HostAddr() (netip.Addr, error) {
+	a, err := netip.ParseAddr(f.IPv6Host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("parse floating_ips.ipv6_host %q: %w", f.IPv6Host, err)
+	}
+	return a, nil
+}
 
 // Group is one failover group. Every key is optional in the file, but
 // Validate requires name, at least one of floating_ips, floating_ip_selector

@@ -475,7 +475,7 @@ func failoverOnce(b *testing.B) (detect, decide time.Duration) {
 				}
 			}
 		}
-		grp, err := NewGroup(GroupConfig{Name: "web", Self: id, Priority: 300 - int(id)*10, FloatingIPs: []string{"vip"}, ExpectedSize: 3},
+		grp, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: id, Priority: 300 - int(id)*10, FloatingIPs: []string{"vip"}, ExpectedSize: 3}),
 			GroupDeps{Cloud: cloud, Host: &fakeHost{}, Membership: g, Hooks: hooks, Log: testLogger(b)})
 		require.NoError(b, err)
 		ctx, cancel := context.WithCancel(context.Background())

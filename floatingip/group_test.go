@@ -81,7 +81,7 @@ func (c *cluster) start(id int64) {
 	if c.cfgHook != nil {
 		c.cfgHook(&cfg)
 	}
-	g, err := NewGroup(cfg, GroupDeps{
+	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
 		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
@@ -134,7 +134,7 @@ func (c *cluster) successfulMoves() int {
 	for _, n := range c.nodes {
 		n.mu.Lock()
 		for _, m := range n.moves {
-			if m.Result == "success" {
+			if m.Result == MoveSuccess {
 				k++
 			}
 		}
@@ -184,7 +184,7 @@ func TestGroupFailover(t *testing.T) {
 		assert.NotContains(t, c.configuredOn(), int64(3))
 		st := c.nodes[2].group.Status()
 		require.NotNil(t, st.LastMove)
-		assert.Equal(t, "success", st.LastMove.Result)
+		assert.Equal(t, MoveSuccess, st.LastMove.Result)
 		assert.Equal(t, int64(1), st.LastMove.From)
 		assert.Equal(t, 500*time.Millisecond, st.LastMove.Duration, "the move takes the action's latency")
 		took := st.LastMove.At.Add(st.LastMove.Duration).Sub(start)
@@ -466,7 +466,7 @@ func TestGroupStandbysRace(t *testing.T) {
 		assert.Equal(t, RoleHolder, c.nodes[h].group.Status().Role)
 		st := c.nodes[loser].group.Status()
 		require.NotNil(t, st.LastMove)
-		assert.Equal(t, "lost", st.LastMove.Result)
+		assert.Equal(t, MoveLost, st.LastMove.Result)
 		assert.NotEqual(t, RoleHolder, st.Role)
 		assert.Equal(t, 1, c.successfulMoves())
 	})
@@ -707,4 +707,24 @@ func TestGroupFailedMoveRetry(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestGroupPriorityZero checks that priority 0, which config keeps when
+// the file says so, stays 0: it was replaced by 100 (issue 11 defect 2),
+// so a member meant to be the last choice took the floating IP first.
+func TestGroupPriorityZero(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 0, 0, 50)
+		time.Sleep(5 * time.Second)
+		assert.Equal(t, int64(2), c.cloud.holder(fipID), "priority 50 beats priority 0")
+		c.hub.mu.Lock()
+		advertised := c.hub.nodes[1].state.Priority
+		c.hub.mu.Unlock()
+		assert.Equal(t, 0, advertised, "advertised priority")
+		for _, m := range c.nodes[2].group.Status().Members {
+			if m.ID == 1 {
+				assert.Equal(t, 0, m.Priority, "priority seen by the peer")
+			}
+		}
+	})
 }

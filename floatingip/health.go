@@ -15,8 +15,8 @@ import (
 // Probe runs one health probe; nil means healthy. It must honour ctx.
 type Probe func(ctx context.Context) error
 
-// HealthConfig configures a health check. Zero values take the defaults of
-// the config file: interval 1s, timeout 500ms, rise 2, fall 2.
+// HealthConfig configures a health check. Every timing must be set (the
+// config file's defaults: interval 1s, timeout 500ms, rise 2, fall 2).
 type HealthConfig struct {
 	// Type is "none" (or ""), "http", "tcp" or "command".
 	Type string
@@ -33,20 +33,14 @@ type HealthConfig struct {
 	Fall int
 }
 
-func (c HealthConfig) withDefaults() HealthConfig {
-	if c.Interval <= 0 {
-		c.Interval = time.Second
+// validate checks the timings; it replaces nothing (defaults live in
+// package config).
+func (c HealthConfig) validate() error {
+	if c.Interval <= 0 || c.Timeout <= 0 || c.Rise < 1 || c.Fall < 1 {
+		return fmt.Errorf("health check: interval %v and timeout %v must be positive, rise %d and fall %d at least 1",
+			c.Interval, c.Timeout, c.Rise, c.Fall)
 	}
-	if c.Timeout <= 0 {
-		c.Timeout = 500 * time.Millisecond
-	}
-	if c.Rise <= 0 {
-		c.Rise = 2
-	}
-	if c.Fall <= 0 {
-		c.Fall = 2
-	}
-	return c
+	return nil
 }
 
 // NewProbe returns the probe for the configured check type. The "none" check
@@ -141,7 +135,7 @@ type HealthChecker struct {
 // the initial state directly (a restarted holder that is healthy stays
 // healthy); rise and fall apply to every later transition.
 func NewHealthChecker(probe Probe, c HealthConfig) *HealthChecker {
-	return &HealthChecker{probe: probe, cfg: c.withDefaults()}
+	return &HealthChecker{probe: probe, cfg: c}
 }
 
 // Healthy reports the current state.

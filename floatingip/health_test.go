@@ -54,7 +54,7 @@ func TestHealthCheckerRiseFall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := &scriptedProbe{script: tt.script}
-				h := NewHealthChecker(p.probe, HealthConfig{Interval: time.Second, Rise: tt.rise, Fall: tt.fall})
+				h := NewHealthChecker(p.probe, withHealthDefaults(HealthConfig{Interval: time.Second, Rise: tt.rise, Fall: tt.fall}))
 				var got []bool
 				ctx, cancel := context.WithCancel(t.Context())
 				var changes []bool
@@ -89,7 +89,7 @@ func TestHealthCheckerRiseFall(t *testing.T) {
 func TestHealthCheckerTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		slow := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-		h := NewHealthChecker(slow, HealthConfig{Timeout: 300 * time.Millisecond})
+		h := NewHealthChecker(slow, withHealthDefaults(HealthConfig{Timeout: 300 * time.Millisecond}))
 		start := time.Now()
 		healthy, _ := h.Check(t.Context())
 		assert.False(t, healthy)

@@ -2,8 +2,10 @@ package floatingip
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,7 +19,7 @@ func TestGroupKeepalivedMode(t *testing.T) {
 		cloud := newFakeCloud(300*time.Millisecond, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 9})
 		host := &fakeHost{}
 		events := make(chan NotifyEvent)
-		g, err := NewGroup(GroupConfig{Name: "web", Self: 2, Mode: "keepalived", FloatingIPs: []string{"vip"}},
+		g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, Mode: "keepalived", FloatingIPs: []string{"vip"}}),
 			GroupDeps{Cloud: cloud, Host: host, Notify: events})
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
@@ -47,7 +49,7 @@ func TestKeepalivedFIFOToGroup(t *testing.T) {
 	host := &fakeHost{}
 	events := make(chan NotifyEvent)
 	path := filepath.Join(t.TempDir(), "notify.fifo")
-	g, err := NewGroup(GroupConfig{Name: "web", Self: 2, Mode: "keepalived", FloatingIPs: []string{"vip"}},
+	g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, Mode: "keepalived", FloatingIPs: []string{"vip"}}),
 		GroupDeps{Cloud: cloud, Host: host, Notify: events, Hooks: Hooks{}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -87,4 +89,52 @@ func waitRole(t *testing.T, roles <-chan Role, want Role) {
 			t.Fatalf("role %s not reached", want)
 		}
 	}
+}
+
+// fifoHasReader reports whether some process has path open for reading:
+// a non-blocking open for writing fails with ENXIO without a reader.
+func fifoHasReader(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ENXIO) || errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	require.NoError(t, err)
+	f.Close()
+	return true
+}
+
+// TestKeepalivedFIFOReaderLivesWithRun checks that the notify_fifo reader
+// belongs to the group's Run (issue 11 defect 3): a created group that
+// never runs holds no reader, and none is left once Run returned, so a
+// retried group creation cannot leave two readers on one FIFO.
+func TestKeepalivedFIFOReaderLivesWithRun(t *testing.T) {
+	cloud := newFakeCloud(0, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 9})
+	path := filepath.Join(t.TempDir(), "notify.fifo")
+	require.NoError(t, syscall.Mkfifo(path, 0o600))
+	newGroup := func() *Group {
+		g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, Mode: "keepalived", FloatingIPs: []string{"vip"}}),
+			GroupDeps{Cloud: cloud, Host: &fakeHost{}, NotifyFIFO: path, NotifyInstance: "VI_1"})
+		require.NoError(t, err)
+		return g
+	}
+	newGroup() // created, never run
+	assert.False(t, fifoHasReader(t, path), "a group that does not run reads the fifo")
+
+	g := newGroup()
+	roles := make(chan Role, 10)
+	g.deps.Hooks.RoleChanged = func(_ string, r Role) { roles <- r }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	// A blocking open for writing returns once Run's reader opened it.
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = w.WriteString("INSTANCE \"VI_1\" MASTER 100\n")
+	require.NoError(t, err)
+	w.Close()
+	waitRole(t, roles, RoleHolder)
+	cancel()
+	require.NoError(t, <-done)
+	assert.False(t, fifoHasReader(t, path), "the reader outlived Run")
 }

@@ -29,7 +29,7 @@ type ManagerConfig struct {
 	Self int64
 	// Selector limits the floating IPs to a label selector ("" is all).
 	Selector string
-	// IPv6Host is the interface ID within IPv6 /64s; default ::1.
+	// IPv6Host is the interface ID within IPv6 /64s (config: ::1).
 	IPv6Host netip.Addr
 	// Interval is the mean time between API reads (jittered ±20%); default
 	// 20m: a few calls per hour per server.
@@ -86,9 +86,6 @@ func NewManager(cfg ManagerConfig, cloud Cloud, host Host, log *slog.Logger) *Ma
 		cfg.RetryMin = DefaultManagerRetryMin
 	}
 	cfg.RetryMin = min(cfg.RetryMin, cfg.Interval)
-	if !cfg.IPv6Host.IsValid() {
-		cfg.IPv6Host = DefaultIPv6Host
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

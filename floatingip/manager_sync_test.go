@@ -112,7 +112,7 @@ var (
 func TestManagerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cloud := &mgrCloud{fips: []FloatingIP{fipA}}
-		m := NewManager(ManagerConfig{Self: 7}, cloud, &fakeHost{}, discardLogger())
+		m := NewManager(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}, cloud, &fakeHost{}, discardLogger())
 		t0 := time.Now()
 		stop := startManager(t, m)
 		time.Sleep(24 * time.Hour)
@@ -231,7 +231,7 @@ func TestManagerBackoff(t *testing.T) {
 		host := &fakeHost{}
 		var logs lockedBuffer
 		var sl syncLog
-		m := NewManager(sl.config(ManagerConfig{Self: 7}), cloud, host, slog.New(slog.NewTextHandler(&logs, nil)))
+		m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, host, slog.New(slog.NewTextHandler(&logs, nil)))
 		t0 := time.Now()
 		stop := startManager(t, m)
 		synctest.Wait()
@@ -336,7 +336,7 @@ func TestManagerOnSync(t *testing.T) {
 				host := h.host()
 				cloud := &mgrCloud{}
 				var sl syncLog
-				m := NewManager(sl.config(ManagerConfig{Self: 7, Exclude: func(f FloatingIP) bool { return f.ID == fipG.ID }}), cloud, host, discardLogger())
+				m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Exclude: func(f FloatingIP) bool { return f.ID == fipG.ID }}), cloud, host, discardLogger())
 				for i, st := range steps {
 					cloud.set(st.apiErr, st.fips...)
 					err := m.Sync(t.Context())
@@ -361,7 +361,7 @@ func TestManagerOnSync(t *testing.T) {
 			require.NoError(t, err)
 			cloud := &mgrCloud{fips: []FloatingIP{fipA, fipC}}
 			var sl syncLog
-			m := NewManager(sl.config(ManagerConfig{Self: 7}), cloud, a, discardLogger())
+			m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, a, discardLogger())
 			assert.ErrorIs(t, m.Sync(t.Context()), errNoLocalRoute)
 			got, _ := sl.take()
 			assert.Equal(t, []string{
@@ -373,7 +373,7 @@ func TestManagerOnSync(t *testing.T) {
 	t.Run("plain host failing reports not configured", func(t *testing.T) {
 		cloud := &mgrCloud{fips: []FloatingIP{fipA}}
 		var sl syncLog
-		m := NewManager(sl.config(ManagerConfig{Self: 7}), cloud, failingHost{}, discardLogger())
+		m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, failingHost{}, discardLogger())
 		assert.Error(t, m.Sync(t.Context()))
 		got, _ := sl.take()
 		assert.Equal(t, []string{"sync a configured=false here=true"}, got)

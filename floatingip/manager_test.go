@@ -21,7 +21,7 @@ func TestManagerSync(t *testing.T) {
 			FloatingIP{ID: 4, Name: "grp", Type: "ipv4", IP: netip.MustParseAddr("203.0.113.4"), ServerID: 7},
 		)
 		host := &fakeHost{}
-		m := NewManager(ManagerConfig{Self: 7, Interval: 20 * time.Minute, Exclude: func(f FloatingIP) bool { return f.ID == 4 }}, cloud, host, nil)
+		m := NewManager(ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Interval: 20 * time.Minute, Exclude: func(f FloatingIP) bool { return f.ID == 4 }}, cloud, host, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- m.Run(ctx) }()

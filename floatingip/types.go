@@ -56,11 +56,9 @@ type Host interface {
 	Set(ctx context.Context, owner string, prefixes []netip.Prefix) error
 }
 
-// DefaultIPv6Host is the interface ID configured within an IPv6 floating IP's /64.
-var DefaultIPv6Host = netip.MustParseAddr("::1")
-
 // HostPrefix returns the address to configure for f: IPv4 as /32; IPv6 as
-// the network's address with host's interface ID (default ::1) as /64.
+// the network's address with host's interface ID (config's default ::1)
+// as /64.
 func HostPrefix(f FloatingIP, host netip.Addr) (netip.Prefix, error) {
 	switch {
 	case f.Type == "ipv4" || (f.Type == "" && f.IP.Is4()):
@@ -75,9 +73,6 @@ func HostPrefix(f FloatingIP, host netip.Addr) (netip.Prefix, error) {
 		}
 		if !netw.Addr().Is6() || netw.Bits() > 64 {
 			return netip.Prefix{}, fmt.Errorf("floating ip %d: invalid ipv6 network %v", f.ID, netw)
-		}
-		if !host.IsValid() {
-			host = DefaultIPv6Host
 		}
 		if !host.Is6() {
 			return netip.Prefix{}, fmt.Errorf("floating ip %d: ipv6 host %v is not ipv6", f.ID, host)
@@ -110,10 +105,8 @@ type MoveRecord struct {
 	From     int64         `json:"from"`
 	To       int64         `json:"to"`
 	Duration time.Duration `json:"duration_ns"`
-	// Result is "success", "lost" (another member won), "aborted" (a fresh
-	// read showed a healthy holder) or "error".
-	Result string `json:"result"`
-	Error  string `json:"error,omitempty"`
+	Result   MoveResult    `json:"result"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Hooks are optional callbacks for metrics. They are called from the group's

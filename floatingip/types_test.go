@@ -16,9 +16,11 @@ func TestHostPrefix(t *testing.T) {
 		want string
 	}{
 		{"ipv4", FloatingIP{Type: "ipv4", IP: netip.MustParseAddr("203.0.113.7")}, "", "203.0.113.7/32"},
-		{"ipv6 default host", FloatingIP{Type: "ipv6", IP: netip.MustParseAddr("2001:db8:1:2::"), Network: netip.MustParsePrefix("2001:db8:1:2::/64")}, "", "2001:db8:1:2::1/64"},
+		{"ipv6 config's default host", FloatingIP{Type: "ipv6", IP: netip.MustParseAddr("2001:db8:1:2::"), Network: netip.MustParsePrefix("2001:db8:1:2::/64")}, "::1", "2001:db8:1:2::1/64"},
+		// No default here: the daemon passes config's ipv6_host.
+		{"ipv6 without host", FloatingIP{Type: "ipv6", IP: netip.MustParseAddr("2001:db8:1:2::"), Network: netip.MustParsePrefix("2001:db8:1:2::/64")}, "", ""},
 		{"ipv6 custom host", FloatingIP{Type: "ipv6", IP: netip.MustParseAddr("2001:db8:1:2::"), Network: netip.MustParsePrefix("2001:db8:1:2::/64")}, "::a:b", "2001:db8:1:2::a:b/64"},
-		{"ipv6 without network", FloatingIP{Type: "ipv6", IP: netip.MustParseAddr("2001:db8:1:2::")}, "", "2001:db8:1:2::1/64"},
+		{"ipv6 without network", FloatingIP{Type: "ipv6", IP: netip.MustParseAddr("2001:db8:1:2::")}, "::1", "2001:db8:1:2::1/64"},
 		{"bad ipv4", FloatingIP{Type: "ipv4", IP: netip.MustParseAddr("2001:db8::1")}, "", ""},
 		{"bad type", FloatingIP{Type: "ipv5"}, "", ""},
 	}
