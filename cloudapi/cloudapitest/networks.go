@@ -556,3 +556,20 @@ func validateRoute(n Network, r Route) (field, msg string) {
 	}
 	return "", ""
 }
+
+// SetAliasIPs sets a server's alias IPs in a network directly, as if an
+// earlier change_alias_ips had succeeded, without hooks or checks: for test
+// set-up and for a simulated cloud that mirrors its own state.
+func (s *Sim) SetAliasIPs(serverID, networkID int64, ips []netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	srv, ok := s.servers[serverID]
+	if !ok {
+		return
+	}
+	for i := range srv.PrivateNets {
+		if srv.PrivateNets[i].NetworkID == networkID {
+			srv.PrivateNets[i].AliasIPs = slices.Clone(ips)
+		}
+	}
+}
