@@ -38,6 +38,8 @@ type AddressStatus struct {
 	HolderByView int64 `json:"holder_by_view"`
 	// ConfiguredHere reports whether the address is configured on this server.
 	ConfiguredHere bool `json:"configured_here"`
+	// Kind is the address's kind when the group holds several (Handlers).
+	Kind AddressKind `json:"kind,omitempty"`
 }
 
 // Status returns a snapshot of the group's state. It is safe to call from
