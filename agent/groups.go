@@ -12,6 +12,7 @@ import (
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/hc-agent/hc-agent/metrics"
 )
 
 // GroupWiring holds the parts of a failover group that package floatingip
@@ -23,7 +24,7 @@ type GroupWiring struct {
 	// NewMembership starts the membership of one group in memberlist mode
 	// (floatingip.NewGossip with the group's key); bind is the private
 	// address to gossip on and peers the other members' addresses.
-	NewMembership func(g config.Group, self int64, bind string, peers []string, log *slog.Logger) (floatingip.Membership, error)
+	NewMembership func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error)
 	// PrivateNetworks gives the default bind address (the first private
 	// IP). *metadata.Client satisfies it.
 	PrivateNetworks interface {
@@ -70,7 +71,6 @@ func GroupsFactory(w GroupWiring) func(context.Context, Env) ([]Group, error) {
 
 // newGroup creates one group and, in memberlist mode, its membership.
 func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client, cloud CloudAdapter, self int64, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
-	log := env.Log.With("group", g.Name)
 	// This server's own private addresses: the default gossip address, and
 	// never a peer (a shared peer list may name every member).
 	var own []netip.Addr
@@ -154,7 +154,8 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 		if bind == "" {
 			return nil, nil, fmt.Errorf("group %s: no private network to gossip on; set bind", g.Name)
 		}
-		m, err := w.NewMembership(g, self, bind, peers, log)
+		// The membership adds the group to its log lines itself.
+		m, err := w.NewMembership(g, self, bind, peers, env.Log, env.Metrics)
 		if err != nil {
 			return nil, nil, fmt.Errorf("group %s: %w", g.Name, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -106,7 +107,7 @@ func TestGroupsFactory(t *testing.T) {
 	var membership *soloMembership
 	wiring := GroupWiring{
 		Host: host,
-		NewMembership: func(g config.Group, id int64, bind string, peers []string, log *slog.Logger) (floatingip.Membership, error) {
+		NewMembership: func(g config.Group, id int64, bind string, peers []string, log *slog.Logger, _ *metrics.Metrics) (floatingip.Membership, error) {
 			assert.Equal(t, "10.0.0.2", bind)
 			assert.Empty(t, peers)
 			membership = &soloMembership{self: id, changes: make(chan struct{}, 1)}
@@ -164,16 +165,16 @@ func TestNewGossip(t *testing.T) {
 
 	t.Run("missing key file", func(t *testing.T) {
 		g := config.Group{Name: "web", KeyFile: filepath.Join(dir, "nope"), Port: port}
-		_, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler))
+		_, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
 		require.ErrorContains(t, err, "read gossip key")
 	})
 	t.Run("no key and not insecure", func(t *testing.T) {
-		_, err := NewGossip(config.Group{Name: "web", Port: port}, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler))
+		_, err := NewGossip(config.Group{Name: "web", Port: port}, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
 		require.ErrorContains(t, err, "no key file")
 	})
 	t.Run("encrypted on loopback", func(t *testing.T) {
 		g := config.Group{Name: "web", KeyFile: keyFile, Port: port}
-		m, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler))
+		m, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
 		require.NoError(t, err)
 		defer m.Leave(context.Background())
 		members := m.Members()
@@ -222,7 +223,7 @@ func TestGroupsFactoryLeavesNoFIFOReader(t *testing.T) {
 	cfg.Groups = []config.Group{ka, ml}
 	factory := GroupsFactory(GroupWiring{
 		Host: &fakeHost{set: map[string][]netip.Prefix{}},
-		NewMembership: func(config.Group, int64, string, []string, *slog.Logger) (floatingip.Membership, error) {
+		NewMembership: func(config.Group, int64, string, []string, *slog.Logger, *metrics.Metrics) (floatingip.Membership, error) {
 			return nil, errors.New("bind: address not available")
 		},
 	})
@@ -240,4 +241,33 @@ func TestGroupsFactoryLeavesNoFIFOReader(t *testing.T) {
 		f.Close()
 		return true
 	}, 300*time.Millisecond, 10*time.Millisecond, "a notify fifo reader runs without its group")
+}
+
+// TestGroupLogsNameOnce checks that the group's lines carry group=web once:
+// the wiring gave the membership a logger that already had it, and the
+// membership added it again (issue 11 defect 6).
+func TestGroupLogsNameOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := config.Config{StateDir: t.TempDir(), API: config.API{Endpoint: "http://127.0.0.1:1/v1", Token: "t"}}
+	g := config.DefaultGroup()
+	g.Name, g.FloatingIPs, g.Insecure, g.Bind, g.Port = "web", []string{"vip"}, true, "127.0.0.1", port
+	cfg.Groups = []config.Group{g}
+	var logs syncBuffer
+	env := Env{Config: cfg, Summary: metadata.Summary{InstanceID: 1}, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Metrics: metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})}
+	gs, err := GroupsFactory(GroupWiring{Host: &fakeHost{set: map[string][]netip.Prefix{}}, NewMembership: NewGossip})(t.Context(), env)
+	require.NoError(t, err)
+	require.Len(t, gs, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- gs[0].Run(ctx) }()
+	cancel() // Run leaves the membership: a gossip line is logged
+	require.NoError(t, <-done)
+	require.NotEmpty(t, logs.String())
+	for l := range strings.Lines(logs.String()) {
+		assert.LessOrEqual(t, strings.Count(l, "group=web"), 1, "line: %s", l)
+	}
 }

@@ -108,6 +108,9 @@ func WriteStatus(w io.Writer, v StatusView) error {
 		if g.SecondPath != "" {
 			p("second path\t%s\n", g.SecondPath)
 		}
+		if g.Gossip != "" {
+			p("gossip\t%s\n", g.Gossip)
+		}
 		p("MEMBER\tID\tPRIORITY\tALIVE\tHEALTHY\tHOLDING\n")
 		for _, m := range g.Members {
 			name := orDash(m.Name)

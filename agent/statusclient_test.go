@@ -40,6 +40,7 @@ func TestFetchAndWriteStatus(t *testing.T) {
 		},
 		FloatingIPs: []floatingip.FIPStatus{{ID: 5, IP: "203.0.113.7", HolderByAPI: 11, HolderByView: 11, ConfiguredHere: true}},
 		LastMove:    &floatingip.MoveRecord{At: at, From: 12, To: 11, Duration: 1800 * time.Millisecond, Result: "success"},
+		Gossip:      "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
 	}}}
 
 	srv := httptest.NewServer(a.Handler())
@@ -68,6 +69,7 @@ func TestFetchAndWriteStatus(t *testing.T) {
 		"web-2 12 90 yes yes no",
 		"203.0.113.7 11 (this server) 11 (this server) yes",
 		"last move 2026-11-28T04:00:00Z 12 -> 11 success in 1.8s",
+		"gossip no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
 	} {
 		assert.Contains(t, flat, want)
 	}

@@ -85,7 +85,7 @@ func Wire(cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys Syst
 // NewGossip is GroupWiring.NewMembership for production: memberlist over
 // the private network, encrypted with the group's key file (config
 // validation refuses a memberlist group without one unless insecure).
-func NewGossip(g config.Group, self int64, bind string, peers []string, log *slog.Logger) (floatingip.Membership, error) {
+func NewGossip(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
 	var key []byte
 	if g.KeyFile != "" {
 		k, err := floatingip.LoadKeyFile(g.KeyFile)
@@ -103,6 +103,9 @@ func NewGossip(g config.Group, self int64, bind string, peers []string, log *slo
 		Key:      key,
 		Insecure: g.Insecure,
 		Log:      log,
+		// A peer with another key shows in a counter; the log gets one
+		// warning per peer.
+		DecryptFailed: func() { m.IncGossipDecryptError(g.Name) },
 	})
 }
 

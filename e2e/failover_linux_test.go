@@ -249,3 +249,32 @@ func TestBootWithGroupConfiguresPrivateNetworks(t *testing.T) {
 	}
 	t.Logf("group up, %s answers", h)
 }
+
+// TestSecondCrashAfterPauseTakesOverAtOnce is issue 11 defect 4: the holder
+// is paused long enough to lose the floating IP (it steps down and backs
+// off when it resumes), and the new holder crashes 0.5 s after the move.
+// The third member must take over at once: the backed-off member
+// advertises its back-off, so it is not chosen (measured 10.5 s before).
+func TestSecondCrashAfterPauseTakesOverAtOnce(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	w.sim.SetActionDelay(time.Second)
+	pauseDone := make(chan error, 1)
+	go func() { pauseDone <- w.c.Pause(w.ctx, h, 4*time.Second) }()
+	next := w.waitAnswer(30*time.Second, func(s string) bool { return s != "" && s != h })
+	waitFor(t, 10*time.Second, 20*time.Millisecond, "the API assigns the floating ip to "+next, func() bool { return w.c.Holder(w.vip) == next })
+	require.NoError(t, <-pauseDone)
+	waitFor(t, 10*time.Second, 50*time.Millisecond, "the paused holder steps down", func() bool { return !w.hasAddr(h, w.vip.Addr()) })
+	p := w.probe(probeInterval)
+	w.observe(500 * time.Millisecond) // the crash comes 0.5 s after the move, by the scenario
+	t0 := time.Now()
+	w.crash(next)
+	now, samples := w.waitMoved(p, next, t0)
+	assert.NotEqual(t, h, now, "the backed-off member was chosen")
+	assert.Equal(t, now, w.c.Holder(w.vip))
+	if o, found := simcloud.LongestOutage(samples); found {
+		assert.LessOrEqual(t, o.Duration(), 3*time.Second, "client-visible outage after the second crash")
+		if o.Duration() > 3*time.Second {
+			w.logFailures(samples, t0)
+		}
+	}
+}

@@ -28,6 +28,9 @@ type Member struct {
 	// Starting reports that the member (re)joined and has not published its
 	// state yet: a starting holder keeps the floating IPs (agent restart).
 	Starting bool `json:"starting,omitempty"`
+	// BackingOff reports that the member waits after losing the floating
+	// IPs or a failed move: it is not eligible meanwhile.
+	BackingOff bool `json:"backing_off,omitempty"`
 	// Left reports that the member left the group gracefully.
 	Left bool `json:"left,omitempty"`
 	// Since is when this server last saw the member become alive, healthy and
@@ -36,7 +39,9 @@ type Member struct {
 }
 
 // eligible reports whether m may hold the floating IPs.
-func (m Member) eligible() bool { return m.Alive && !m.Starting && m.Healthy && m.Candidate }
+func (m Member) eligible() bool {
+	return m.Alive && !m.Starting && m.Healthy && m.Candidate && !m.BackingOff
+}
 
 // PeerState is the answer of the second path for groups of two members.
 type PeerState int

@@ -16,6 +16,8 @@ func TestDecide(t *testing.T) {
 	draining.Candidate = false
 	starting := m(1, 100, true, false)
 	starting.Starting = true
+	backingOff := m(1, 200, true, true)
+	backingOff.BackingOff = true
 	late := m(3, 200, true, true)
 	late.Since = t0.Add(50 * time.Second)
 
@@ -37,6 +39,8 @@ func TestDecide(t *testing.T) {
 			View{Self: 2, Holder: 1, Members: []Member{m(2, 150, true, true), m(3, 120, true, true)}, ExpectedSize: 3}, 2, true},
 		{"unhealthy holder replaced",
 			View{Self: 3, Holder: 1, Members: []Member{m(1, 200, true, false), m(2, 150, true, false), m(3, 120, true, true)}, ExpectedSize: 3}, 3, true},
+		{"member backing off is passed over",
+			View{Self: 3, Holder: 2, Members: []Member{backingOff, m(2, 150, false, true), m(3, 120, true, true)}, ExpectedSize: 3}, 3, true},
 		{"draining holder hands over",
 			View{Self: 2, Holder: 1, Members: []Member{draining, m(2, 50, true, true)}, ExpectedSize: 2}, 2, true},
 		{"holder not a member replaced",

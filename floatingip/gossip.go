@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"os"
@@ -78,6 +79,9 @@ type GossipConfig struct {
 	// LoadKeyFile). A group without a key refuses to start unless Insecure.
 	Key      []byte
 	Insecure bool
+	// DecryptFailed, if set, is called for every message that no installed
+	// key decrypts (a peer with another key); it must not block.
+	DecryptFailed func()
 	// Transport replaces memberlist's network transport (tests).
 	Transport memberlist.Transport
 	Log       *slog.Logger
@@ -128,6 +132,7 @@ type gossipMeta struct {
 	H bool `json:"h,omitempty"` // healthy
 	C bool `json:"c,omitempty"` // candidate
 	O bool `json:"o,omitempty"` // holding
+	B bool `json:"b,omitempty"` // backing off
 	// L marks a member that is leaving. memberlist's NotifyLeave does not
 	// tell a leave from a death (the node's State field is stale there),
 	// so a leaving member says so in its metadata first.
@@ -152,7 +157,11 @@ type Gossip struct {
 	sent    []byte // what the last successful broadcast carried
 	members map[string]Member
 	left    map[string]bool
-	close   sync.Once
+	// decryptPeers are the addresses whose messages did not decrypt, in
+	// order of the first failure; decryptLast is the last failure.
+	decryptPeers []string
+	decryptLast  time.Time
+	close        sync.Once
 }
 
 var _ Membership = (*Gossip)(nil)
@@ -166,12 +175,12 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.Port == 0 {
 		cfg.Port = DefaultGossipPort
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	logger := cfg.Log
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gossip{
-		cfg: cfg, log: log.With("group", cfg.Group), changes: make(chan struct{}, 1),
+		cfg: cfg, log: logger.With("group", cfg.Group), changes: make(chan struct{}, 1),
 		stop: make(chan struct{}), left: map[string]bool{}, members: map[string]Member{},
 		update: make(chan struct{}, 1), published: make(chan struct{}),
 	}
@@ -204,7 +213,7 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
 	}
-	mc.Logger = slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
+	mc.Logger = log.New((*memberlistLog)(g), "", 0)
 	mc.Delegate = (*gossipDelegate)(g)
 	mc.Events = (*gossipEvents)(g)
 	ml, err := memberlist.Create(mc)
@@ -280,6 +289,7 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 	var meta gossipMeta
 	if json.Unmarshal(n.Meta, &meta) == nil && meta.V >= 1 {
 		m.Priority, m.Healthy, m.Candidate, m.Holding, m.Starting = meta.P, meta.H, meta.C, meta.O, !meta.R
+		m.BackingOff = meta.B
 		if meta.L {
 			m.Candidate, m.Holding = false, false
 		}
@@ -292,7 +302,7 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 // peer fails. A background publisher sends the newest state, one update at
 // a time, and sends it again until a broadcast went out.
 func (g *Gossip) SetLocal(s LocalState) error {
-	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding})
+	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff})
 	if err != nil {
 		return fmt.Errorf("encode gossip meta: %w", err)
 	}

@@ -20,6 +20,10 @@ type LocalState struct {
 	Healthy   bool
 	Candidate bool
 	Holding   bool
+	// BackingOff is true while the member waits after losing the floating
+	// IPs or a failed move: it would not take them, so peers must not
+	// choose it (a second failure would wait out the back-off).
+	BackingOff bool
 }
 
 // Membership is the failure detector of a group as the group uses it.
@@ -171,24 +175,33 @@ type Group struct {
 	handoverCh chan chan error
 	refreshCh  chan struct{}
 
-	mu            sync.Mutex
-	running       bool
-	knownHolder   int64 // by API or newer gossip claim
-	holding       bool  // addresses configured here and claimed
-	draining      bool
-	master        bool // keepalived mode: last state was MASTER
-	role          Role
-	healthy       bool
-	seen          map[int64]Member
-	decision      Decision
-	lastMove      *MoveRecord
-	moves         []time.Time
-	failedMoves   int // consecutive moves that ended in "error"
-	backoffUntil  time.Time
+	mu           sync.Mutex
+	running      bool
+	knownHolder  int64 // by API or newer gossip claim
+	holding      bool  // addresses configured here and claimed
+	draining     bool
+	master       bool // keepalived mode: last state was MASTER
+	role         Role
+	healthy      bool
+	seen         map[int64]Member
+	decision     Decision
+	lastMove     *MoveRecord
+	moves        []time.Time
+	failedMoves  int // consecutive moves that ended in "error"
+	backoffUntil time.Time
+	// lostBackoff: the back-off follows a loss (this member held and the
+	// API shows another holder, or another member won the race), not our
+	// own failed move, a refused call or the move cap. Only such a
+	// back-off is advertised: peers then pass over this member (issue 11
+	// defect 4), while a failure keeps holding back the whole group, so
+	// that the move cap stays a cap per group.
+	lostBackoff   bool
 	peerState     PeerState
 	peerStateAt   time.Time
 	peerStateFor  int64
 	handoverDones []chan error
+	// advertisedBackoff is the BackingOff last published.
+	advertisedBackoff bool
 }
 
 // NewGroup validates cfg and deps and returns a group ready to Run.
@@ -468,11 +481,19 @@ func (g *Group) publish() {
 		return
 	}
 	g.mu.Lock()
-	st := LocalState{Ready: true, Priority: g.cfg.Priority, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding}
+	backingOff := g.advertisedBackoffLocked(time.Now())
+	st := LocalState{Ready: true, Priority: g.cfg.Priority, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding, BackingOff: backingOff}
+	g.advertisedBackoff = backingOff
 	g.mu.Unlock()
 	if err := g.deps.Membership.SetLocal(st); err != nil {
 		g.log.Warn("advertise local state", "err", err)
 	}
+}
+
+// advertisedBackoffLocked reports whether this member advertises a
+// back-off at now (see lostBackoff). g.mu must be held.
+func (g *Group) advertisedBackoffLocked(now time.Time) bool {
+	return g.lostBackoff && now.Before(g.backoffUntil)
 }
 
 // view builds the decision view from membership and the known holder.
@@ -497,6 +518,7 @@ func (g *Group) view(now time.Time) View {
 		if m.ID == g.cfg.Self {
 			// Our own state is authoritative here, gossip may lag.
 			m.Healthy, m.Candidate, m.Holding, m.Priority = g.healthy, !g.draining, g.holding, g.cfg.Priority
+			m.BackingOff = g.advertisedBackoffLocked(now)
 			m.Starting = false
 		}
 		m.Since = prev.Since
@@ -513,7 +535,8 @@ func (g *Group) view(now time.Time) View {
 		g.seen[m.ID] = m
 	}
 	if !alive[g.cfg.Self] {
-		m := Member{ID: g.cfg.Self, Priority: g.cfg.Priority, Alive: true, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding}
+		m := Member{ID: g.cfg.Self, Priority: g.cfg.Priority, Alive: true, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding,
+			BackingOff: g.advertisedBackoffLocked(now)}
 		g.seen[g.cfg.Self] = m
 	}
 	v := View{
@@ -553,6 +576,13 @@ func (g *Group) peerOf(v View) int64 {
 
 func (g *Group) evaluate(ctx context.Context) {
 	now := time.Now()
+	g.mu.Lock()
+	backoffChanged := g.advertisedBackoff != g.advertisedBackoffLocked(now)
+	g.mu.Unlock()
+	if backoffChanged {
+		// A back-off began or ended: tell the peers (see LocalState).
+		g.publish()
+	}
 	v := g.view(now)
 	alive, healthy := 0, 0
 	for _, m := range v.Members {

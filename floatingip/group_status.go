@@ -2,6 +2,7 @@ package floatingip
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,6 +22,38 @@ type Status struct {
 	MovesLastMinute int         `json:"moves_last_minute"`
 	BackoffUntil    time.Time   `json:"backoff_until,omitzero"`
 	SecondPath      string      `json:"second_path,omitempty"`
+	// Gossip explains a membership problem, such as peers whose packets do
+	// not decrypt with our key; empty when there is none.
+	Gossip string `json:"gossip,omitempty"`
+}
+
+// decryptReporter is implemented by a Membership that can tell about
+// messages it could not decrypt (*Gossip).
+type decryptReporter interface {
+	DecryptFailures() (peers []string, last time.Time)
+}
+
+// decryptRecent is how long after the last undecryptable message Status
+// still blames the key for seeing no peers.
+const decryptRecent = 30 * time.Second
+
+// gossipProblemLocked explains why no peer is seen when their messages do
+// not decrypt. g.mu must be held.
+func (g *Group) gossipProblemLocked(now time.Time) string {
+	dr, ok := g.deps.Membership.(decryptReporter)
+	if !ok {
+		return ""
+	}
+	for id, m := range g.seen {
+		if id != g.cfg.Self && m.Alive {
+			return ""
+		}
+	}
+	peers, last := dr.DecryptFailures()
+	if last.IsZero() || now.Sub(last) > decryptRecent {
+		return ""
+	}
+	return "no peers: messages from " + strings.Join(peers, ", ") + " do not decrypt with our key (gossip key mismatch)"
 }
 
 // FIPStatus is one floating IP in Status.
@@ -72,6 +105,7 @@ func (g *Group) Status() Status {
 			s.MovesLastMinute++
 		}
 	}
+	s.Gossip = g.gossipProblemLocked(now)
 	if g.peerStateFor != 0 {
 		s.SecondPath = "peer " + strconv.FormatInt(g.peerStateFor, 10) + " " + g.peerState.String()
 	}

@@ -82,7 +82,7 @@ func (g *Group) take(ctx context.Context, reason string) {
 		g.log.Warn("move cap reached", "max_per_minute", g.cfg.MaxMovesPerMinute)
 		g.mu.Lock()
 		// The next attempt fits once the oldest leaves the window.
-		g.backoffUntil = g.moves[0].Add(time.Minute)
+		g.backoffUntil, g.lostBackoff = g.moves[0].Add(time.Minute), false
 		g.mu.Unlock()
 		return
 	}
@@ -109,6 +109,9 @@ func (g *Group) take(ctx context.Context, reason string) {
 			wait = min(wait, failedMoveRetry)
 		}
 		g.backoffUntil = time.Now().Add(wait)
+		// Advertised only when another member took them meanwhile; a
+		// refused call or our own failed action holds back the group.
+		g.lostBackoff = g.knownHolder != from && g.knownHolder != g.cfg.Self && g.knownHolder != 0
 	}
 	if result == MoveError {
 		g.failedMoves++
@@ -130,6 +133,7 @@ func (g *Group) take(ctx context.Context, reason string) {
 			g.log.Error("remove floating ips", "err", uerr)
 		}
 		g.setRole(RoleStandby)
+		g.publish() // advertise the back-off
 		g.log.Warn("move failed", "result", result, "err", err)
 	}
 	if result != MoveAborted && g.deps.Hooks.Moved != nil {
@@ -188,7 +192,7 @@ func (g *Group) stepDown(ctx context.Context, reason string) {
 	g.mu.Lock()
 	was := g.holding
 	g.holding = false
-	g.backoffUntil = time.Now().Add(g.cfg.Backoff)
+	g.backoffUntil, g.lostBackoff = time.Now().Add(g.cfg.Backoff), true
 	g.mu.Unlock()
 	if err := g.unconfigure(ctx); err != nil {
 		g.log.Error("remove floating ips", "err", err)

@@ -728,3 +728,67 @@ func TestGroupPriorityZero(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupSecondCrashSkipsBackedOffMember is issue 11 defect 4: the holder
+// is paused long enough to lose the floating IP, so it steps down and backs
+// off; the new holder crashes right after the move. The remaining member
+// must take over at once instead of waiting for the backed-off member,
+// which advertises its back-off (an outage of the back-off, 10 s, before).
+func TestGroupSecondCrashSkipsBackedOffMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1, 200, 150, 120)
+		time.Sleep(3 * time.Second)
+		c.hub.setPaused(1, true)
+		time.Sleep(detect + 500*time.Millisecond) // detection and the action
+		require.Equal(t, int64(2), c.cloud.holder(fipID), "node 2 took over from the paused holder")
+		c.hub.setPaused(1, false)
+		synctest.Wait()
+		assert.Equal(t, RoleStandby, c.nodes[1].group.Status().Role, "the resumed holder stepped down")
+		time.Sleep(500 * time.Millisecond)
+		crashed := time.Now()
+		c.crash(2)
+		time.Sleep(detect + 500*time.Millisecond)
+		assert.Equal(t, int64(3), c.cloud.holder(fipID), "the next best member took over at once: %v", c.cloud.assignCalls())
+		times := c.cloud.assignTimes()
+		require.NotEmpty(t, times)
+		assert.Equal(t, detect, times[len(times)-1].Sub(crashed), "assign right after detection")
+		st := c.nodes[3].group.Status()
+		for _, m := range st.Members {
+			if m.ID == 1 {
+				assert.True(t, m.BackingOff, "node 1 advertises its back-off")
+			}
+		}
+	})
+}
+
+// undecryptable is a member whose peers' messages do not decrypt.
+type undecryptable struct {
+	*fakeMember
+	peers []string
+	last  time.Time
+}
+
+func (u undecryptable) DecryptFailures() ([]string, time.Time) { return u.peers, u.last }
+
+// TestGroupStatusKeyMismatch checks that the status of a member that sees
+// no peer because their messages do not decrypt says so (issue 11 defect
+// 5); before, it only reported itself ready and standby.
+func TestGroupStatusKeyMismatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cloud := newFakeCloud(0, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 9})
+		h := newHub(detect)
+		m := undecryptable{fakeMember: h.join(2), peers: []string{"10.0.0.3"}, last: time.Now()}
+		g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, FloatingIPs: []string{"vip"}, ExpectedSize: 3}),
+			GroupDeps{Cloud: cloud, Host: &fakeHost{}, Membership: m})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		synctest.Wait()
+		assert.Equal(t, "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)", g.Status().Gossip)
+		time.Sleep(decryptRecent + time.Second)
+		assert.Empty(t, g.Status().Gossip, "an old failure is not blamed")
+		cancel()
+		require.NoError(t, <-done)
+	})
+}

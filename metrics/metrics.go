@@ -60,6 +60,7 @@ type Metrics struct {
 	groupHealthy   *prometheus.GaugeVec
 	groupMoves     *prometheus.CounterVec
 	groupFailover  *prometheus.HistogramVec
+	gossipDecrypt  *prometheus.CounterVec
 	watchdogPings  prometheus.Counter
 	ready          prometheus.Gauge
 	now            func() time.Time
@@ -187,6 +188,10 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		Help:    "Time from the decision to take the floating IPs to the API confirming the assignment.",
 		Buckets: []float64{.25, .5, 1, 2, 3, 5, 8, 13, 21, 34, 60},
 	}, []string{"group"})
+	m.gossipDecrypt = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hcagent_gossip_decrypt_errors_total",
+		Help: "Gossip messages of the failover group that no installed key could decrypt (a member with another key).",
+	}, []string{"group"})
 
 	cs := []prometheus.Collector{
 		m.buildInfo, m.startTime, m.ready, m.watchdogPings,
@@ -194,7 +199,7 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		m.reconcileRuns, m.reconcileErrors, m.reconcileDuration, m.reconcileLast, m.netlinkChanges,
 		m.apiRequests, m.apiRateLimited, m.apiRemaining, m.apiLimit,
 		m.fipConfigured, m.fipAssigned, m.vipConfigured, m.vipAssigned,
-		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover,
+		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover, m.gossipDecrypt,
 	}
 	if m.includeRuntime {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -361,6 +366,15 @@ func (m *Metrics) ObserveMove(group string, d time.Duration, result string) {
 	if result == "success" {
 		m.groupFailover.WithLabelValues(group).Observe(d.Seconds())
 	}
+}
+
+// IncGossipDecryptError counts a gossip message of group that did not
+// decrypt.
+func (m *Metrics) IncGossipDecryptError(group string) {
+	if m == nil {
+		return
+	}
+	m.gossipDecrypt.WithLabelValues(group).Inc()
 }
 
 func b01(b bool) float64 {

@@ -90,6 +90,7 @@ func registeredMetrics(t *testing.T) map[string]metricDoc {
 	m.SetPrivateIP("db", "10.0.1.100", true, true)
 	m.SetGroup("web", "holder", 2, 2)
 	m.ObserveMove("web", time.Second, "success")
+	m.IncGossipDecryptError("web")
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
