@@ -25,8 +25,15 @@ type GroupWiring struct {
 	// (floatingip.NewGossip with the group's key); bind is the private
 	// address to gossip on and peers the other members' addresses.
 	NewMembership func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error)
+	// PrivateHost configures private VIPs on the private NICs
+	// (netconf.PrivateVIPs); groups with private_ips need it.
+	PrivateHost floatingip.PrivateHost
+	// Egress follows the floating IPs that groups with egress: true hold
+	// (netconf.EgressController); nil leaves egress off.
+	Egress floatingip.Egress
 	// PrivateNetworks gives the default bind address (the first private
-	// IP). *metadata.Client satisfies it.
+	// IP) and the networks private VIPs live in. *metadata.Client
+	// satisfies it.
 	PrivateNetworks interface {
 		PrivateNetworks(ctx context.Context) ([]metadata.PrivateNetwork, error)
 	}
@@ -50,8 +57,8 @@ func GroupsFactory(w GroupWiring) func(context.Context, Env) ([]Group, error) {
 		self := env.Summary.InstanceID
 		var groups []Group
 		var memberships []floatingip.Membership
-		for _, g := range env.Config.Groups {
-			grp, m, err := newGroup(ctx, w, env, api, cloud, self, g)
+		for i, g := range env.Config.Groups {
+			grp, m, err := newGroup(ctx, w, env, api, cloud, self, i, g)
 			if err != nil {
 				// The groups created so far never run: leave their
 				// memberships so that a retry can bind again.
@@ -70,13 +77,13 @@ func GroupsFactory(w GroupWiring) func(context.Context, Env) ([]Group, error) {
 }
 
 // newGroup creates one group and, in memberlist mode, its membership.
-func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client, cloud CloudAdapter, self int64, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
+func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client, cloud CloudAdapter, self int64, gi int, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
 	// This server's own private addresses: the default gossip address, and
 	// never a peer (a shared peer list may name every member).
 	var own []netip.Addr
 	var ownErr error
+	var nets []metadata.PrivateNetwork
 	if w.PrivateNetworks != nil {
-		var nets []metadata.PrivateNetwork
 		nets, ownErr = w.PrivateNetworks.PrivateNetworks(ctx)
 		for _, n := range nets {
 			own = append(own, n.IP)
@@ -132,6 +139,9 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 	}
 	if gc.ExpectedSize == 2 {
 		deps.PeerCheck = apiPeerCheck(api)
+	}
+	if deps.Handler, err = groupHandler(w, env, api, gi, gc, deps, g, nets, ownErr); err != nil {
+		return nil, nil, err
 	}
 	switch g.Mode {
 	case "keepalived":

@@ -77,6 +77,8 @@ func Wire(cfg config.Config, log *slog.Logger, build metrics.BuildInfo, sys Syst
 			Host:            host,
 			NewMembership:   NewGossip,
 			PrivateNetworks: md,
+			PrivateHost:     netconf.NewPrivateVIPs(h),
+			Egress:          netconf.NewEgressController(h, cfg.EgressGroups(), log.With("component", "egress")),
 		})
 	}
 	return deps, h.Close, nil

@@ -167,3 +167,31 @@ func (c Config) CheckPrivateIPs(nets []metadata.PrivateNetwork) error {
 	}
 	return errors.Join(p...)
 }
+
+// GroupPrivateIPs returns the private VIPs of every group, in the order of
+// the configuration: the addresses that the groups, not the private-network
+// reconciler, configure and remove (netconf.Options.GroupIPs).
+func (c Config) GroupPrivateIPs() []netip.Addr {
+	var out []netip.Addr
+	for _, g := range c.Groups {
+		for _, p := range g.PrivateIPs {
+			if a := p.Addr(); a.IsValid() && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// EgressGroups returns the names of the groups with egress: true, in the
+// order of the configuration, which decides between two such groups held
+// at once (netconf.DesiredEgress).
+func (c Config) EgressGroups() []string {
+	var out []string
+	for _, g := range c.Groups {
+		if g.Egress {
+			out = append(out, g.Name)
+		}
+	}
+	return out
+}

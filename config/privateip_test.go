@@ -100,3 +100,16 @@ func TestCheckPrivateIPs(t *testing.T) {
 	assert.NoError(t, c.CheckPrivateIPs(testNetworks()))
 	assert.Error(t, c.CheckPrivateIPs(nil), "a server without private networks cannot hold private VIPs")
 }
+
+func TestGroupPrivateIPsAndEgressGroups(t *testing.T) {
+	c := Default()
+	a, b, d := validGroup("a"), validGroup("b"), validGroup("d")
+	a.PrivateIPs = []PrivateIP{{IP: "10.0.0.100", Via: ViaAlias}, {IP: "bad", Via: ViaAlias}}
+	b.PrivateIPs = []PrivateIP{{IP: "10.0.5.5", Via: ViaRoute}, {IP: "10.0.0.100", Via: ViaRoute}}
+	b.Egress, d.Egress = true, true
+	c.Groups = []Group{a, b, d}
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.100"), netip.MustParseAddr("10.0.5.5")}, c.GroupPrivateIPs())
+	assert.Equal(t, []string{"b", "d"}, c.EgressGroups())
+	assert.Nil(t, Default().GroupPrivateIPs())
+	assert.Nil(t, Default().EgressGroups())
+}

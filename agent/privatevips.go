@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/hc-agent/hc-agent/cloudapi"
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/floatingip"
+	"github.com/hc-agent/hc-agent/metadata"
+)
+
+// groupHandler returns the Handler of group g when it needs more than the
+// floating IP handler that floatingip.NewGroup builds by itself: private
+// VIPs (alias and route), egress, or both. It returns nil when the default
+// is enough. nets are this server's private networks from the metadata
+// (netsErr when they could not be read); each private VIP is checked
+// against them (config.PrivateIP.Network) and an error names its key.
+func groupHandler(w GroupWiring, env Env, api *cloudapi.Client, gi int, gc floatingip.GroupConfig, deps floatingip.GroupDeps,
+	g config.Group, nets []metadata.PrivateNetwork, netsErr error) (floatingip.Handler, error) {
+	if len(g.PrivateIPs) == 0 && (!g.Egress || w.Egress == nil) {
+		return nil, nil
+	}
+	self := gc.Self
+	var list []floatingip.Handler
+	if len(g.FloatingIPs) > 0 || g.FloatingIPSelector != "" {
+		var changed func(floatingip.FloatingIP, bool, bool)
+		if hook := deps.Hooks.FIPChanged; hook != nil {
+			changed = func(f floatingip.FloatingIP, configured, assigned bool) { hook(g.Name, f, configured, assigned) }
+		}
+		fh, err := floatingip.NewFloatingIPs(floatingip.FloatingIPsConfig{
+			Self: self, Refs: g.FloatingIPs, Selector: g.FloatingIPSelector,
+			Owner: "group:" + g.Name, IPv6Host: gc.IPv6Host, ActionTimeout: gc.ActionTimeout,
+			Cloud: deps.Cloud, Host: deps.Host, Changed: changed,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("group %s: %w", g.Name, err)
+		}
+		if g.Egress && w.Egress != nil {
+			list = append(list, floatingip.NewEgressFloatingIPs(fh, g.Name, w.Egress))
+		} else {
+			list = append(list, fh)
+		}
+	}
+
+	if len(g.PrivateIPs) > 0 {
+		if netsErr != nil {
+			return nil, fmt.Errorf("group %s: read private networks for private_ips: %w", g.Name, netsErr)
+		}
+		if w.PrivateHost == nil {
+			return nil, fmt.Errorf("group %s: private_ips are not available in this build", g.Name)
+		}
+		byKind := map[config.Via][]floatingip.PrivateVIP{}
+		for j, p := range g.PrivateIPs {
+			n, err := p.Network(nets)
+			if err != nil {
+				return nil, fmt.Errorf("groups[%d].private_ips[%d].ip: %w", gi, j, err)
+			}
+			byKind[p.Via] = append(byKind[p.Via], floatingip.PrivateVIP{IP: p.Addr(), NetworkID: n.NetworkID, MAC: n.MACAddress, SelfIP: n.IP})
+		}
+		m := env.Metrics
+		base := floatingip.PrivateVIPsConfig{
+			Self: self, ActionTimeout: gc.ActionTimeout, Host: w.PrivateHost,
+			Changed: func(vip netip.Addr, configured, assigned bool) {
+				m.SetPrivateIP(g.Name, vip.String(), configured, assigned)
+			},
+		}
+		if vips := byKind[config.ViaAlias]; len(vips) > 0 {
+			c := base
+			c.VIPs = vips
+			h, err := floatingip.NewAliasIPs(c, api)
+			if err != nil {
+				return nil, fmt.Errorf("group %s: %w", g.Name, err)
+			}
+			list = append(list, h)
+		}
+		if vips := byKind[config.ViaRoute]; len(vips) > 0 {
+			c := base
+			c.VIPs = vips
+			h, err := floatingip.NewRouteIPs(c, api)
+			if err != nil {
+				return nil, fmt.Errorf("group %s: %w", g.Name, err)
+			}
+			list = append(list, h)
+		}
+	}
+	if len(list) == 1 {
+		return list[0], nil
+	}
+	return floatingip.Handlers{Self: self, List: list}, nil
+}
