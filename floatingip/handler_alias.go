@@ -148,32 +148,17 @@ type aliasMove struct {
 // Acquire moves every VIP not held here: per network, removes the VIPs from
 // the old holders' alias lists, then adds them to this server's, each a
 // read-modify-write of the lists Holder read, each action awaited (see
-// Handler). If the API still refuses a VIP as held elsewhere, Acquire reads
-// the servers again, removes it from whoever lists it, and adds it once
-// more.
+// Handler). A VIP that the API still refuses as held elsewhere
+// (ip_not_available) is not taken from whoever got it since the read:
+// that is another member that won a race, and the group's verifying read
+// tells it so; taking it back would make the loser win.
 func (h *AliasIPs) Acquire(ctx context.Context) error {
-	moves := h.plan()
 	var (
 		errs       []error
 		callFailed bool
 	)
-	for _, m := range moves {
-		failed, err := h.move(ctx, m)
-		if cloudapi.IsError(err, cloudapi.CodeIPNotAvailable) {
-			// Someone else got a VIP since the last read, or the read
-			// missed it: read again and retry once.
-			if _, rerr := h.Holder(ctx); rerr != nil {
-				errs = append(errs, err, rerr)
-				callFailed = true
-				continue
-			}
-			if m2, ok := h.planNetwork(m.network); ok {
-				failed, err = h.move(ctx, m2)
-			} else {
-				failed, err = false, nil // every VIP is here now
-			}
-		}
-		if err != nil {
+	for _, m := range h.plan() {
+		if failed, err := h.move(ctx, m); err != nil {
 			errs = append(errs, err)
 			if !failed {
 				callFailed = true
@@ -206,16 +191,6 @@ func (h *AliasIPs) plan() []aliasMove {
 		}
 	}
 	return moves
-}
-
-// planNetwork is plan for one network.
-func (h *AliasIPs) planNetwork(network int64) (aliasMove, bool) {
-	for _, m := range h.plan() {
-		if m.network == network {
-			return m, true
-		}
-	}
-	return aliasMove{}, false
 }
 
 // move removes m.vips from the old holders, then adds them here. failed

@@ -181,9 +181,9 @@ func TestAliasIPsFromNobody(t *testing.T) {
 	})
 }
 
-// TestAliasIPsStaleRead: another server got the VIP after Holder read; the
-// API refuses it here, and Acquire reads again, removes it there and adds
-// it here.
+// TestAliasIPsStaleRead: another server got the VIP after Holder read (it
+// won a race): the API refuses it here and Acquire does not take it back;
+// the group's verifying read tells the loser.
 func TestAliasIPsStaleRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -193,10 +193,15 @@ func TestAliasIPsStaleRead(t *testing.T) {
 		_, err = h.Holder(ctx)
 		require.NoError(t, err)
 		r.sim.SetAliasIPs(r.c, r.net, []netip.Addr{aliasVIP})
-		require.NoError(t, h.Acquire(ctx))
-		assert.Equal(t, []netip.Addr{otherA, aliasVIP}, r.sim.AliasIPs(r.a, r.net))
-		assert.Empty(t, r.sim.AliasIPs(r.c, r.net))
-		assert.Equal(t, []netip.Addr{otherB}, r.sim.AliasIPs(r.b, r.net))
+		err = h.Acquire(ctx)
+		require.Error(t, err)
+		assert.True(t, cloudapi.IsError(err, cloudapi.CodeIPNotAvailable), "%v", err)
+		assert.NotErrorIs(t, err, ErrMoveFailed, "lost, not failed")
+		assert.Equal(t, []netip.Addr{otherA}, r.sim.AliasIPs(r.a, r.net))
+		assert.Equal(t, []netip.Addr{aliasVIP}, r.sim.AliasIPs(r.c, r.net))
+		holder, err := h.Holder(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, r.c, holder)
 	})
 }
 
