@@ -119,9 +119,9 @@ func WriteStatus(w io.Writer, v StatusView) error {
 			}
 			p("%s\t%d\t%d\t%s\t%s\t%s\n", name, m.ID, m.Priority, yesNo(m.Alive), yesNo(m.Healthy), yesNo(m.Holding))
 		}
-		p("FLOATING IP\tHOLDER (API)\tHOLDER (VIEW)\tCONFIGURED HERE\n")
+		p("%s\tHOLDER (API)\tHOLDER (VIEW)\tCONFIGURED HERE\n", addressHeader(g.Kind))
 		for _, f := range g.FloatingIPs {
-			p("%s\t%s\t%s\t%s\n", f.IP, holder(f.HolderByAPI, g.Self), holder(f.HolderByView, g.Self), yesNo(f.ConfiguredHere))
+			p("%s\t%s\t%s\t%s\n", addressLabel(f, g.Kind), holder(f.HolderByAPI, g.Self), holder(f.HolderByView, g.Self), yesNo(f.ConfiguredHere))
 		}
 		if m := g.LastMove; m != nil {
 			line := fmt.Sprintf("%s %d -> %d %s in %s", m.At.Format(time.RFC3339), m.From, m.To, m.Result, m.Duration.Round(time.Millisecond))
