@@ -284,3 +284,35 @@ func TestMoveRoute(t *testing.T) {
 		assert.Equal(t, [][]cloudapitest.Route{{a}, {}, {b}}, seen)
 	})
 }
+
+// TestPrivateVIPCallsAreUrgent checks that the calls of a private VIP move
+// spend the budget's reserve at once, as Assign does, while polling waits.
+func TestPrivateVIPCallsAreUrgent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		budget := cloudapi.NewBudget(cloudapi.WithReserve(100))
+		s, c := newClient(t, nil, cloudapi.WithBudget(budget), cloudapi.WithRetryDeadline(2*time.Minute))
+		net := s.AddNetwork(cloudapitest.Network{IPRange: mustPrefix("10.0.0.0/16"), Subnets: []cloudapitest.Subnet{{IPRange: mustPrefix("10.0.1.0/24")}}})
+		srv := s.AddServer(cloudapitest.Server{PrivateNets: []cloudapitest.PrivateNet{{NetworkID: net, IP: mustAddr("10.0.1.2")}}})
+		s.SetRateLimitRemaining(51)
+		ctx := context.Background()
+		_, err := c.GetNetwork(ctx, net) // learns: 50 left, below the reserve
+		require.NoError(t, err)
+
+		start := time.Now()
+		_, err = c.ChangeAliasIPs(ctx, srv, net, []netip.Addr{mustAddr("10.0.1.100")})
+		require.NoError(t, err)
+		route := cloudapi.Route{Destination: mustPrefix("10.0.2.50/32"), Gateway: mustAddr("10.0.1.2")}
+		_, err = c.AddRoute(ctx, net, route)
+		require.NoError(t, err)
+		_, err = c.DeleteRoute(ctx, net, route)
+		require.NoError(t, err)
+		_, err = c.GetNetwork(cloudapi.WithUrgent(ctx), net)
+		require.NoError(t, err)
+		assert.Zero(t, time.Since(start), "a move's calls do not wait for the budget")
+
+		start = time.Now()
+		_, err = c.ListNetworks(ctx, "")
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, time.Since(start), 50*time.Second, "polling waits for the reserve to refill")
+	})
+}

@@ -573,3 +573,13 @@ func (s *Sim) SetAliasIPs(serverID, networkID int64, ips []netip.Addr) {
 		}
 	}
 }
+
+// SetRoutes replaces a network's routes directly, without hooks or checks:
+// for test set-up and for a simulated cloud that mirrors its own state.
+func (s *Sim) SetRoutes(networkID int64, routes []Route) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.networks[networkID]; ok {
+		n.Routes = slices.Clone(routes)
+	}
+}

@@ -201,8 +201,8 @@ func (c *Cloud) RouteHolder(network string, dst netip.Prefix) string {
 }
 
 // SetNetworkRoutes replaces the network's routes directly, as if earlier
-// add_route actions had succeeded (for test set-up); with an API simulator
-// connected, set them there with cloudapitest instead.
+// add_route actions had succeeded (for test set-up). With an API simulator
+// connected, its routes change too.
 func (c *Cloud) SetNetworkRoutes(network string, routes []cloudapitest.Route) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -211,6 +211,9 @@ func (c *Cloud) SetNetworkRoutes(network string, routes []cloudapitest.Route) er
 		return fmt.Errorf("set routes of network %s: no such network", network)
 	}
 	n.routes = slices.Clone(routes)
+	if c.sim != nil {
+		c.sim.SetRoutes(n.id, routes)
+	}
 	return c.syncNetworkRoutesLocked(n)
 }
 
