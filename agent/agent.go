@@ -232,7 +232,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.mu.Unlock()
 	wd, werr := a.deps.Watchdog()
 	if werr != nil {
-		a.log.Warn("systemd watchdog disabled", "error", werr.Error())
+		a.log.Warn("systemd watchdog disabled", "err", werr)
 	}
 	a.mu.Lock()
 	a.watchdog = wd
@@ -324,7 +324,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	case <-ctx.Done():
 		a.log.Info("stopping", "reason", context.Cause(ctx).Error())
 	case runErr = <-errc:
-		a.log.Error("component failed", "error", runErr.Error())
+		a.log.Error("component failed", "err", runErr)
 	}
 	a.mu.Lock()
 	groups := a.groups
@@ -485,7 +485,7 @@ func (a *Agent) checkState(instanceID int64) error {
 	st, ok, err := LoadState(dir)
 	if err != nil {
 		// An unreadable record cannot prove the state is ours.
-		a.log.Warn("state record unreadable, discarding state", "dir", dir, "error", err.Error())
+		a.log.Warn("state record unreadable, discarding state", "dir", dir, "err", err)
 		ok, st.InstanceID = true, 0
 	}
 	if !ok {
@@ -630,7 +630,7 @@ func (a *Agent) shutdown(groups []Group) {
 				a.log.Info("no peer could take over: floating IPs stay here", "group", g.Name())
 				return
 			case err != nil:
-				a.log.Error("handover failed", "group", g.Name(), "error", err.Error())
+				a.log.Error("handover failed", "group", g.Name(), "err", err)
 				return
 			}
 			a.log.Info("handover done", "group", g.Name())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hc-agent/hc-agent/netconf"
+	"github.com/hc-agent/hc-agent/statedir"
 )
 
 // StateFile is the name of the file in the state directory that records
@@ -91,8 +92,8 @@ func (st State) Marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// SaveState writes st to StateFile in dir atomically (temporary file and
-// rename), creating dir with mode 0700 when it is missing.
+// SaveState writes st to StateFile in dir with statedir.WriteFile, creating
+// dir with mode 0700 when it is missing.
 func SaveState(dir string, st State) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir %s: %w", dir, err)
@@ -101,21 +102,8 @@ func SaveState(dir string, st State) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, StateFile)
-	tmp, err := os.CreateTemp(dir, StateFile+".*")
-	if err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	_, werr := tmp.Write(b)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write state %s: %w", path, err)
+	if err := statedir.WriteFile(filepath.Join(dir, StateFile), b); err != nil {
+		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
 }

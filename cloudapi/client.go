@@ -243,7 +243,7 @@ func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Contex
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 			return err
 		}
-		c.log.Debug("retrying api call", "op", op, "attempt", attempt+1, "backoff", d, "error", err.Error())
+		c.log.Debug("retrying api call", "op", op, "attempt", attempt+1, "backoff", d, "err", err)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

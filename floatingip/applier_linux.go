@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/hc-agent/hc-agent/statedir"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -477,15 +477,8 @@ func (a *Applier) save() error {
 	if err != nil {
 		return fmt.Errorf("encode floating ip state: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(a.statePath), 0o755); err != nil {
-		return fmt.Errorf("write floating ip state %s: %w", a.statePath, err)
-	}
-	tmp := a.statePath + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write floating ip state %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, a.statePath); err != nil {
-		return fmt.Errorf("write floating ip state %s: %w", a.statePath, err)
+	if err := statedir.WriteFile(a.statePath, b); err != nil {
+		return fmt.Errorf("write floating ip state: %w", err)
 	}
 	return nil
 }

@@ -190,6 +190,11 @@ func TestApplierFake(t *testing.T) {
 				assert.ErrorIs(t, statErr, os.ErrNotExist, "unchanged record is not rewritten")
 			} else {
 				require.NoError(t, statErr, "changed record is saved")
+				st, err := os.Stat(state)
+				require.NoError(t, err)
+				// The record says which addresses are ours: private to
+				// root like every state file (issue 11 defect 6).
+				assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "record mode")
 				b, err := os.ReadFile(state)
 				require.NoError(t, err)
 				saved, err := parseOwned(b)

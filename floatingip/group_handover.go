@@ -72,7 +72,7 @@ func (g *Group) startHandover(done chan error) {
 	g.publish()
 	if g.cfg.Mode == "keepalived" {
 		// keepalived decides who takes over; we only stop holding.
-		g.stepDown(context.Background(), "handover")
+		g.stepDown(context.Background(), stepDownHandover)
 		g.finishHandover()
 	}
 }
@@ -133,7 +133,7 @@ func (g *Group) finishHandover() {
 	if holding {
 		return
 	}
-	g.stepDown(context.Background(), "handed over")
+	g.stepDown(context.Background(), stepDownHandedOver)
 	g.mu.Lock()
 	for _, d := range g.handoverDones {
 		d <- nil

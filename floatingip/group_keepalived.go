@@ -26,7 +26,7 @@ func (g *Group) runKeepalived(ctx context.Context, notify <-chan NotifyEvent) er
 				g.setRole(RoleCandidate)
 				g.takeKeepalived(ctx)
 			case !e.Master():
-				g.stepDown(ctx, "keepalived "+e.State)
+				g.stepDown(ctx, stepDownKeepalived, "state", e.State)
 			}
 		case h := <-g.healthCh:
 			g.setHealthy(h)

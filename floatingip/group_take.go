@@ -21,9 +21,14 @@ func (g *Group) refresh(ctx context.Context, urgent bool) error {
 	g.mu.Lock()
 	g.knownHolder = holder
 	lost := g.holding && g.knownHolder != g.cfg.Self
+	draining := g.draining
 	g.mu.Unlock()
-	if lost {
-		g.stepDown(ctx, "api shows another holder")
+	switch {
+	case lost && draining:
+		// The peer took over as asked: the hand-over is done.
+		g.stepDown(ctx, stepDownHandedOver)
+	case lost:
+		g.stepDown(ctx, stepDownLost)
 	}
 	return nil
 }
@@ -187,8 +192,23 @@ func (g *Group) takeSteps(ctx context.Context) (MoveResult, error) {
 	return MoveSuccess, nil
 }
 
+// stepDownReason says why a member stops holding.
+type stepDownReason string
+
+// Reasons to step down.
+const (
+	stepDownLost       stepDownReason = "api shows another holder"
+	stepDownHandover   stepDownReason = "handover"
+	stepDownHandedOver stepDownReason = "handed over"
+	stepDownKeepalived stepDownReason = "keepalived"
+)
+
+// planned reports whether the step-down is normal operation (a hand-over,
+// keepalived's decision), logged at info level, rather than a loss.
+func (r stepDownReason) planned() bool { return r != stepDownLost }
+
 // stepDown removes the addresses at once and backs off.
-func (g *Group) stepDown(ctx context.Context, reason string) {
+func (g *Group) stepDown(ctx context.Context, reason stepDownReason, attrs ...any) {
 	g.mu.Lock()
 	was := g.holding
 	g.holding = false
@@ -197,8 +217,12 @@ func (g *Group) stepDown(ctx context.Context, reason string) {
 	if err := g.unconfigure(ctx); err != nil {
 		g.log.Error("remove floating ips", "err", err)
 	}
-	if was {
-		g.log.Warn("stepped down", "reason", reason)
+	switch {
+	case !was:
+	case reason.planned():
+		g.log.Info("stepped down", append([]any{"reason", string(reason)}, attrs...)...)
+	default:
+		g.log.Warn("stepped down", append([]any{"reason", string(reason)}, attrs...)...)
 	}
 	g.setRole(RoleStandby)
 	g.publish()

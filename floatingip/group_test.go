@@ -3,7 +3,9 @@ package floatingip
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -44,6 +46,8 @@ type cluster struct {
 	size      int
 	// late members are not started with the others; the test starts them.
 	late map[int64]bool
+	// log, when set, is every member's logger.
+	log *slog.Logger
 }
 
 // newCluster starts one group member per priority (server IDs 1..n) with
@@ -82,7 +86,7 @@ func (c *cluster) start(id int64) {
 		c.cfgHook(&cfg)
 	}
 	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
-		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck,
+		Cloud: c.cloud, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck, Log: c.log,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
 			n.moves = append(n.moves, m)
@@ -790,5 +794,24 @@ func TestGroupStatusKeyMismatch(t *testing.T) {
 		assert.Empty(t, g.Status().Gossip, "an old failure is not blamed")
 		cancel()
 		require.NoError(t, <-done)
+	})
+}
+
+// TestGroupPlannedHandoverLogsInfo checks that a planned hand-over is
+// normal operation, logged at info level (issue 11 defect 6: it was
+// "WARN stepped down"), while a loss stays a warning.
+func TestGroupPlannedHandoverLogsInfo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &recordHandler{}
+		c := newClusterWith(t, func(c *cluster) { c.log = slog.New(h) }, 1, 200, 150)
+		time.Sleep(3 * time.Second)
+		require.NoError(t, c.nodes[1].group.Handover(t.Context()))
+		var stepped []string
+		for _, r := range h.records() {
+			if strings.Contains(r, "stepped down") {
+				stepped = append(stepped, r)
+			}
+		}
+		assert.Equal(t, []string{"INFO stepped down reason=handed over"}, stepped)
 	})
 }

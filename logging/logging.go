@@ -99,6 +99,6 @@ func (d *Dedup) Error(key, msg string, err error, attrs ...any) bool {
 	case had && prev == err.Error():
 		return false
 	}
-	d.log.Warn(msg, append([]any{"key", key, "error", err.Error()}, attrs...)...)
+	d.log.Warn(msg, append([]any{"key", key, "err", err.Error()}, attrs...)...)
 	return true
 }

@@ -157,4 +157,6 @@ func TestDedup(t *testing.T) {
 	out := buf.String()
 	assert.Equal(t, 5, strings.Count(out, "\n"), out)
 	assert.Contains(t, out, `level=INFO msg=recovered key=netconf previous_error="b failed"`)
+	// One attribute key for errors everywhere: err.
+	assert.Contains(t, out, `level=WARN msg="reconcile failed" key=netconf err="a failed"`)
 }

@@ -301,7 +301,7 @@ func (c *Client) fetch(ctx context.Context, key string) ([]byte, error) {
 		}
 		wait := c.backoff(attempt)
 		c.logger.Debug("metadata request failed, retrying",
-			"key", pathName(key), "attempt", attempt, "status", err.Status, "wait", wait, "error", err.Err)
+			"key", pathName(key), "attempt", attempt, "status", err.Status, "wait", wait, "err", err.Err)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

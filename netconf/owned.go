@@ -9,9 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/hc-agent/hc-agent/statedir"
 )
 
 // OwnedFileName is the name of the ownership record inside the agent's
@@ -146,36 +147,15 @@ func LoadOwned(path string) (Owned, error) {
 	return o, nil
 }
 
-// SaveOwned writes the record to path atomically (temporary file, fsync,
-// rename), mode 0600, creating the directory if needed.
+// SaveOwned writes the record to path with statedir.WriteFile (atomic,
+// mode 0600, creating the directory if needed).
 func SaveOwned(path string, o Owned) error {
 	data, err := o.Marshal()
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create state directory %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save ownership record %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("save ownership record %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save ownership record %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save ownership record %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save ownership record %s: %w", path, err)
+	if err := statedir.WriteFile(path, data); err != nil {
+		return fmt.Errorf("save ownership record: %w", err)
 	}
 	return nil
 }
