@@ -2,7 +2,6 @@ package floatingip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -196,17 +195,23 @@ func (h *AliasIPs) plan() []aliasMove {
 // move removes m.vips from the old holders, then adds them here. failed
 // reports that the error is an action that ran and failed.
 func (h *AliasIPs) move(ctx context.Context, m aliasMove) (failed bool, err error) {
-	var removeErrs []error
 	for _, from := range m.from {
-		// A failed removal is not the end: the old holder may be gone
-		// (and the API freed the VIP with it); adding tells.
-		if _, err := h.change(ctx, from, m.network, func(list []netip.Addr) []netip.Addr {
+		failed, err := h.change(ctx, from, m.network, func(list []netip.Addr) []netip.Addr {
 			return slices.DeleteFunc(list, func(a netip.Addr) bool { return slices.Contains(m.vips, a) })
-		}); err != nil {
-			removeErrs = append(removeErrs, err)
+		})
+		switch {
+		case err == nil:
+		case cloudapi.IsError(err, cloudapi.CodeNotFound, cloudapi.CodeServerNotAttachedToNetwork):
+			// The old holder or its attachment is gone, and the VIP
+			// with it.
+		default:
+			// The API would refuse the add while the old holder has the
+			// VIP: report the removal, a failed action as our failed
+			// move (retried soon), a refused call as such.
+			return failed, err
 		}
 	}
-	failed, err = h.change(ctx, h.p.cfg.Self, m.network, func(list []netip.Addr) []netip.Addr {
+	return h.change(ctx, h.p.cfg.Self, m.network, func(list []netip.Addr) []netip.Addr {
 		for _, v := range m.vips {
 			if !slices.Contains(list, v) {
 				list = append(list, v)
@@ -214,10 +219,6 @@ func (h *AliasIPs) move(ctx context.Context, m aliasMove) (failed bool, err erro
 		}
 		return list
 	})
-	if err != nil {
-		return failed, errors.Join(append(removeErrs, err)...)
-	}
-	return false, nil
 }
 
 // change sends server's alias list in network as edit makes it from the

@@ -244,6 +244,34 @@ func TestAliasIPsFaults(t *testing.T) {
 			assert.Equal(t, r.a, holder)
 		})
 	})
+	t.Run("removal from the old holder ends in error", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			r := newPrivateRig(t)
+			r.sim.SetAliasIPs(r.b, r.net, []netip.Addr{otherB, aliasVIP})
+			h, err := NewAliasIPs(r.cfg(aliasVIP), r.api)
+			require.NoError(t, err)
+			_, err = h.Holder(ctx)
+			require.NoError(t, err)
+			r.sim.FailActions(1)
+			n := r.requests()
+			err = h.Acquire(ctx)
+			assert.ErrorIs(t, err, ErrMoveFailed, "our move failed: retried soon, no back-off as after a loss")
+			var changes []string
+			for _, rec := range r.sim.RequestLog()[n:] {
+				if strings.HasSuffix(rec.Path, "/change_alias_ips") {
+					changes = append(changes, rec.Path)
+				}
+			}
+			assert.Equal(t, []string{fmt.Sprintf("/servers/%d/actions/change_alias_ips", r.b)}, changes, "no add that the API would refuse")
+			assert.Equal(t, []netip.Addr{otherB, aliasVIP}, r.sim.AliasIPs(r.b, r.net))
+			_, err = h.Holder(ctx)
+			require.NoError(t, err)
+			require.NoError(t, h.Acquire(ctx))
+			assert.Equal(t, []netip.Addr{otherA, aliasVIP}, r.sim.AliasIPs(r.a, r.net))
+			assert.Equal(t, []netip.Addr{otherB}, r.sim.AliasIPs(r.b, r.net))
+		})
+	})
 	t.Run("server errors", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.Background()
