@@ -88,6 +88,7 @@ func (h *AliasIPs) Holder(ctx context.Context) (int64, error) {
 	h.p.readAt = time.Now()
 	holder := h.p.holder()
 	h.p.notify()
+	h.p.reassert(ctx, holder)
 	h.mu.Unlock()
 	return holder, nil
 }

@@ -138,6 +138,17 @@ func (p *privateVIPs) configure(ctx context.Context, add bool) error {
 	return errors.Join(errs...)
 }
 
+// reassert adds the VIPs again when they are configured here and this
+// server holds them: a DHCP client on the private NIC (dhclient's flush on
+// release or expiry) may have removed them since. Each read does it, so the
+// VIPs come back within the group's refresh interval. AddVIP is idempotent;
+// its errors show at the next Configure, so they are not returned here.
+func (p *privateVIPs) reassert(ctx context.Context, holder int64) {
+	if p.configured && holder == p.cfg.Self {
+		_ = p.configure(ctx, true)
+	}
+}
+
 // notify calls Changed for each VIP.
 func (p *privateVIPs) notify() {
 	if p.cfg.Changed == nil {

@@ -148,6 +148,13 @@ func TestAliasIPsMove(t *testing.T) {
 		require.NoError(t, h.Acquire(ctx))
 		assert.Equal(t, n, r.requests())
 
+		// A DHCP client flushed the VIP from the NIC: the next read puts
+		// it back.
+		require.NoError(t, r.host.RemoveVIP(ctx, macA, aliasVIP))
+		_, err = h.Holder(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "86:00:00:00:00:0a 10.0.1.100", r.host.String())
+
 		st := h.Status()
 		require.Len(t, st, 1)
 		assert.Equal(t, AddressStatus{ID: r.net, Name: "alias_ip", IP: "10.0.1.100", HolderByAPI: r.a, ReadAt: st[0].ReadAt, ConfiguredHere: true}, st[0])
@@ -158,6 +165,7 @@ func TestAliasIPsMove(t *testing.T) {
 		assert.Equal(t, []string{
 			"10.0.1.100 configured=false assigned=false",
 			"10.0.1.100 configured=true assigned=false",
+			"10.0.1.100 configured=true assigned=true",
 			"10.0.1.100 configured=true assigned=true",
 			"10.0.1.100 configured=false assigned=true",
 		}, changed)
