@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/hc-agent/hc-agent/cloudapi"
@@ -37,8 +36,7 @@ type AliasCloud interface {
 type AliasIPs struct {
 	cloud AliasCloud
 
-	mu sync.Mutex
-	p  privateVIPs
+	privateVIPs // mu guards the fields below too
 	// aliases[server][network] are the alias lists as last read.
 	aliases map[int64]map[int64][]netip.Addr
 }
@@ -54,11 +52,8 @@ func NewAliasIPs(cfg PrivateVIPsConfig, cloud AliasCloud) (*AliasIPs, error) {
 		return nil, fmt.Errorf("new %s handler: cloud is required", KindAliasIP)
 	}
 	cfg.VIPs = slices.Clone(cfg.VIPs)
-	return &AliasIPs{cloud: cloud, p: privateVIPs{cfg: cfg}, aliases: map[int64]map[int64][]netip.Addr{}}, nil
+	return &AliasIPs{cloud: cloud, privateVIPs: privateVIPs{kind: KindAliasIP, cfg: cfg}, aliases: map[int64]map[int64][]netip.Addr{}}, nil
 }
-
-// Kind returns KindAliasIP.
-func (h *AliasIPs) Kind() AddressKind { return KindAliasIP }
 
 // Holder lists the servers and returns who holds the VIPs (see Handler).
 // A VIP that several attachments list (an API that allows shared aliases)
@@ -81,14 +76,14 @@ func (h *AliasIPs) Holder(ctx context.Context) (int64, error) {
 	}
 	h.mu.Lock()
 	h.aliases = aliases
-	h.p.holders = make([]int64, len(h.p.cfg.VIPs))
-	for i, v := range h.p.cfg.VIPs {
-		h.p.holders[i] = aliasHolder(aliases, v, h.p.cfg.Self)
+	h.holders = make([]int64, len(h.cfg.VIPs))
+	for i, v := range h.cfg.VIPs {
+		h.holders[i] = aliasHolder(aliases, v, h.cfg.Self)
 	}
-	h.p.readAt = time.Now()
-	holder := h.p.holder()
-	h.p.notify()
-	h.p.reassert(ctx, holder)
+	h.readAt = time.Now()
+	holder := h.holder()
+	h.notify()
+	h.reassert(ctx, holder)
 	h.mu.Unlock()
 	return holder, nil
 }
@@ -112,29 +107,6 @@ func aliasHolder(aliases map[int64]map[int64][]netip.Addr, v PrivateVIP, self in
 		return self
 	}
 	return 0
-}
-
-// Configure adds every VIP as /32 on its private NIC.
-func (h *AliasIPs) Configure(ctx context.Context) error {
-	return h.setConfigured(ctx, true)
-}
-
-// Unconfigure removes every VIP of the group from its private NIC.
-func (h *AliasIPs) Unconfigure(ctx context.Context) error {
-	return h.setConfigured(ctx, false)
-}
-
-func (h *AliasIPs) setConfigured(ctx context.Context, c bool) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := h.p.configure(ctx, c); err != nil {
-		return err
-	}
-	if h.p.configured != c {
-		h.p.configured = c
-		h.p.notify()
-	}
-	return nil
 }
 
 // aliasMove is the change of one network's alias lists that Acquire makes.
@@ -174,8 +146,8 @@ func (h *AliasIPs) plan() []aliasMove {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var moves []aliasMove
-	for i, v := range h.p.cfg.VIPs {
-		if i < len(h.p.holders) && h.p.holders[i] == h.p.cfg.Self {
+	for i, v := range h.cfg.VIPs {
+		if i < len(h.holders) && h.holders[i] == h.cfg.Self {
 			continue
 		}
 		j := slices.IndexFunc(moves, func(m aliasMove) bool { return m.network == v.NetworkID })
@@ -184,8 +156,8 @@ func (h *AliasIPs) plan() []aliasMove {
 			j = len(moves) - 1
 		}
 		moves[j].vips = append(moves[j].vips, v.IP)
-		if i < len(h.p.holders) {
-			if from := h.p.holders[i]; from != 0 && !slices.Contains(moves[j].from, from) {
+		if i < len(h.holders) {
+			if from := h.holders[i]; from != 0 && !slices.Contains(moves[j].from, from) {
 				moves[j].from = append(moves[j].from, from)
 			}
 		}
@@ -212,7 +184,7 @@ func (h *AliasIPs) move(ctx context.Context, m aliasMove) (failed bool, err erro
 			return failed, err
 		}
 	}
-	return h.change(ctx, h.p.cfg.Self, m.network, func(list []netip.Addr) []netip.Addr {
+	return h.change(ctx, h.cfg.Self, m.network, func(list []netip.Addr) []netip.Addr {
 		for _, v := range m.vips {
 			if !slices.Contains(list, v) {
 				list = append(list, v)
@@ -243,7 +215,7 @@ func (h *AliasIPs) change(ctx context.Context, server, network int64, edit func(
 	if err != nil {
 		return false, fmt.Errorf("change alias ips of server %d in network %d: %w", server, network, err)
 	}
-	if failed, err := waitAction(ctx, h.cloud, h.p.cfg.ActionTimeout, a); err != nil {
+	if failed, err := waitAction(ctx, h.cloud, h.cfg.ActionTimeout, a); err != nil {
 		return failed, fmt.Errorf("change alias ips of server %d in network %d: %w", server, network, err)
 	}
 	h.mu.Lock()
@@ -252,11 +224,4 @@ func (h *AliasIPs) change(ctx context.Context, server, network int64, edit func(
 	}
 	h.mu.Unlock()
 	return false, nil
-}
-
-// Status describes each alias VIP as last read.
-func (h *AliasIPs) Status() []AddressStatus {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.p.status(KindAliasIP)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/hc-agent/hc-agent/cloudapi"
@@ -91,14 +92,56 @@ func (c PrivateVIPsConfig) validate(kind AddressKind) error {
 	return nil
 }
 
-// privateVIPs is the state both private kinds share: which server holds
-// each VIP by the last read, and whether the VIPs are configured here.
+// privateVIPs is what both private kinds share: which server holds each
+// VIP by the last read, whether the VIPs are configured here, and the
+// methods of Handler that do not depend on the kind. mu guards it and the
+// fields of the handler that embeds it.
 type privateVIPs struct {
-	cfg PrivateVIPsConfig
+	kind AddressKind
+	cfg  PrivateVIPsConfig
+
+	mu sync.Mutex
 	// holders[i] is the holder of cfg.VIPs[i] by the last read, 0 for none.
 	holders    []int64
 	readAt     time.Time
 	configured bool
+}
+
+// Kind returns the handler's kind.
+func (p *privateVIPs) Kind() AddressKind { return p.kind }
+
+// Configure adds every VIP as /32 on its private NIC.
+func (p *privateVIPs) Configure(ctx context.Context) error { return p.setConfigured(ctx, true) }
+
+// Unconfigure removes every VIP of the group from its private NIC.
+func (p *privateVIPs) Unconfigure(ctx context.Context) error { return p.setConfigured(ctx, false) }
+
+func (p *privateVIPs) setConfigured(ctx context.Context, c bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.configure(ctx, c); err != nil {
+		return err
+	}
+	if p.configured != c {
+		p.configured = c
+		p.notify()
+	}
+	return nil
+}
+
+// Status describes each VIP as last read; ID is the network's ID.
+func (p *privateVIPs) Status() []AddressStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]AddressStatus, 0, len(p.cfg.VIPs))
+	for i, v := range p.cfg.VIPs {
+		s := AddressStatus{ID: v.NetworkID, Name: string(p.kind), IP: v.IP.String(), ReadAt: p.readAt, ConfiguredHere: p.configured}
+		if i < len(p.holders) {
+			s.HolderByAPI = p.holders[i]
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // holder returns self if self holds every VIP, else the first other
@@ -157,19 +200,6 @@ func (p *privateVIPs) notify() {
 	for i, v := range p.cfg.VIPs {
 		p.cfg.Changed(v.IP, p.configured, i < len(p.holders) && p.holders[i] == p.cfg.Self)
 	}
-}
-
-// status describes each VIP; ID is the network's ID.
-func (p *privateVIPs) status(kind AddressKind) []AddressStatus {
-	out := make([]AddressStatus, 0, len(p.cfg.VIPs))
-	for i, v := range p.cfg.VIPs {
-		s := AddressStatus{ID: v.NetworkID, Name: string(kind), IP: v.IP.String(), ReadAt: p.readAt, ConfiguredHere: p.configured}
-		if i < len(p.holders) {
-			s.HolderByAPI = p.holders[i]
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // waitAction waits for a, bounded by the action timeout, and tells a move

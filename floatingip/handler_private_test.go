@@ -112,6 +112,33 @@ func (r *privateRig) cfg(vips ...netip.Addr) PrivateVIPsConfig {
 
 func (r *privateRig) requests() int { return len(r.sim.RequestLog()) }
 
+// assertHolder reads h's holder and checks it.
+func assertHolder(t *testing.T, h Handler, want int64, msg ...any) {
+	t.Helper()
+	got, err := h.Holder(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, want, got, msg...)
+}
+
+// alias and route return a handler of the rig's VIPs after its first read.
+func (r *privateRig) alias(t *testing.T, vips ...netip.Addr) *AliasIPs {
+	t.Helper()
+	h, err := NewAliasIPs(r.cfg(vips...), r.api)
+	require.NoError(t, err)
+	_, err = h.Holder(context.Background())
+	require.NoError(t, err)
+	return h
+}
+
+func (r *privateRig) route(t *testing.T, vips ...netip.Addr) *RouteIPs {
+	t.Helper()
+	h, err := NewRouteIPs(r.cfg(vips...), r.api)
+	require.NoError(t, err)
+	_, err = h.Holder(context.Background())
+	require.NoError(t, err)
+	return h
+}
+
 func TestAliasIPsMove(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -126,17 +153,13 @@ func TestAliasIPsMove(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, KindAliasIP, h.Kind())
 
-		holder, err := h.Holder(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, r.b, holder)
+		assertHolder(t, h, r.b)
 
 		// The group's order: configure first, then acquire, then verify.
 		require.NoError(t, h.Configure(ctx))
 		assert.Equal(t, "86:00:00:00:00:0a 10.0.1.100", r.host.String())
 		require.NoError(t, h.Acquire(ctx))
-		holder, err = h.Holder(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, r.a, holder)
+		assertHolder(t, h, r.a)
 
 		// Every other alias of both servers stays.
 		assert.Equal(t, []netip.Addr{otherA, aliasVIP}, r.sim.AliasIPs(r.a, r.net))
@@ -183,9 +206,7 @@ func TestAliasIPsFromNobody(t *testing.T) {
 		assert.Zero(t, holder)
 		require.NoError(t, h.Acquire(ctx))
 		assert.Equal(t, []netip.Addr{otherA, aliasVIP, aliasVIP2}, r.sim.AliasIPs(r.a, r.net), "one change for both VIPs of the network")
-		holder, err = h.Holder(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, r.a, holder)
+		assertHolder(t, h, r.a)
 	})
 }
 
@@ -196,20 +217,15 @@ func TestAliasIPsStaleRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		r := newPrivateRig(t)
-		h, err := NewAliasIPs(r.cfg(aliasVIP), r.api)
-		require.NoError(t, err)
-		_, err = h.Holder(ctx)
-		require.NoError(t, err)
+		h := r.alias(t, aliasVIP)
 		r.sim.SetAliasIPs(r.c, r.net, []netip.Addr{aliasVIP})
-		err = h.Acquire(ctx)
+		err := h.Acquire(ctx)
 		require.Error(t, err)
 		assert.True(t, cloudapi.IsError(err, cloudapi.CodeIPNotAvailable), "%v", err)
 		assert.NotErrorIs(t, err, ErrMoveFailed, "lost, not failed")
 		assert.Equal(t, []netip.Addr{otherA}, r.sim.AliasIPs(r.a, r.net))
 		assert.Equal(t, []netip.Addr{aliasVIP}, r.sim.AliasIPs(r.c, r.net))
-		holder, err := h.Holder(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, r.c, holder)
+		assertHolder(t, h, r.c)
 	})
 }
 
@@ -221,10 +237,7 @@ func TestAliasIPsDeadHolder(t *testing.T) {
 		r := newPrivateRig(t)
 		r.sim.SetAliasIPs(r.b, r.net, []netip.Addr{aliasVIP, otherB})
 		r.sim.SetServerStatus(r.b, "off")
-		h, err := NewAliasIPs(r.cfg(aliasVIP), r.api)
-		require.NoError(t, err)
-		_, err = h.Holder(ctx)
-		require.NoError(t, err)
+		h := r.alias(t, aliasVIP)
 		require.NoError(t, h.Acquire(ctx))
 		assert.Equal(t, []netip.Addr{otherB}, r.sim.AliasIPs(r.b, r.net))
 		assert.Equal(t, []netip.Addr{otherA, aliasVIP}, r.sim.AliasIPs(r.a, r.net))
@@ -236,20 +249,15 @@ func TestAliasIPsFaults(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.Background()
 			r := newPrivateRig(t)
-			h, err := NewAliasIPs(r.cfg(aliasVIP), r.api)
-			require.NoError(t, err)
-			_, err = h.Holder(ctx)
-			require.NoError(t, err)
+			h := r.alias(t, aliasVIP)
 			r.sim.FailActions(1)
-			err = h.Acquire(ctx)
+			err := h.Acquire(ctx)
 			require.Error(t, err)
 			assert.ErrorIs(t, err, ErrMoveFailed, "the API ran the move and it failed")
 			assert.Equal(t, []netip.Addr{otherA}, r.sim.AliasIPs(r.a, r.net), "nothing changed")
 			// After recovery the move completes.
 			require.NoError(t, h.Acquire(ctx))
-			holder, err := h.Holder(ctx)
-			require.NoError(t, err)
-			assert.Equal(t, r.a, holder)
+			assertHolder(t, h, r.a)
 		})
 	})
 	t.Run("removal from the old holder ends in error", func(t *testing.T) {
@@ -257,13 +265,10 @@ func TestAliasIPsFaults(t *testing.T) {
 			ctx := context.Background()
 			r := newPrivateRig(t)
 			r.sim.SetAliasIPs(r.b, r.net, []netip.Addr{otherB, aliasVIP})
-			h, err := NewAliasIPs(r.cfg(aliasVIP), r.api)
-			require.NoError(t, err)
-			_, err = h.Holder(ctx)
-			require.NoError(t, err)
+			h := r.alias(t, aliasVIP)
 			r.sim.FailActions(1)
 			n := r.requests()
-			err = h.Acquire(ctx)
+			err := h.Acquire(ctx)
 			assert.ErrorIs(t, err, ErrMoveFailed, "our move failed: retried soon, no back-off as after a loss")
 			var changes []string
 			for _, rec := range r.sim.RequestLog()[n:] {
@@ -285,12 +290,9 @@ func TestAliasIPsFaults(t *testing.T) {
 			ctx := context.Background()
 			r := newPrivateRig(t)
 			r.sim.SetAliasIPs(r.b, r.net, []netip.Addr{otherB, aliasVIP})
-			h, err := NewAliasIPs(r.cfg(aliasVIP), r.api)
-			require.NoError(t, err)
-			_, err = h.Holder(ctx)
-			require.NoError(t, err)
+			h := r.alias(t, aliasVIP)
 			r.sim.FailNext("POST /servers/*/actions/change_alias_ips", http.StatusServiceUnavailable, "unavailable", 100)
-			err = h.Acquire(ctx)
+			err := h.Acquire(ctx)
 			require.Error(t, err)
 			assert.NotErrorIs(t, err, ErrMoveFailed, "a refused call is not a failed move")
 			assert.Equal(t, []netip.Addr{otherB, aliasVIP}, r.sim.AliasIPs(r.b, r.net))
@@ -357,16 +359,12 @@ func TestRouteIPsMove(t *testing.T) {
 		h, err := NewRouteIPs(r.cfg(routeVIP), r.api)
 		require.NoError(t, err)
 		assert.Equal(t, KindRouteIP, h.Kind())
-		holder, err := h.Holder(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, r.b, holder)
+		assertHolder(t, h, r.b)
 
 		require.NoError(t, h.Configure(ctx))
 		assert.Equal(t, "86:00:00:00:00:0a 10.0.2.50", r.host.String())
 		require.NoError(t, h.Acquire(ctx))
-		holder, err = h.Holder(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, r.a, holder)
+		assertHolder(t, h, r.a)
 		n, _ := r.sim.Network(r.net)
 		assert.Equal(t, []cloudapitest.Route{other, {Destination: dst, Gateway: ipA}}, n.Routes, "one route for the VIP; others untouched")
 
@@ -409,9 +407,7 @@ func TestRouteIPsNoRouteAndUnknownGateway(t *testing.T) {
 		require.NoError(t, err)
 		assert.Zero(t, holder, "no route: nobody holds it")
 		require.NoError(t, h.Acquire(ctx))
-		holder, err = h.Holder(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, r.a, holder)
+		assertHolder(t, h, r.a)
 	})
 }
 
@@ -432,20 +428,13 @@ func TestRouteIPsFaults(t *testing.T) {
 			ctx := context.Background()
 			r := newPrivateRig(t)
 			setRoutes(t, r, []cloudapitest.Route{{Destination: netip.PrefixFrom(routeVIP, 32), Gateway: ipB}})
-			h, err := NewRouteIPs(r.cfg(routeVIP), r.api)
-			require.NoError(t, err)
-			_, err = h.Holder(ctx)
-			require.NoError(t, err)
+			h := r.route(t, routeVIP)
 			r.sim.FailActions(1) // the delete
-			err = h.Acquire(ctx)
+			err := h.Acquire(ctx)
 			assert.ErrorIs(t, err, ErrMoveFailed)
-			holder, err := h.Holder(ctx)
-			require.NoError(t, err)
-			assert.Equal(t, r.b, holder, "a failed delete leaves the old route")
+			assertHolder(t, h, r.b, "a failed delete leaves the old route")
 			require.NoError(t, h.Acquire(ctx))
-			holder, err = h.Holder(ctx)
-			require.NoError(t, err)
-			assert.Equal(t, r.a, holder)
+			assertHolder(t, h, r.a)
 		})
 	})
 	t.Run("route gone before the delete", func(t *testing.T) {
@@ -453,33 +442,23 @@ func TestRouteIPsFaults(t *testing.T) {
 			ctx := context.Background()
 			r := newPrivateRig(t)
 			setRoutes(t, r, []cloudapitest.Route{{Destination: netip.PrefixFrom(routeVIP, 32), Gateway: ipB}})
-			h, err := NewRouteIPs(r.cfg(routeVIP), r.api)
-			require.NoError(t, err)
-			_, err = h.Holder(ctx)
-			require.NoError(t, err)
+			h := r.route(t, routeVIP)
 			a, err := r.api.DeleteRoute(ctx, r.net, cloudapi.Route{Destination: netip.PrefixFrom(routeVIP, 32), Gateway: ipB})
 			require.NoError(t, err)
 			_, err = r.api.WaitAction(ctx, a.ID)
 			require.NoError(t, err)
 			require.NoError(t, h.Acquire(ctx), "not_found on the delete is what we wanted")
-			holder, err := h.Holder(ctx)
-			require.NoError(t, err)
-			assert.Equal(t, r.a, holder)
+			assertHolder(t, h, r.a)
 		})
 	})
 	t.Run("locked network", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.Background()
 			r := newPrivateRig(t)
-			h, err := NewRouteIPs(r.cfg(routeVIP), r.api)
-			require.NoError(t, err)
-			_, err = h.Holder(ctx)
-			require.NoError(t, err)
+			h := r.route(t, routeVIP)
 			r.sim.FailNext("POST /networks/*/actions/add_route", http.StatusLocked, "locked", 2)
 			require.NoError(t, h.Acquire(ctx), "the client retries locked")
-			holder, err := h.Holder(ctx)
-			require.NoError(t, err)
-			assert.Equal(t, r.a, holder)
+			assertHolder(t, h, r.a)
 		})
 	})
 }

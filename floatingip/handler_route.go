@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/hc-agent/hc-agent/cloudapi"
@@ -41,8 +40,7 @@ type RouteCloud interface {
 type RouteIPs struct {
 	cloud RouteCloud
 
-	mu sync.Mutex
-	p  privateVIPs
+	privateVIPs // mu guards the fields below too
 	// gateways[i] is the gateway of cfg.VIPs[i]'s route as last read, the
 	// zero Addr when the network has no route for it.
 	gateways []netip.Addr
@@ -62,11 +60,8 @@ func NewRouteIPs(cfg PrivateVIPsConfig, cloud RouteCloud) (*RouteIPs, error) {
 		return nil, fmt.Errorf("new %s handler: cloud is required", KindRouteIP)
 	}
 	cfg.VIPs = slices.Clone(cfg.VIPs)
-	return &RouteIPs{cloud: cloud, p: privateVIPs{cfg: cfg}, servers: map[int64]map[netip.Addr]int64{}}, nil
+	return &RouteIPs{cloud: cloud, privateVIPs: privateVIPs{kind: KindRouteIP, cfg: cfg}, servers: map[int64]map[netip.Addr]int64{}}, nil
 }
-
-// Kind returns KindRouteIP.
-func (h *RouteIPs) Kind() AddressKind { return KindRouteIP }
 
 // Holder reads the VIPs' networks and returns who holds the VIPs (see
 // Handler). A VIP inside one of its network's subnets is an error: the API
@@ -75,7 +70,7 @@ func (h *RouteIPs) Kind() AddressKind { return KindRouteIP }
 func (h *RouteIPs) Holder(ctx context.Context) (int64, error) {
 	nets := map[int64]cloudapi.Network{}
 	var errs []error
-	for _, v := range h.p.cfg.VIPs {
+	for _, v := range h.cfg.VIPs {
 		if _, ok := nets[v.NetworkID]; ok {
 			continue
 		}
@@ -89,8 +84,8 @@ func (h *RouteIPs) Holder(ctx context.Context) (int64, error) {
 	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	gateways := make([]netip.Addr, len(h.p.cfg.VIPs))
-	for i, v := range h.p.cfg.VIPs {
+	gateways := make([]netip.Addr, len(h.cfg.VIPs))
+	for i, v := range h.cfg.VIPs {
 		n := nets[v.NetworkID]
 		for _, s := range n.Subnets {
 			if s.IPRange.Contains(v.IP) {
@@ -107,36 +102,36 @@ func (h *RouteIPs) Holder(ctx context.Context) (int64, error) {
 	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	holders, err := h.holders(ctx, gateways)
+	holders, err := h.gatewayHolders(ctx, gateways)
 	if err != nil {
 		return 0, err
 	}
 	h.mu.Lock()
 	h.gateways = gateways
-	h.p.holders = holders
-	h.p.readAt = time.Now()
-	holder := h.p.holder()
-	h.p.notify()
-	h.p.reassert(ctx, holder)
+	h.holders = holders
+	h.readAt = time.Now()
+	holder := h.holder()
+	h.notify()
+	h.reassert(ctx, holder)
 	h.mu.Unlock()
 	return holder, nil
 }
 
-// holders maps each VIP's gateway to a server: this server for its own
+// gatewayHolders maps each VIP's gateway to a server: this server for its own
 // private IP, else from the servers' private IPs (listed again only when a
 // gateway is not known yet), 0 for no route or a gateway no server has.
-func (h *RouteIPs) holders(ctx context.Context, gateways []netip.Addr) ([]int64, error) {
+func (h *RouteIPs) gatewayHolders(ctx context.Context, gateways []netip.Addr) ([]int64, error) {
 	lookup := func() ([]int64, bool) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		out := make([]int64, len(gateways))
 		complete := true
 		for i, gw := range gateways {
-			v := h.p.cfg.VIPs[i]
+			v := h.cfg.VIPs[i]
 			switch id, ok := h.servers[v.NetworkID][gw]; {
 			case !gw.IsValid():
 			case gw == v.SelfIP:
-				out[i] = h.p.cfg.Self
+				out[i] = h.cfg.Self
 			case ok:
 				out[i] = id
 			default:
@@ -168,29 +163,6 @@ func (h *RouteIPs) holders(ctx context.Context, gateways []netip.Addr) ([]int64,
 	return out, nil
 }
 
-// Configure adds every VIP as /32 on its private NIC.
-func (h *RouteIPs) Configure(ctx context.Context) error {
-	return h.setConfigured(ctx, true)
-}
-
-// Unconfigure removes every VIP of the group from its private NIC.
-func (h *RouteIPs) Unconfigure(ctx context.Context) error {
-	return h.setConfigured(ctx, false)
-}
-
-func (h *RouteIPs) setConfigured(ctx context.Context, c bool) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := h.p.configure(ctx, c); err != nil {
-		return err
-	}
-	if h.p.configured != c {
-		h.p.configured = c
-		h.p.notify()
-	}
-	return nil
-}
-
 // Acquire points the route of every VIP not held here to this server's
 // private IP: delete_route of the old route (a route already gone counts as
 // deleted), then add_route, each action awaited (see Handler and the type's
@@ -202,8 +174,8 @@ func (h *RouteIPs) Acquire(ctx context.Context) error {
 	}
 	var moves []move
 	h.mu.Lock()
-	for i, v := range h.p.cfg.VIPs {
-		if i < len(h.p.holders) && h.p.holders[i] == h.p.cfg.Self {
+	for i, v := range h.cfg.VIPs {
+		if i < len(h.holders) && h.holders[i] == h.cfg.Self {
 			continue
 		}
 		var old netip.Addr
@@ -236,7 +208,7 @@ func (h *RouteIPs) Acquire(ctx context.Context) error {
 				fail(false, fmt.Errorf("delete route %s via %s in network %d: %w", dst, m.old, m.vip.NetworkID, err))
 				continue
 			default:
-				if failed, err := waitAction(ctx, h.cloud, h.p.cfg.ActionTimeout, a); err != nil {
+				if failed, err := waitAction(ctx, h.cloud, h.cfg.ActionTimeout, a); err != nil {
 					fail(failed, fmt.Errorf("delete route %s via %s in network %d: %w", dst, m.old, m.vip.NetworkID, err))
 					continue
 				}
@@ -250,16 +222,9 @@ func (h *RouteIPs) Acquire(ctx context.Context) error {
 			fail(false, fmt.Errorf("add route %s via %s in network %d: %w", dst, m.vip.SelfIP, m.vip.NetworkID, err))
 			continue
 		}
-		if failed, err := waitAction(ctx, h.cloud, h.p.cfg.ActionTimeout, a); err != nil {
+		if failed, err := waitAction(ctx, h.cloud, h.cfg.ActionTimeout, a); err != nil {
 			fail(failed, fmt.Errorf("add route %s via %s in network %d: %w", dst, m.vip.SelfIP, m.vip.NetworkID, err))
 		}
 	}
 	return moveErr(errs, callFailed)
-}
-
-// Status describes each route VIP as last read.
-func (h *RouteIPs) Status() []AddressStatus {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.p.status(KindRouteIP)
 }
