@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
@@ -363,4 +364,43 @@ func TestNetnsEgressWithoutDefaultRoute(t *testing.T) {
 	require.ErrorContains(t, err, "egress from 198.51.100.10: no default route via a gateway on a public NIC")
 	assert.Zero(t, res.Writes)
 	assert.Len(t, r.egressRoutesIn(t), 16, "a missing default route is not \"no egress\"")
+}
+
+func TestNetnsEgressController(t *testing.T) {
+	ctx := context.Background()
+	r := newEgressRig(t)
+	var logs strings.Builder
+	c := NewEgressController(r.host.h, []string{"web", "api"}, slog.New(slog.NewTextHandler(&logs, nil)))
+	other := netip.MustParseAddr("198.51.100.20")
+	pub, err := r.host.h.LinkByName(r.pub)
+	require.NoError(t, err)
+	require.NoError(t, r.host.h.AddrAdd(pub, &netlink.Addr{IPNet: &net.IPNet{IP: other.AsSlice(), Mask: net.CIDRMask(32, 32)}}))
+
+	// The second group in the configuration holds: its address.
+	require.NoError(t, c.Set(ctx, "api", []netip.Addr{other}))
+	assert.Equal(t, Egress{V4: other}, c.Current())
+	// The first group takes its IPs too: it wins, in configuration order.
+	require.NoError(t, c.Set(ctx, "web", []netip.Addr{fip4, fip6}))
+	assert.Equal(t, Egress{V4: fip4, V6: fip6}, c.Current())
+	src, _ := r.sourceFor(t, remote4.String())
+	assert.Equal(t, fip4, src)
+	// It gives them up: back to the second group's.
+	require.NoError(t, c.Set(ctx, "web", nil))
+	assert.Equal(t, Egress{V4: other}, c.Current())
+	require.NoError(t, c.Set(ctx, "api", nil))
+	assert.Equal(t, Egress{}, c.Current())
+	assert.Empty(t, r.egressRoutesIn(t))
+	assert.Equal(t, 4, strings.Count(logs.String(), "egress source changed"), logs.String())
+
+	// A failure is logged once until it changes, and reported each time.
+	routes, err := r.host.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	require.NoError(t, err)
+	for _, rt := range routes {
+		if rt.Protocol == unix.RTPROT_BOOT {
+			require.NoError(t, r.host.h.RouteDel(&rt))
+		}
+	}
+	require.Error(t, c.Set(ctx, "web", []netip.Addr{fip4}))
+	require.Error(t, c.Reconcile(ctx))
+	assert.Equal(t, 1, strings.Count(logs.String(), "egress not applied"), logs.String())
 }
