@@ -1,7 +1,11 @@
-// Package agent is the hc-agent daemon: it composes the metadata client,
-// private-network reconcile (netconf), floating IP host configuration and
-// failover groups (floatingip), the metrics listener, systemd notification
-// and the instance-keyed state directory.
+// Package agent is hc-agent's supervisor and the daemon's composition
+// root. The supervisor (Agent) runs the components, tells systemd READY,
+// STATUS= and the watchdog, and serves /healthz, /status and the metrics.
+// NewDaemon (daemon_linux.go) is the one place where the daemon is wired:
+// straight-line code that builds each client once (one netlink handle, one
+// metadata client, one cloudapi.Client and so one request budget) and
+// passes it down to netconf, the floating IP manager and the failover
+// groups.
 //
 // The agent applies nothing before it has read the metadata summary: the
 // instance ID decides whether the state directory belongs to this server or
@@ -17,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hc-agent/hc-agent/statedir"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,32 +91,32 @@ type Report struct {
 	Err error
 }
 
-// Env is what the component constructors get from the agent.
-type Env struct {
-	Config   config.Config
-	Summary  metadata.Summary
-	StateDir string
-	Log      *slog.Logger
-	Metrics  *metrics.Metrics
-	// Version is the agent's version (User-Agent of API requests).
-	Version string
-	// Report must be called after every reconcile run (success or not): it
-	// records metrics, pings the systemd watchdog and sends READY=1 after the
-	// first success.
-	Report func(Report)
+// Components are what the daemon's wiring built for this server; the
+// supervisor runs them. A nil field leaves the component out.
+type Components struct {
+	// Netconf is the private network reconciler. Its Report calls make the
+	// agent ready, and its first success lets the groups start.
+	Netconf Component
+	// FloatingIP keeps the floating IPs assigned here configured.
+	FloatingIP Component
+	// Groups creates the failover groups. The agent calls it after
+	// netconf's first successful reconcile (the gossip binds to a private
+	// address that netconf configures, at most Options.GroupStartWait
+	// later) and again, with back-off, until it succeeds.
+	Groups func(ctx context.Context) ([]Group, error)
 }
 
-// Deps are the agent's injectable dependencies. Metadata is required; a nil
-// constructor leaves its component out.
-type Deps struct {
+// Wiring builds the components once the metadata summary (this server's
+// identity) is known and the state directory is this server's. ctx ends
+// at shutdown.
+type Wiring func(ctx context.Context, sum metadata.Summary) (Components, error)
+
+// Options are the supervisor's settings and its seams to systemd and the
+// clock. The zero value of each field takes the noted default.
+type Options struct {
 	Log      *slog.Logger
 	Registry *prometheus.Registry // default: a new private registry
 	Build    metrics.BuildInfo
-	Metadata SummaryReader
-
-	NewNetconf    func(ctx context.Context, env Env) (Component, error)
-	NewFloatingIP func(ctx context.Context, env Env) (Component, error)
-	NewGroups     func(ctx context.Context, env Env) ([]Group, error)
 
 	// Notify sends one sd_notify message (default daemon.SdNotify, a no-op
 	// without NOTIFY_SOCKET).
@@ -145,7 +151,7 @@ type componentState struct {
 // Agent is the daemon. Build it with New and call Run once.
 type Agent struct {
 	cfg     config.Config
-	deps    Deps
+	deps    Options
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	dedup   *logging.Dedup
@@ -166,11 +172,11 @@ type Agent struct {
 	watchdog    time.Duration
 }
 
-// New builds an Agent from the configuration (defaults already applied and
-// validated) and its dependencies.
-func New(cfg config.Config, deps Deps) (*Agent, error) {
-	if deps.Metadata == nil {
-		return nil, errors.New("create agent: no metadata client")
+// New builds the supervisor for the configuration (defaults already applied
+// and validated).
+func New(cfg config.Config, deps Options) (*Agent, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("create agent: no state directory")
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -202,9 +208,6 @@ func New(cfg config.Config, deps Deps) (*Agent, error) {
 	if deps.StaleAfter <= 0 {
 		deps.StaleAfter = 5 * time.Minute
 	}
-	if cfg.StateDir == "" {
-		cfg.StateDir = "/var/lib/hc-agent"
-	}
 	a := &Agent{
 		cfg:        cfg,
 		deps:       deps,
@@ -223,10 +226,12 @@ func New(cfg config.Config, deps Deps) (*Agent, error) {
 func (a *Agent) Metrics() *metrics.Metrics { return a.metrics }
 
 // Run runs the daemon until ctx is done, then hands over the floating IPs of
-// the groups this server holds and stops. It returns nil after a clean
-// shutdown and an error when something could not start or a component
-// failed.
-func (a *Agent) Run(ctx context.Context) (err error) {
+// the groups this server holds and stops: it serves the metrics listener,
+// reads the metadata summary from md until it succeeds, makes the state
+// directory this server's, has wire build the components and runs them. It
+// returns nil after a clean shutdown and an error when something could not
+// start or a component failed.
+func (a *Agent) Run(ctx context.Context, md SummaryReader, wire Wiring) (err error) {
 	a.mu.Lock()
 	a.started = a.deps.Now()
 	a.mu.Unlock()
@@ -260,7 +265,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		go func() { srvDone <- srv.Serve(srvCtx) }()
 	}
 
-	sum, err := a.waitSummary(ctx)
+	sum, err := a.waitSummary(ctx, md)
 	if err != nil {
 		return nil // ctx done before the metadata service answered: nothing was applied
 	}
@@ -276,12 +281,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
-	env := a.env(sum)
-	comps, err := a.build(runCtx, env)
+	built, err := wire(runCtx, sum)
 	if err != nil {
 		a.notify("STATUS=failed: " + err.Error())
 		return fmt.Errorf("start agent: %w", err)
 	}
+	comps := a.toRun(built)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(comps)+len(a.cfg.Groups))
@@ -305,11 +310,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		// now; the watchdog is fed by the keep-alive loop below.
 		a.setReady()
 	}
-	if a.wantGroups() {
+	if built.Groups != nil {
 		// Groups gossip on a private address that netconf configures: they
 		// start after it did, so that a fresh server joins its group on
 		// first boot. Exits when ctx or runCtx is done.
-		wg.Go(func() { a.startGroups(ctx, runCtx, env, start) })
+		wg.Go(func() { a.startGroups(ctx, runCtx, built.Groups, start) })
 	}
 	if wd > 0 {
 		// Make the loop that pings the watchdog run at least every half
@@ -340,66 +345,32 @@ type namedComponent struct {
 	c    Component
 }
 
-func (a *Agent) env(sum metadata.Summary) Env {
-	return Env{
-		Config:   a.cfg,
-		Summary:  sum,
-		StateDir: a.cfg.StateDir,
-		Log:      a.log,
-		Metrics:  a.metrics,
-		Version:  a.deps.Build.Version,
-		Report:   a.report,
-	}
-}
-
-// build constructs the reconcile components this configuration asks for.
-// Failover groups are created later, by startGroups.
-func (a *Agent) build(ctx context.Context, env Env) ([]namedComponent, error) {
+// toRun lists what Run starts and decides which component's first
+// success makes the agent ready.
+func (a *Agent) toRun(c Components) []namedComponent {
 	var comps []namedComponent
-	if a.deps.NewNetconf != nil && (a.cfg.PrivateNetworks.Enabled == nil || *a.cfg.PrivateNetworks.Enabled) {
-		c, err := a.deps.NewNetconf(ctx, env)
-		if err != nil {
-			return nil, fmt.Errorf("create private network reconciler: %w", err)
-		}
-		comps = append(comps, namedComponent{ComponentNetconf, c})
+	if c.Netconf != nil {
+		comps = append(comps, namedComponent{ComponentNetconf, c.Netconf})
 		a.readyOn = ComponentNetconf
 	}
-	if a.cfg.API.Token == "" {
-		if len(a.cfg.Groups) > 0 || a.deps.NewFloatingIP != nil {
-			a.log.Warn("no API token: floating IPs and failover groups are not started")
-		}
-		return comps, nil
-	}
-	if a.deps.NewFloatingIP != nil && (a.cfg.FloatingIPs.Enabled == nil || *a.cfg.FloatingIPs.Enabled) {
-		c, err := a.deps.NewFloatingIP(ctx, env)
-		if err != nil {
-			return nil, fmt.Errorf("create floating ip manager: %w", err)
-		}
-		comps = append(comps, namedComponent{ComponentFloatingIP, c})
+	if c.FloatingIP != nil {
+		comps = append(comps, namedComponent{ComponentFloatingIP, c.FloatingIP})
 		if a.readyOn == "" {
 			a.readyOn = ComponentFloatingIP
 		}
 	}
-	if a.deps.NewGroups == nil && len(a.cfg.Groups) > 0 {
-		a.log.Warn("failover groups configured but not available in this build: not started")
-	}
-	return comps, nil
-}
-
-// wantGroups tells whether Run starts failover groups.
-func (a *Agent) wantGroups() bool {
-	return a.cfg.API.Token != "" && a.deps.NewGroups != nil && len(a.cfg.Groups) > 0
+	return comps
 }
 
 // startGroups creates the failover groups and starts them with start. It
-// first waits, up to Deps.GroupStartWait, for netconf's first successful
+// first waits, up to Options.GroupStartWait, for netconf's first successful
 // reconcile: the gossip binds to a private address that netconf
 // configures. A failed creation (the address is still missing, the API
 // cannot be reached for peer discovery) is retried with backoff, logged
 // once until it changes and shown in STATUS=; private networks keep being
 // reconciled meanwhile. It returns once the groups run or when stop or
 // runCtx is done.
-func (a *Agent) startGroups(stop, runCtx context.Context, env Env, start func(string, Component)) {
+func (a *Agent) startGroups(stop, runCtx context.Context, newGroups func(context.Context) ([]Group, error), start func(string, Component)) {
 	if a.readyOn == ComponentNetconf {
 		t := time.NewTimer(a.deps.GroupStartWait)
 		select {
@@ -413,7 +384,7 @@ func (a *Agent) startGroups(stop, runCtx context.Context, env Env, start func(st
 	}
 	delay := a.deps.RetryDelay
 	for stop.Err() == nil && runCtx.Err() == nil {
-		gs, err := a.deps.NewGroups(runCtx, env)
+		gs, err := newGroups(runCtx)
 		a.dedup.Error("groups", "create failover groups failed", err)
 		a.mu.Lock()
 		a.groupErr = ""
@@ -452,11 +423,11 @@ func (a *Agent) startGroups(stop, runCtx context.Context, env Env, start func(st
 
 // waitSummary reads the metadata summary until it succeeds or ctx is done.
 // Nothing is applied without it: a failed read never means "no networks".
-func (a *Agent) waitSummary(ctx context.Context) (metadata.Summary, error) {
+func (a *Agent) waitSummary(ctx context.Context, md SummaryReader) (metadata.Summary, error) {
 	a.setPhase("waiting for the metadata service")
 	delay := a.deps.RetryDelay
 	for {
-		sum, err := a.deps.Metadata.Summary(ctx)
+		sum, err := md.Summary(ctx)
 		a.metrics.ObserveMetadata("summary", err)
 		a.dedup.Error("metadata", "read metadata summary failed", err)
 		if err == nil {
@@ -477,40 +448,17 @@ func (a *Agent) waitSummary(ctx context.Context) (metadata.Summary, error) {
 	}
 }
 
-// checkState makes the state directory belong to instanceID: state written
-// on another server (this one was booted from its snapshot image) is
-// discarded before any component reads it.
+// checkState makes the state directory belong to instanceID (see
+// statedir.Claim).
 func (a *Agent) checkState(instanceID int64) error {
-	dir := a.cfg.StateDir
-	st, ok, err := LoadState(dir)
-	if err != nil {
-		// An unreadable record cannot prove the state is ours.
-		a.log.Warn("state record unreadable, discarding state", "dir", dir, "err", err)
-		ok, st.InstanceID = true, 0
-	}
-	if !ok {
-		// No record: anything in the directory has no owner we can check.
-		if ents, _ := StateEntries(dir); len(ents) > 0 {
-			ok = true
-		}
-	}
-	if ok && st.InstanceID != instanceID {
-		removed, err := ClearState(dir)
-		a.log.Warn("state from another server discarded",
-			"dir", dir, "state_instance_id", st.InstanceID, "instance_id", instanceID, "removed", removed)
-		if err != nil {
-			return err
-		}
-		ok = false
-	}
-	if ok {
-		return nil
-	}
-	return SaveState(dir, State{InstanceID: instanceID, CreatedAt: a.deps.Now().UTC(), Version: a.deps.Build.Version})
+	return statedir.Claim(a.cfg.StateDir, statedir.State{InstanceID: instanceID, CreatedAt: a.deps.Now().UTC(), Version: a.deps.Build.Version}, a.log)
 }
 
-// report is Env.Report: called by components after each reconcile run.
-func (a *Agent) report(r Report) {
+// Report is called by components after each reconcile run (success or
+// not): it records metrics, pings the systemd watchdog (the ping comes from
+// the reconcile loop itself) and sends READY=1 after the first success of
+// the component the agent is ready on.
+func (a *Agent) Report(r Report) {
 	if r.Err != nil && errors.Is(r.Err, context.Canceled) {
 		// A run cut short by shutdown is neither a failure nor a sign of life.
 		return

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -48,15 +50,15 @@ func (f *fakeMetadata) Summary(ctx context.Context) (metadata.Summary, error) {
 // fakeLoop is a reconcile loop driven by the test: every Report sent on
 // runs is passed to the agent, and done is signalled after it.
 type fakeLoop struct {
-	env      Env
+	report   func(Report)
 	runs     chan Report
 	done     chan struct{}
 	fatal    chan error
 	triggers chan struct{}
 }
 
-func newFakeLoop(env Env) *fakeLoop {
-	return &fakeLoop{env: env, runs: make(chan Report), done: make(chan struct{}), fatal: make(chan error), triggers: make(chan struct{}, 16)}
+func newFakeLoop(report func(Report)) *fakeLoop {
+	return &fakeLoop{report: report, runs: make(chan Report), done: make(chan struct{}), fatal: make(chan error), triggers: make(chan struct{}, 16)}
 }
 
 func (f *fakeLoop) Run(ctx context.Context) error {
@@ -67,7 +69,7 @@ func (f *fakeLoop) Run(ctx context.Context) error {
 		case err := <-f.fatal:
 			return err
 		case r := <-f.runs:
-			f.env.Report(r)
+			f.report(r)
 			f.done <- struct{}{}
 		}
 	}
@@ -181,7 +183,7 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	t.Setenv("WATCHDOG_PID", "")
 
 	stateDir := t.TempDir()
-	writeFile(t, filepath.Join(stateDir, StateFile), `{"instance_id": 1}`)
+	writeFile(t, filepath.Join(stateDir, statedir.StateFile), `{"instance_id": 1}`)
 	writeFile(t, filepath.Join(stateDir, "netconf-owned.json"), `{"addresses": ["10.0.0.2/32"]}`)
 	writeFile(t, filepath.Join(stateDir, "groups", "web.json"), `{}`)
 
@@ -194,31 +196,32 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	group := &fakeGroup{name: "web", handovers: make(chan struct{}, 1)}
 	groupCalls, releaseGroups := make(chan struct{}, 1), make(chan struct{})
 	var logs syncBuffer
-	a, err := New(cfg, Deps{
+	a, err := New(cfg, Options{
 		Log:        slog.New(slog.NewTextHandler(&logs, nil)),
 		Build:      metrics.BuildInfo{Version: "v9"},
-		Metadata:   md,
 		RetryDelay: time.Millisecond,
-		NewNetconf: func(ctx context.Context, env Env) (Component, error) {
-			// Nothing from the build server may reach a component.
-			_, err := os.Stat(filepath.Join(env.StateDir, "netconf-owned.json"))
-			assert.ErrorIs(t, err, os.ErrNotExist, "build server's ownership record still there")
-			l := newFakeLoop(env)
-			loops <- l
-			return l, nil
-		},
-		NewFloatingIP: func(ctx context.Context, env Env) (Component, error) { return newFakeLoop(env), nil },
-		NewGroups: func(ctx context.Context, env Env) ([]Group, error) {
-			groupCalls <- struct{}{}
-			<-releaseGroups
-			return []Group{group}, nil
-		},
 	})
 	require.NoError(t, err)
+	wire := func(ctx context.Context, sum metadata.Summary) (Components, error) {
+		// Nothing from the build server may reach a component.
+		_, err := os.Stat(filepath.Join(cfg.StateDir, "netconf-owned.json"))
+		assert.ErrorIs(t, err, os.ErrNotExist, "build server's ownership record still there")
+		l := newFakeLoop(a.Report)
+		loops <- l
+		return Components{
+			Netconf:    l,
+			FloatingIP: newFakeLoop(a.Report),
+			Groups: func(ctx context.Context) ([]Group, error) {
+				groupCalls <- struct{}{}
+				<-releaseGroups
+				return []Group{group}, nil
+			},
+		}, nil
+	}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(ctx) }()
+	go func() { runErr <- a.Run(ctx, md, wire) }()
 
 	expectMsgs(t, msgs,
 		"STATUS=waiting for the metadata service",
@@ -230,13 +233,13 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	loop := <-loops
 
 	// State: the old server's files are gone, the record names this server.
-	st, ok, err := LoadState(stateDir)
+	st, ok, err := statedir.LoadState(stateDir)
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, int64(2), st.InstanceID)
-	ents, err := StateEntries(stateDir)
+	ents, err := statedir.StateEntries(stateDir)
 	require.NoError(t, err)
-	assert.Equal(t, []string{filepath.Join(stateDir, StateFile)}, ents)
+	assert.Equal(t, []string{filepath.Join(stateDir, statedir.StateFile)}, ents)
 	assert.Contains(t, logs.String(), "state from another server discarded")
 	assert.Contains(t, logs.String(), "state_instance_id=1 instance_id=2")
 
@@ -302,9 +305,8 @@ func TestRunWithoutToken(t *testing.T) {
 	var notes []string
 	var mu sync.Mutex
 	ready := make(chan struct{})
-	a, err := New(cfg, Deps{
-		Log:      slog.New(slog.NewTextHandler(&logs, nil)),
-		Metadata: &fakeMetadata{sum: metadata.Summary{InstanceID: 7}},
+	a, err := New(cfg, Options{
+		Log: slog.New(slog.NewTextHandler(&logs, nil)),
 		Notify: func(s string) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -315,19 +317,16 @@ func TestRunWithoutToken(t *testing.T) {
 			return nil
 		},
 		Watchdog: func() (time.Duration, error) { return 0, nil },
-		NewFloatingIP: func(ctx context.Context, env Env) (Component, error) {
-			t.Error("floating IP manager started without a token")
-			return newFakeLoop(env), nil
-		},
-		NewGroups: func(ctx context.Context, env Env) ([]Group, error) {
-			t.Error("group started without a token")
-			return nil, nil
-		},
 	})
 	require.NoError(t, err)
+	// The daemon's wiring without a token: nothing that needs the API.
+	wire := func(ctx context.Context, sum metadata.Summary) (Components, error) {
+		noToken(a.log, cfg)
+		return Components{}, nil
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	go func() { done <- a.Run(ctx, &fakeMetadata{sum: metadata.Summary{InstanceID: 7}}, wire) }()
 	<-ready // nothing reconciles: ready right after the state check
 	cancel()
 	require.NoError(t, <-done)
@@ -341,19 +340,18 @@ func TestRunWithoutToken(t *testing.T) {
 func TestRunComponentFailure(t *testing.T) {
 	cfg := config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: "off"}}
 	loops := make(chan *fakeLoop, 1)
-	a, err := New(cfg, Deps{
-		Metadata: &fakeMetadata{sum: metadata.Summary{InstanceID: 7}},
+	a, err := New(cfg, Options{
 		Notify:   func(string) error { return nil },
 		Watchdog: func() (time.Duration, error) { return 0, nil },
-		NewNetconf: func(ctx context.Context, env Env) (Component, error) {
-			l := newFakeLoop(env)
-			loops <- l
-			return l, nil
-		},
 	})
 	require.NoError(t, err)
+	wire := func(ctx context.Context, sum metadata.Summary) (Components, error) {
+		l := newFakeLoop(a.Report)
+		loops <- l
+		return Components{Netconf: l}, nil
+	}
 	done := make(chan error, 1)
-	go func() { done <- a.Run(t.Context()) }()
+	go func() { done <- a.Run(t.Context(), &fakeMetadata{sum: metadata.Summary{InstanceID: 7}}, wire) }()
 	(<-loops).fatal <- errors.New("netlink socket closed")
 	err = <-done
 	require.ErrorContains(t, err, "run netconf: netlink socket closed")
@@ -361,16 +359,16 @@ func TestRunComponentFailure(t *testing.T) {
 
 func TestRunCreateFailure(t *testing.T) {
 	cfg := config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: "off"}}
-	a, err := New(cfg, Deps{
-		Metadata: &fakeMetadata{sum: metadata.Summary{InstanceID: 7}},
+	a, err := New(cfg, Options{
 		Notify:   func(string) error { return nil },
 		Watchdog: func() (time.Duration, error) { return 0, nil },
-		NewNetconf: func(ctx context.Context, env Env) (Component, error) {
-			return nil, errors.New("open netlink: permission denied")
-		},
 	})
 	require.NoError(t, err)
-	require.ErrorContains(t, a.Run(t.Context()), "start agent: create private network reconciler: open netlink: permission denied")
+	wire := func(ctx context.Context, sum metadata.Summary) (Components, error) {
+		return Components{}, errors.New("create private network reconciler: open netlink: permission denied")
+	}
+	require.ErrorContains(t, a.Run(t.Context(), &fakeMetadata{sum: metadata.Summary{InstanceID: 7}}, wire),
+		"start agent: create private network reconciler: open netlink: permission denied")
 }
 
 func TestRunMetricsPortBusy(t *testing.T) {
@@ -379,9 +377,10 @@ func TestRunMetricsPortBusy(t *testing.T) {
 	defer ln.Close()
 	cfg := config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: ln.Addr().String()}}
 	md := &fakeMetadata{sum: metadata.Summary{InstanceID: 7}}
-	a, err := New(cfg, Deps{Metadata: md, Notify: func(string) error { return nil }, Watchdog: func() (time.Duration, error) { return 0, nil }})
+	a, err := New(cfg, Options{Notify: func(string) error { return nil }, Watchdog: func() (time.Duration, error) { return 0, nil }})
 	require.NoError(t, err)
-	require.ErrorContains(t, a.Run(t.Context()), "listen for metrics on")
+	wire := func(context.Context, metadata.Summary) (Components, error) { return Components{}, nil }
+	require.ErrorContains(t, a.Run(t.Context(), md, wire), "listen for metrics on")
 	assert.Equal(t, 0, md.calls, "metadata read although the agent could not start")
 }
 
@@ -397,25 +396,26 @@ func TestRunRetriesGroupCreation(t *testing.T) {
 	group := &fakeGroup{name: "web", handovers: make(chan struct{}, 1)}
 	calls := 0
 	started := make(chan struct{})
-	a, err := New(cfg, Deps{
+	a, err := New(cfg, Options{
 		Log:        slog.New(slog.NewTextHandler(&logs, nil)),
-		Metadata:   &fakeMetadata{sum: metadata.Summary{InstanceID: 7}},
 		Notify:     func(s string) error { notes <- s; return nil },
 		Watchdog:   func() (time.Duration, error) { return 0, nil },
 		RetryDelay: time.Millisecond,
-		NewGroups: func(ctx context.Context, env Env) ([]Group, error) {
+	})
+	require.NoError(t, err)
+	wire := func(context.Context, metadata.Summary) (Components, error) {
+		return Components{Groups: func(ctx context.Context) ([]Group, error) {
 			calls++
 			if calls < 4 {
 				return nil, errors.New("group web: listen udp 10.0.0.2:7946: bind: cannot assign requested address")
 			}
 			close(started)
 			return []Group{group}, nil
-		},
-	})
-	require.NoError(t, err)
+		}}, nil
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	go func() { done <- a.Run(ctx, &fakeMetadata{sum: metadata.Summary{InstanceID: 7}}, wire) }()
 	<-started
 	var seen []string
 	for s := range notes {
@@ -439,25 +439,23 @@ func TestRunStopsWhileGroupsWait(t *testing.T) {
 	cfg.API.Token = "secret-token"
 	cfg.Groups = []config.Group{{Name: "web"}}
 	loops := make(chan *fakeLoop, 1)
-	a, err := New(cfg, Deps{
-		Metadata: &fakeMetadata{sum: metadata.Summary{InstanceID: 7}},
-		Notify:   func(string) error { return nil },
-		Watchdog: func() (time.Duration, error) { return 0, nil },
-		NewNetconf: func(ctx context.Context, env Env) (Component, error) {
-			l := newFakeLoop(env)
-			loops <- l
-			return l, nil
-		},
+	a, err := New(cfg, Options{
+		Notify:         func(string) error { return nil },
+		Watchdog:       func() (time.Duration, error) { return 0, nil },
 		GroupStartWait: time.Hour,
-		NewGroups: func(ctx context.Context, env Env) ([]Group, error) {
-			t.Error("groups created although netconf never succeeded")
-			return nil, nil
-		},
 	})
 	require.NoError(t, err)
+	wire := func(context.Context, metadata.Summary) (Components, error) {
+		l := newFakeLoop(a.Report)
+		loops <- l
+		return Components{Netconf: l, Groups: func(ctx context.Context) ([]Group, error) {
+			t.Error("groups created although netconf never succeeded")
+			return nil, nil
+		}}, nil
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	go func() { done <- a.Run(ctx, &fakeMetadata{sum: metadata.Summary{InstanceID: 7}}, wire) }()
 	(<-loops).reconcile(Report{Component: ComponentNetconf, Err: errors.New("nl boom")})
 	cancel()
 	require.NoError(t, <-done)

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/hc-agent/hc-agent/cloudapi"
@@ -10,10 +9,11 @@ import (
 	"github.com/hc-agent/hc-agent/metrics"
 )
 
-// NewAPIClient returns the Hetzner Cloud API client for cfg (token already
-// resolved) whose requests, codes, 429s and rate-limit headers feed m. One
-// client (and so one budget) serves the whole process.
-func NewAPIClient(cfg config.Config, m *metrics.Metrics, log *slog.Logger, version string) *cloudapi.Client {
+// newAPIClient returns the Hetzner Cloud API client for cfg (token already
+// resolved) whose requests, codes, 429s and rate-limit headers feed m.
+// RunDaemon calls it once: one client, and so one budget, serves the whole
+// process.
+func newAPIClient(cfg config.Config, m *metrics.Metrics, log *slog.Logger, version string) *cloudapi.Client {
 	var budget *cloudapi.Budget
 	budget = cloudapi.NewBudget(cloudapi.WithObserver(func(endpoint string, code int) {
 		m.ObserveAPIRequest(endpoint, code)
@@ -26,65 +26,6 @@ func NewAPIClient(cfg config.Config, m *metrics.Metrics, log *slog.Logger, versi
 		opts = append(opts, cloudapi.WithEndpoint(cfg.API.Endpoint))
 	}
 	return cloudapi.New(cfg.API.Token.Reveal(), opts...)
-}
-
-// CloudAdapter adapts *cloudapi.Client to the floatingip.Cloud port.
-type CloudAdapter struct {
-	C *cloudapi.Client
-}
-
-var _ floatingip.Cloud = CloudAdapter{}
-
-func fromAPIFloatingIP(f cloudapi.FloatingIP) floatingip.FloatingIP {
-	return floatingip.FloatingIP{
-		ID: f.ID, Name: f.Name, Type: f.Type, IP: f.IP, Network: f.Network,
-		ServerID: f.ServerID, Labels: f.Labels,
-	}
-}
-
-func fromAPIAction(a cloudapi.Action) floatingip.Action {
-	act := floatingip.Action{ID: a.ID, Status: a.Status}
-	if a.ErrorCode != "" || a.ErrorMessage != "" {
-		act.Error = a.ErrorCode + ": " + a.ErrorMessage
-	}
-	return act
-}
-
-// GetFloatingIP reads one floating IP by ID or name.
-func (a CloudAdapter) GetFloatingIP(ctx context.Context, idOrName string) (floatingip.FloatingIP, error) {
-	f, err := a.C.GetFloatingIP(ctx, idOrName)
-	if err != nil {
-		return floatingip.FloatingIP{}, err
-	}
-	return fromAPIFloatingIP(f), nil
-}
-
-// ListFloatingIPs lists the floating IPs matching selector ("" is all).
-func (a CloudAdapter) ListFloatingIPs(ctx context.Context, selector string) ([]floatingip.FloatingIP, error) {
-	fs, err := a.C.ListFloatingIPs(ctx, selector)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]floatingip.FloatingIP, 0, len(fs))
-	for _, f := range fs {
-		out = append(out, fromAPIFloatingIP(f))
-	}
-	return out, nil
-}
-
-// Assign assigns a floating IP to a server.
-func (a CloudAdapter) Assign(ctx context.Context, fipID, serverID int64) (floatingip.Action, error) {
-	act, err := a.C.Assign(ctx, fipID, serverID)
-	if err != nil {
-		return floatingip.Action{}, err
-	}
-	return fromAPIAction(act), nil
-}
-
-// WaitAction waits until the action is no longer running.
-func (a CloudAdapter) WaitAction(ctx context.Context, actionID int64) (floatingip.Action, error) {
-	act, err := a.C.WaitAction(ctx, actionID)
-	return fromAPIAction(act), err
 }
 
 // GroupHooks returns the floatingip hooks that feed m: role, members alive

@@ -19,9 +19,10 @@ import (
 	"github.com/hc-agent/hc-agent/metrics"
 )
 
-// TestCloudAdapter drives the adapter against the API simulator on loopback
-// and checks that the requests reach the metrics.
-func TestCloudAdapter(t *testing.T) {
+// TestAPIClient drives the daemon's API client, as the floating IP code
+// sees it (floatingip.Cloud, no adapter), against the API simulator on
+// loopback and checks that the requests reach the metrics.
+func TestAPIClient(t *testing.T) {
 	const token = "sim-token-0123456789"
 	sim := cloudapitest.New(cloudapitest.WithTokens(token))
 	t.Cleanup(sim.Close)
@@ -33,7 +34,7 @@ func TestCloudAdapter(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{})
 	cfg := config.Config{API: config.API{Endpoint: ts.URL + "/v1", Token: token}}
-	c := CloudAdapter{C: NewAPIClient(cfg, m, nil, "test")}
+	var c floatingip.Cloud = newAPIClient(cfg, m, nil, "test")
 
 	fips, err := c.ListFloatingIPs(t.Context(), "")
 	require.NoError(t, err)

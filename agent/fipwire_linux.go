@@ -4,24 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/hc-agent/hc-agent/cloudapi/labelselector"
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/floatingip"
+	"github.com/hc-agent/hc-agent/metadata"
+	"github.com/hc-agent/hc-agent/metrics"
 )
-
-// ipv6HostOf parses floating_ips.ipv6_host; "" (a configuration built
-// without config.Default) is the zero Addr, which floating IP code refuses
-// for IPv6.
-func ipv6HostOf(cfg config.Config) (netip.Addr, error) {
-	if cfg.FloatingIPs.IPv6Host == "" {
-		return netip.Addr{}, nil
-	}
-	return cfg.FloatingIPs.IPv6HostAddr()
-}
 
 // groupOwned returns Exclude for the Manager: true for a floating IP that a
 // configured failover group names (by name or ID) or selects by label. The
@@ -54,49 +45,27 @@ func groupOwned(groups []config.Group) (func(floatingip.FloatingIP) bool, error)
 	}, nil
 }
 
-// floatingIPFactory returns Deps.NewFloatingIP: the Manager that keeps the
-// floating IPs assigned to this server (outside failover groups) configured
-// through host, reading the API every api.poll_interval (jittered).
-func floatingIPFactory(host floatingip.Host) func(context.Context, Env) (Component, error) {
-	return func(_ context.Context, env Env) (Component, error) {
-		mc, err := managerConfig(env)
-		if err != nil {
-			return nil, fmt.Errorf("create floating ip manager: %w", err)
-		}
-		api := NewAPIClient(env.Config, env.Metrics, env.Log, env.Version)
-		m := floatingip.NewManager(mc, CloudAdapter{C: api}, host, env.Log.With("component", ComponentFloatingIP))
-		return fipComponent{m: m}, nil
-	}
-}
-
 // managerConfig maps the configuration onto the Manager's, with hooks that
 // feed the floating IP metrics (a floating IP that left the API's list, the
 // label selector or the Manager's care loses its series) and report every
 // sync to the agent (status, reconcile metrics, readiness).
-func managerConfig(env Env) (floatingip.ManagerConfig, error) {
-	v6, err := ipv6HostOf(env.Config)
+func managerConfig(cfg config.Config, sum metadata.Summary, ipv6Host netip.Addr, m *metrics.Metrics, report func(Report)) (floatingip.ManagerConfig, error) {
+	excl, err := groupOwned(cfg.Groups)
 	if err != nil {
 		return floatingip.ManagerConfig{}, err
 	}
-	excl, err := groupOwned(env.Config.Groups)
-	if err != nil {
-		return floatingip.ManagerConfig{}, err
-	}
-	m := env.Metrics
 	return floatingip.ManagerConfig{
-		Self:     env.Summary.InstanceID,
-		Selector: env.Config.FloatingIPs.LabelSelector,
-		IPv6Host: v6,
-		Interval: env.Config.API.PollInterval,
+		Self:     sum.InstanceID,
+		Selector: cfg.FloatingIPs.LabelSelector,
+		IPv6Host: ipv6Host,
+		Interval: cfg.API.PollInterval,
 		Exclude:  excl,
 		OnSync: func(f floatingip.FloatingIP, configured, assigned bool) {
 			m.SetFloatingIP(fipLabel(f), configured, assigned)
 		},
 		OnGone: func(f floatingip.FloatingIP) { m.DeleteFloatingIP(fipLabel(f)) },
 		AfterSync: func(d time.Duration, err error) {
-			if env.Report != nil {
-				env.Report(Report{Component: ComponentFloatingIP, Duration: d, Err: err})
-			}
+			report(Report{Component: ComponentFloatingIP, Duration: d, Err: err})
 		},
 	}, nil
 }
@@ -112,12 +81,3 @@ type fipComponent struct {
 
 // Run runs the Manager until ctx is done.
 func (c fipComponent) Run(ctx context.Context) error { return c.m.Run(ctx) }
-
-// floatingIPOwnedPath is where the applier keeps its ownership record.
-func floatingIPOwnedPath(cfg config.Config) string {
-	dir := cfg.StateDir
-	if dir == "" {
-		dir = config.DefaultStateDir
-	}
-	return filepath.Join(dir, FloatingIPOwnedFile)
-}

@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
 	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 	"github.com/hc-agent/hc-agent/config"
@@ -54,13 +57,14 @@ func TestGroupOwned(t *testing.T) {
 	})
 }
 
-func TestIPv6HostOf(t *testing.T) {
+func TestIPv6HostAddr(t *testing.T) {
 	tests := []struct {
 		in      string
 		want    netip.Addr
 		wantErr bool
 	}{
-		{"", netip.Addr{}, false},
+		// No default downstream: config.Default holds ::1.
+		{"", netip.Addr{}, true},
 		{"::2", netip.MustParseAddr("::2"), false},
 		{"nonsense", netip.Addr{}, true},
 	}
@@ -68,7 +72,7 @@ func TestIPv6HostOf(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.FloatingIPs.IPv6Host = tc.in
-			got, err := ipv6HostOf(cfg)
+			got, err := cfg.FloatingIPs.IPv6HostAddr()
 			if tc.wantErr {
 				assert.Error(t, err)
 				return
@@ -79,47 +83,55 @@ func TestIPv6HostOf(t *testing.T) {
 	}
 }
 
-// nopHost is a floatingip.Host that records nothing.
-type nopHost struct{}
-
-func (nopHost) Set(context.Context, string, []netip.Prefix) error { return nil }
-
-// TestWireFloatingIP checks which floating IP components Wire provides. It
-// opens a netlink handle in the current namespace but sends nothing.
+// TestWireFloatingIP checks which floating IP components the daemon's
+// wiring builds. It opens a netlink handle in the current namespace but
+// sends nothing.
 func TestWireFloatingIP(t *testing.T) {
 	off := false
 	tests := []struct {
 		name       string
 		enabled    *bool
-		host       floatingip.Host
+		noToken    bool
 		ownedJSON  string
 		wantErr    bool
 		wantMgr    bool
 		wantGroups bool
 	}{
 		{name: "default enabled", wantMgr: true, wantGroups: true},
-		{name: "disabled without host", enabled: &off},
-		{name: "disabled with given host", enabled: &off, host: nopHost{}, wantGroups: true},
-		{name: "given host enabled", host: nopHost{}, wantMgr: true, wantGroups: true},
+		{name: "disabled", enabled: &off},
+		{name: "no token", noToken: true},
 		{name: "corrupt ownership record", ownedJSON: "{", wantErr: true},
 	}
+	h, err := netlink.NewHandle()
+	require.NoError(t, err)
+	t.Cleanup(h.Close)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.StateDir = t.TempDir()
 			cfg.FloatingIPs.Enabled = tc.enabled
-			if tc.ownedJSON != "" {
-				writeFile(t, filepath.Join(cfg.StateDir, FloatingIPOwnedFile), tc.ownedJSON)
+			cfg.PrivateNetworks.Enabled = &off
+			if !tc.noToken {
+				cfg.API.Token = "token"
 			}
-			deps, closeDeps, err := Wire(cfg, slog.New(slog.DiscardHandler), metrics.BuildInfo{}, System{FloatingIPHost: tc.host})
+			g := config.DefaultGroup()
+			g.Name, g.FloatingIPs = "web", []string{"vip"}
+			cfg.Groups = []config.Group{g}
+			if tc.ownedJSON != "" {
+				writeFile(t, filepath.Join(cfg.StateDir, statedir.FloatingIPOwnedFile), tc.ownedJSON)
+			}
+			a, err := New(cfg, Options{})
+			require.NoError(t, err)
+			d := &wiring{cfg: cfg, a: a, h: h, ipv6Host: netip.MustParseAddr("::1"), log: slog.New(slog.DiscardHandler)}
+			c, err := d.wire(t.Context(), metadata.Summary{InstanceID: 7})
 			if tc.wantErr {
 				assert.Error(t, err)
 				return
 			}
 			require.NoError(t, err)
-			t.Cleanup(closeDeps)
-			assert.Equal(t, tc.wantMgr, deps.NewFloatingIP != nil, "NewFloatingIP")
-			assert.Equal(t, tc.wantGroups, deps.NewGroups != nil, "NewGroups")
+			assert.Equal(t, tc.wantMgr, c.FloatingIP != nil, "floating ip manager")
+			assert.Equal(t, tc.wantGroups, c.Groups != nil, "groups")
+			assert.Nil(t, c.Netconf, "private networks disabled")
 		})
 	}
 }
@@ -136,13 +148,8 @@ func TestManagerConfigHooks(t *testing.T) {
 	var reports []Report
 	cfg := config.Default()
 	cfg.Groups = []config.Group{{Name: "web", FloatingIPs: []string{"web-v4"}}}
-	env := Env{
-		Config:  cfg,
-		Summary: metadata.Summary{InstanceID: 7},
-		Metrics: metrics.New(reg, metrics.BuildInfo{}),
-		Report:  func(r Report) { reports = append(reports, r) },
-	}
-	mc, err := managerConfig(env)
+	mc, err := managerConfig(cfg, metadata.Summary{InstanceID: 7}, netip.MustParseAddr("::1"), metrics.New(reg, metrics.BuildInfo{}),
+		func(r Report) { reports = append(reports, r) })
 	require.NoError(t, err)
 	assert.Equal(t, int64(7), mc.Self)
 	assert.True(t, mc.Exclude(floatingip.FloatingIP{Name: "web-v4"}), "group-owned")
@@ -201,10 +208,11 @@ func (h *recordingHost) get(owner string) []netip.Prefix {
 	return h.set[owner]
 }
 
-// TestFloatingIPFactory runs the wired Manager against the API simulator
-// on loopback: the first sync configures the floating IPs assigned here,
-// skips the group-owned one, reports to the agent and fills the metrics.
-func TestFloatingIPFactory(t *testing.T) {
+// TestFloatingIPManager runs the Manager as the wiring builds it against
+// the API simulator on loopback: the first sync configures the floating
+// IPs assigned here, skips the group-owned one, reports to the agent and
+// fills the metrics.
+func TestFloatingIPManager(t *testing.T) {
 	const token = "sim-token-0123456789"
 	sim := cloudapitest.New(cloudapitest.WithTokens(token))
 	t.Cleanup(sim.Close)
@@ -223,16 +231,11 @@ func TestFloatingIPFactory(t *testing.T) {
 	cfg.Groups = []config.Group{{Name: "g", FloatingIPs: []string{"grp"}}}
 	reg := prometheus.NewPedanticRegistry()
 	reports := make(chan Report, 1)
-	env := Env{
-		Config:  cfg,
-		Summary: metadata.Summary{InstanceID: self},
-		Log:     slog.New(slog.DiscardHandler),
-		Metrics: metrics.New(reg, metrics.BuildInfo{}),
-		Report:  func(r Report) { reports <- r },
-	}
+	m := metrics.New(reg, metrics.BuildInfo{})
 	host := &recordingHost{}
-	c, err := floatingIPFactory(host)(t.Context(), env)
+	mc, err := managerConfig(cfg, metadata.Summary{InstanceID: self}, netip.MustParseAddr("::1"), m, func(r Report) { reports <- r })
 	require.NoError(t, err)
+	var c Component = fipComponent{m: floatingip.NewManager(mc, newAPIClient(cfg, m, slog.New(slog.DiscardHandler), "test"), host, slog.New(slog.DiscardHandler))}
 	_, isTriggerer := c.(Triggerer)
 	assert.False(t, isTriggerer, "the watchdog keep-alive must not trigger API reads")
 

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,28 +14,30 @@ import (
 	"github.com/hc-agent/hc-agent/metrics"
 )
 
-// GroupWiring holds the parts of a failover group that package floatingip
-// builds and the agent cannot: the host configuration of floating IP
-// addresses and the gossip membership.
-type GroupWiring struct {
-	// Host configures floating IP addresses on the public NIC. Required.
-	Host floatingip.Host
-	// NewMembership starts the membership of one group in memberlist mode
-	// (floatingip.NewGossip with the group's key); bind is the private
-	// address to gossip on and peers the other members' addresses.
-	NewMembership func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error)
-	// PrivateHost configures private VIPs on the private NICs
-	// (netconf.PrivateVIPs); groups with private_ips need it.
-	PrivateHost floatingip.PrivateHost
-	// Egress follows the floating IPs that groups with egress: true hold
-	// (netconf.EgressController); nil leaves egress off.
-	Egress floatingip.Egress
-	// PrivateNetworks gives the default bind address (the first private
-	// IP) and the networks private VIPs live in. *metadata.Client
-	// satisfies it.
-	PrivateNetworks interface {
+// groupsParams is what newGroups needs, all built once by RunDaemon.
+type groupsParams struct {
+	cfg      config.Config
+	self     int64
+	ipv6Host netip.Addr
+	api      *cloudapi.Client // the process's one client (one budget)
+	host     floatingip.Host
+	// nets gives the default bind address (the first private IP) and the
+	// networks private VIPs live in.
+	nets interface {
 		PrivateNetworks(ctx context.Context) ([]metadata.PrivateNetwork, error)
 	}
+	// newMembership starts the membership of one group in memberlist mode
+	// (newGossip; tests pass an in-memory one); bind is the private
+	// address to gossip on and peers the other members' addresses.
+	newMembership func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error)
+	// privateHost configures private VIPs on the private NICs
+	// (netconf.PrivateVIPs); groups with private_ips need it.
+	privateHost floatingip.PrivateHost
+	// egress follows the floating IPs that groups with egress: true hold
+	// (netconf.EgressController); nil leaves egress off.
+	egress  floatingip.Egress
+	metrics *metrics.Metrics
+	log     *slog.Logger
 }
 
 // groupAdapter makes a *floatingip.Group an agent Group.
@@ -45,46 +46,37 @@ type groupAdapter struct{ *floatingip.Group }
 func (g groupAdapter) Status() any  { return g.Group.Status() }
 func (g groupAdapter) Role() string { return string(g.Group.Status().Role) }
 
-// GroupsFactory returns Deps.NewGroups for w: one floatingip.Group per
-// configured group, all sharing one API client (one rate-limit budget).
-func GroupsFactory(w GroupWiring) func(context.Context, Env) ([]Group, error) {
-	return func(ctx context.Context, env Env) ([]Group, error) {
-		if w.Host == nil {
-			return nil, errors.New("failover groups: no floating ip host configuration")
-		}
-		api := NewAPIClient(env.Config, env.Metrics, env.Log, env.Version)
-		cloud := CloudAdapter{C: api}
-		self := env.Summary.InstanceID
-		var groups []Group
-		var memberships []floatingip.Membership
-		for i, g := range env.Config.Groups {
-			grp, m, err := newGroup(ctx, w, env, api, cloud, self, i, g)
-			if err != nil {
-				// The groups created so far never run: leave their
-				// memberships so that a retry can bind again.
-				for _, m := range memberships {
-					m.Leave(context.WithoutCancel(ctx))
-				}
-				return nil, err
+// newGroups creates one floatingip.Group per configured group, all on the
+// one API client. On an error the memberships created so far are left, so
+// that a retry can bind again.
+func newGroups(ctx context.Context, p groupsParams) ([]Group, error) {
+	var groups []Group
+	var memberships []floatingip.Membership
+	for i, g := range p.cfg.Groups {
+		grp, m, err := newGroup(ctx, p, i, g)
+		if err != nil {
+			for _, m := range memberships {
+				m.Leave(context.WithoutCancel(ctx))
 			}
-			if m != nil {
-				memberships = append(memberships, m)
-			}
-			groups = append(groups, groupAdapter{grp})
+			return nil, err
 		}
-		return groups, nil
+		if m != nil {
+			memberships = append(memberships, m)
+		}
+		groups = append(groups, groupAdapter{grp})
 	}
+	return groups, nil
 }
 
 // newGroup creates one group and, in memberlist mode, its membership.
-func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client, cloud CloudAdapter, self int64, gi int, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
+func newGroup(ctx context.Context, p groupsParams, gi int, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
 	// This server's own private addresses: the default gossip address, and
 	// never a peer (a shared peer list may name every member).
 	var own []netip.Addr
 	var ownErr error
 	var nets []metadata.PrivateNetwork
-	if w.PrivateNetworks != nil {
-		nets, ownErr = w.PrivateNetworks.PrivateNetworks(ctx)
+	if p.nets != nil {
+		nets, ownErr = p.nets.PrivateNetworks(ctx)
 		for _, n := range nets {
 			own = append(own, n.IP)
 			own = append(own, n.AliasIPs...)
@@ -92,24 +84,20 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 	}
 	peers := peerAddresses(g.Peers, g.Bind, own)
 	if g.PeerSelector != "" {
-		servers, err := api.ListServers(ctx, g.PeerSelector)
+		servers, err := p.api.ListServers(ctx, g.PeerSelector)
 		if err != nil {
 			return nil, nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
 		}
 		for _, s := range servers {
-			if s.ID == self || len(s.PrivateNets) == 0 {
+			if s.ID == p.self || len(s.PrivateNets) == 0 {
 				continue
 			}
 			peers = append(peers, s.PrivateNets[0].IP.String())
 		}
 	}
-	ipv6Host, err := ipv6HostOf(env.Config)
-	if err != nil {
-		return nil, nil, fmt.Errorf("group %s: %w", g.Name, err)
-	}
 	gc := floatingip.GroupConfig{
 		Name:               g.Name,
-		Self:               self,
+		Self:               p.self,
 		Priority:           g.Priority,
 		FloatingIPs:        g.FloatingIPs,
 		FloatingIPSelector: g.FloatingIPSelector,
@@ -124,34 +112,32 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 		SecondPathTTL:      config.DefaultGroupSecondPathTTL,
 		StartupDelay:       config.DefaultGroupStartupDelay,
 		HandoverTimeout:    config.DefaultGroupHandoverTimeout,
-		IPv6Host:           ipv6Host,
+		IPv6Host:           p.ipv6Host,
 		Health: floatingip.HealthConfig{
 			Type: g.Health.Type, Target: g.Health.Target, Command: g.Health.Command,
 			Interval: g.Health.Interval, Timeout: g.Health.Timeout, Rise: g.Health.Rise, Fall: g.Health.Fall,
 		},
 	}
 	deps := floatingip.GroupDeps{
-		Cloud:  cloud,
-		Host:   w.Host,
+		Cloud:  p.api,
+		Host:   p.host,
 		Urgent: cloudapi.WithUrgent,
-		Hooks:  GroupHooks(env.Metrics),
-		Log:    env.Log,
+		Hooks:  GroupHooks(p.metrics),
+		Log:    p.log,
 	}
 	if gc.ExpectedSize == 2 {
-		deps.PeerCheck = apiPeerCheck(api)
+		deps.PeerCheck = apiPeerCheck(p.api)
 	}
-	if deps.Handler, err = groupHandler(w, env, api, gi, gc, deps, g, nets, ownErr); err != nil {
+	var err error
+	if deps.Handler, err = groupHandler(p, gi, gc, deps, g, nets, ownErr); err != nil {
 		return nil, nil, err
 	}
 	switch g.Mode {
-	case "keepalived":
+	case config.ModeKeepalived:
 		// The group's Run reads the FIFO: a group that never runs (a later
 		// group failed, the creation is retried) holds no reader.
 		deps.NotifyFIFO, deps.NotifyInstance = g.KeepalivedFIFO, g.KeepalivedInstance
 	default:
-		if w.NewMembership == nil {
-			return nil, nil, fmt.Errorf("group %s: memberlist mode is not available in this build", g.Name)
-		}
 		bind := g.Bind
 		if bind == "" {
 			if ownErr != nil {
@@ -165,7 +151,7 @@ func newGroup(ctx context.Context, w GroupWiring, env Env, api *cloudapi.Client,
 			return nil, nil, fmt.Errorf("group %s: no private network to gossip on; set bind", g.Name)
 		}
 		// The membership adds the group to its log lines itself.
-		m, err := w.NewMembership(g, self, bind, peers, env.Log, env.Metrics)
+		m, err := p.newMembership(g, p.self, bind, peers, p.log, p.metrics)
 		if err != nil {
 			return nil, nil, fmt.Errorf("group %s: %w", g.Name, err)
 		}

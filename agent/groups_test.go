@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -82,10 +81,10 @@ func (h *fakeHost) get(owner string) []netip.Prefix {
 	return h.set[owner]
 }
 
-// TestGroupsFactory runs the agent with one failover group of one member
+// TestGroups runs the agent with one failover group of one member
 // against the API simulator on loopback: the group takes the floating IP,
 // configures it, shows up in /status and the metrics, and leaves on stop.
-func TestGroupsFactory(t *testing.T) {
+func TestGroups(t *testing.T) {
 	const token = "sim-token-0123456789"
 	sim := cloudapitest.New(cloudapitest.WithTokens(token))
 	t.Cleanup(sim.Close)
@@ -105,29 +104,32 @@ func TestGroupsFactory(t *testing.T) {
 	host := &fakeHost{set: map[string][]netip.Prefix{}}
 	var logs syncBuffer
 	var membership *soloMembership
-	wiring := GroupWiring{
-		Host: host,
-		NewMembership: func(g config.Group, id int64, bind string, peers []string, log *slog.Logger, _ *metrics.Metrics) (floatingip.Membership, error) {
-			assert.Equal(t, "10.0.0.2", bind)
-			assert.Empty(t, peers)
-			membership = &soloMembership{self: id, changes: make(chan struct{}, 1)}
-			return membership, nil
-		},
+	newMembership := func(g config.Group, id int64, bind string, peers []string, log *slog.Logger, _ *metrics.Metrics) (floatingip.Membership, error) {
+		assert.Equal(t, "10.0.0.2", bind)
+		assert.Empty(t, peers)
+		membership = &soloMembership{self: id, changes: make(chan struct{}, 1)}
+		return membership, nil
 	}
-	a, err := New(cfg, Deps{
-		Metadata:  &fakeMetadata{sum: metadata.Summary{InstanceID: self}},
-		Notify:    func(string) error { return nil },
-		Watchdog:  func() (time.Duration, error) { return 0, nil },
-		NewGroups: GroupsFactory(wiring),
-		Log:       slog.New(slog.NewTextHandler(&logs, nil)),
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	a, err := New(cfg, Options{
+		Notify:   func(string) error { return nil },
+		Watchdog: func() (time.Duration, error) { return 0, nil },
+		Log:      log,
 		// Alone in its group, the holder has nobody to hand over to: the
 		// handover must end at once, not at this timeout.
 		HandoverTimeout: time.Hour,
 	})
 	require.NoError(t, err)
+	wire := func(ctx context.Context, sum metadata.Summary) (Components, error) {
+		api := newAPIClient(cfg, a.Metrics(), log, "test")
+		return Components{Groups: func(ctx context.Context) ([]Group, error) {
+			return newGroups(ctx, groupsParams{cfg: cfg, self: sum.InstanceID, api: api, host: host,
+				newMembership: newMembership, metrics: a.Metrics(), log: log})
+		}}, nil
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	go func() { done <- a.Run(ctx, &fakeMetadata{sum: metadata.Summary{InstanceID: self}}, wire) }()
 
 	t0 := time.Now()
 	select {
@@ -154,7 +156,7 @@ func TestGroupsFactory(t *testing.T) {
 	assert.NotContains(t, logs.String(), "handover failed")
 }
 
-func TestNewGossip(t *testing.T) {
+func TestNewGossipOfGroup(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -165,16 +167,16 @@ func TestNewGossip(t *testing.T) {
 
 	t.Run("missing key file", func(t *testing.T) {
 		g := config.Group{Name: "web", KeyFile: filepath.Join(dir, "nope"), Port: port}
-		_, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
+		_, err := newGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
 		require.ErrorContains(t, err, "read gossip key")
 	})
 	t.Run("no key and not insecure", func(t *testing.T) {
-		_, err := NewGossip(config.Group{Name: "web", Port: port}, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
+		_, err := newGossip(config.Group{Name: "web", Port: port}, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
 		require.ErrorContains(t, err, "no key file")
 	})
 	t.Run("encrypted on loopback", func(t *testing.T) {
 		g := config.Group{Name: "web", KeyFile: keyFile, Port: port}
-		m, err := NewGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
+		m, err := newGossip(g, 1, "127.0.0.1", nil, slog.New(slog.DiscardHandler), nil)
 		require.NoError(t, err)
 		defer m.Leave(context.Background())
 		members := m.Members()
@@ -207,12 +209,12 @@ func TestPeerAddresses(t *testing.T) {
 	}
 }
 
-// TestGroupsFactoryLeavesNoFIFOReader checks that creating the groups
+// TestGroupsLeavesNoFIFOReader checks that creating the groups
 // starts no keepalived notify_fifo reader (issue 11 defect 3): when a later
 // group fails to start and the creation is retried, a reader started by
 // the factory would be orphaned and two readers would share the FIFO. The
 // reader belongs to the group's Run.
-func TestGroupsFactoryLeavesNoFIFOReader(t *testing.T) {
+func TestNewGroupsLeavesNoFIFOReader(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "notify.fifo")
 	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
 	cfg := config.Config{StateDir: t.TempDir(), API: config.API{Endpoint: "http://127.0.0.1:1/v1", Token: "t"}}
@@ -221,15 +223,15 @@ func TestGroupsFactoryLeavesNoFIFOReader(t *testing.T) {
 	ml := config.DefaultGroup()
 	ml.Name, ml.FloatingIPs, ml.Insecure, ml.Bind = "ml", []string{"vip2"}, true, "10.0.0.2"
 	cfg.Groups = []config.Group{ka, ml}
-	factory := GroupsFactory(GroupWiring{
-		Host: &fakeHost{set: map[string][]netip.Prefix{}},
-		NewMembership: func(config.Group, int64, string, []string, *slog.Logger, *metrics.Metrics) (floatingip.Membership, error) {
+	p := groupsParams{
+		cfg: cfg, self: 1, api: newAPIClient(cfg, nil, nil, "test"), host: &fakeHost{set: map[string][]netip.Prefix{}},
+		newMembership: func(config.Group, int64, string, []string, *slog.Logger, *metrics.Metrics) (floatingip.Membership, error) {
 			return nil, errors.New("bind: address not available")
 		},
-	})
-	env := Env{Config: cfg, Summary: metadata.Summary{InstanceID: 1}, Log: slog.New(slog.DiscardHandler), Metrics: metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})}
+		log: slog.New(slog.DiscardHandler),
+	}
 	for range 2 { // the agent retries a failed creation
-		_, err := factory(t.Context(), env)
+		_, err := newGroups(t.Context(), p)
 		require.Error(t, err)
 	}
 	// A reader would open the FIFO asynchronously: give it the chance.
@@ -256,9 +258,9 @@ func TestGroupLogsNameOnce(t *testing.T) {
 	g.Name, g.FloatingIPs, g.Insecure, g.Bind, g.Port = "web", []string{"vip"}, true, "127.0.0.1", port
 	cfg.Groups = []config.Group{g}
 	var logs syncBuffer
-	env := Env{Config: cfg, Summary: metadata.Summary{InstanceID: 1}, Log: slog.New(slog.NewTextHandler(&logs, nil)),
-		Metrics: metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})}
-	gs, err := GroupsFactory(GroupWiring{Host: &fakeHost{set: map[string][]netip.Prefix{}}, NewMembership: NewGossip})(t.Context(), env)
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	gs, err := newGroups(t.Context(), groupsParams{cfg: cfg, self: 1, api: newAPIClient(cfg, nil, log, "test"),
+		host: &fakeHost{set: map[string][]netip.Prefix{}}, newMembership: newGossip, log: log})
 	require.NoError(t, err)
 	require.Len(t, gs, 1)
 	ctx, cancel := context.WithCancel(t.Context())

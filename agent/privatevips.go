@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/hc-agent/hc-agent/cloudapi"
 	"github.com/hc-agent/hc-agent/config"
 	"github.com/hc-agent/hc-agent/floatingip"
 	"github.com/hc-agent/hc-agent/metadata"
@@ -16,9 +15,9 @@ import (
 // is enough. nets are this server's private networks from the metadata
 // (netsErr when they could not be read); each private VIP is checked
 // against them (config.PrivateIP.Network) and an error names its key.
-func groupHandler(w GroupWiring, env Env, api *cloudapi.Client, gi int, gc floatingip.GroupConfig, deps floatingip.GroupDeps,
+func groupHandler(p groupsParams, gi int, gc floatingip.GroupConfig, deps floatingip.GroupDeps,
 	g config.Group, nets []metadata.PrivateNetwork, netsErr error) (floatingip.Handler, error) {
-	if len(g.PrivateIPs) == 0 && (!g.Egress || w.Egress == nil) {
+	if len(g.PrivateIPs) == 0 && (!g.Egress || p.egress == nil) {
 		return nil, nil
 	}
 	self := gc.Self
@@ -36,8 +35,8 @@ func groupHandler(w GroupWiring, env Env, api *cloudapi.Client, gi int, gc float
 		if err != nil {
 			return nil, fmt.Errorf("group %s: %w", g.Name, err)
 		}
-		if g.Egress && w.Egress != nil {
-			list = append(list, floatingip.NewEgressFloatingIPs(fh, g.Name, w.Egress))
+		if g.Egress && p.egress != nil {
+			list = append(list, floatingip.NewEgressFloatingIPs(fh, g.Name, p.egress))
 		} else {
 			list = append(list, fh)
 		}
@@ -47,20 +46,20 @@ func groupHandler(w GroupWiring, env Env, api *cloudapi.Client, gi int, gc float
 		if netsErr != nil {
 			return nil, fmt.Errorf("group %s: read private networks for private_ips: %w", g.Name, netsErr)
 		}
-		if w.PrivateHost == nil {
+		if p.privateHost == nil {
 			return nil, fmt.Errorf("group %s: private_ips are not available in this build", g.Name)
 		}
 		byKind := map[config.Via][]floatingip.PrivateVIP{}
-		for j, p := range g.PrivateIPs {
-			n, err := p.Network(nets)
+		for j, pip := range g.PrivateIPs {
+			n, err := pip.Network(nets)
 			if err != nil {
 				return nil, fmt.Errorf("groups[%d].private_ips[%d].ip: %w", gi, j, err)
 			}
-			byKind[p.Via] = append(byKind[p.Via], floatingip.PrivateVIP{IP: p.Addr(), NetworkID: n.NetworkID, MAC: n.MACAddress, SelfIP: n.IP})
+			byKind[pip.Via] = append(byKind[pip.Via], floatingip.PrivateVIP{IP: pip.Addr(), NetworkID: n.NetworkID, MAC: n.MACAddress, SelfIP: n.IP})
 		}
-		m := env.Metrics
+		m := p.metrics
 		base := floatingip.PrivateVIPsConfig{
-			Self: self, ActionTimeout: gc.ActionTimeout, Host: w.PrivateHost,
+			Self: self, ActionTimeout: gc.ActionTimeout, Host: p.privateHost,
 			Changed: func(vip netip.Addr, configured, assigned bool) {
 				m.SetPrivateIP(g.Name, vip.String(), configured, assigned)
 			},
@@ -68,7 +67,7 @@ func groupHandler(w GroupWiring, env Env, api *cloudapi.Client, gi int, gc float
 		if vips := byKind[config.ViaAlias]; len(vips) > 0 {
 			c := base
 			c.VIPs = vips
-			h, err := floatingip.NewAliasIPs(c, api)
+			h, err := floatingip.NewAliasIPs(c, p.api)
 			if err != nil {
 				return nil, fmt.Errorf("group %s: %w", g.Name, err)
 			}
@@ -77,7 +76,7 @@ func groupHandler(w GroupWiring, env Env, api *cloudapi.Client, gi int, gc float
 		if vips := byKind[config.ViaRoute]; len(vips) > 0 {
 			c := base
 			c.VIPs = vips
-			h, err := floatingip.NewRouteIPs(c, api)
+			h, err := floatingip.NewRouteIPs(c, p.api)
 			if err != nil {
 				return nil, fmt.Errorf("group %s: %w", g.Name, err)
 			}

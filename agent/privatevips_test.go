@@ -17,6 +17,10 @@ import (
 	"github.com/hc-agent/hc-agent/metadata"
 )
 
+type nopHost struct{}
+
+func (nopHost) Set(context.Context, string, []netip.Prefix) error { return nil }
+
 type nopPrivateHost struct{}
 
 func (nopPrivateHost) AddVIP(context.Context, net.HardwareAddr, netip.Addr) error    { return nil }
@@ -32,9 +36,9 @@ func TestGroupHandler(t *testing.T) {
 		Network: netip.MustParsePrefix("10.0.0.0/16"), Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.0.1"),
 	}}
 	api := cloudapi.New("token")
-	w := GroupWiring{Host: nopHost{}, PrivateHost: nopPrivateHost{}, Egress: nopEgress{}}
+	p := groupsParams{api: api, host: nopHost{}, privateHost: nopPrivateHost{}, egress: nopEgress{}}
 	gc := floatingip.GroupConfig{Self: 42, ActionTimeout: time.Minute}
-	deps := floatingip.GroupDeps{Cloud: CloudAdapter{C: api}, Host: nopHost{}}
+	deps := floatingip.GroupDeps{Cloud: api, Host: nopHost{}}
 	alias := config.PrivateIP{IP: "10.0.1.100", Via: config.ViaAlias}
 	route := config.PrivateIP{IP: "10.0.2.50", Via: config.ViaRoute}
 
@@ -62,7 +66,7 @@ func TestGroupHandler(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := groupHandler(w, Env{}, api, 3, gc, deps, tc.g, nets, tc.netsErr)
+			h, err := groupHandler(p, 3, gc, deps, tc.g, nets, tc.netsErr)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				return
@@ -77,7 +81,7 @@ func TestGroupHandler(t *testing.T) {
 		})
 	}
 
-	_, err := groupHandler(GroupWiring{Host: nopHost{}}, Env{}, api, 0, gc, deps, config.Group{Name: "db", PrivateIPs: []config.PrivateIP{alias}}, nets, nil)
+	_, err := groupHandler(groupsParams{api: api, host: nopHost{}}, 0, gc, deps, config.Group{Name: "db", PrivateIPs: []config.PrivateIP{alias}}, nets, nil)
 	require.ErrorContains(t, err, "group db: private_ips are not available in this build")
 }
 

@@ -25,7 +25,7 @@ func (g statusGroup) Status() any                        { return g.st }
 
 func TestFetchAndWriteStatus(t *testing.T) {
 	at := time.Date(2026, 11, 28, 4, 0, 0, 0, time.UTC)
-	a, err := New(testConfig(t), Deps{Metadata: &fakeMetadata{}, Now: func() time.Time { return at.Add(90 * time.Second) }})
+	a, err := New(testConfig(t), Options{Now: func() time.Time { return at.Add(90 * time.Second) }})
 	require.NoError(t, err)
 	a.started = at
 	a.ready = true

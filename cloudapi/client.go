@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
+
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 )
 
@@ -426,11 +428,8 @@ func addrFrom(ip net.IP) netip.Addr {
 }
 
 func prefixFrom(n *net.IPNet) netip.Prefix {
-	if n == nil {
-		return netip.Prefix{}
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(addrFrom(n.IP), ones)
+	p, _ := ipconv.Prefix(n)
+	return p
 }
 
 func floatingIPFrom(f *hcloud.FloatingIP) FloatingIP {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -117,7 +118,7 @@ func (f *fakeNL) AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
 	}
 	var out []netlink.Addr
 	for _, a := range f.addrs[link.Attrs().Index] {
-		out = append(out, netlink.Addr{IPNet: ipNet(a.p), Flags: a.flags})
+		out = append(out, netlink.Addr{IPNet: ipconv.IPNet(a.p), Flags: a.flags})
 	}
 	return out, nil
 }
@@ -126,7 +127,7 @@ func (f *fakeNL) AddrReplace(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.writes++
-	p, ok := prefixOf(addr.IPNet)
+	p, ok := ipconv.Prefix(addr.IPNet)
 	if !ok {
 		return unix.EINVAL
 	}
@@ -147,7 +148,7 @@ func (f *fakeNL) AddrDel(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.writes++
-	p, ok := prefixOf(addr.IPNet)
+	p, ok := ipconv.Prefix(addr.IPNet)
 	if !ok {
 		return unix.EINVAL
 	}
@@ -193,7 +194,7 @@ func (f *fakeNL) RouteGet(dst net.IP) ([]netlink.Route, error) {
 				continue
 			}
 			if ip.Is4() || (f.routeDelay >= 0 && !time.Now().Before(a.added.Add(f.routeDelay))) {
-				return []netlink.Route{{Type: unix.RTN_LOCAL, Dst: ipNet(netip.PrefixFrom(ip, ip.BitLen()))}}, nil
+				return []netlink.Route{{Type: unix.RTN_LOCAL, Dst: ipconv.IPNet(netip.PrefixFrom(ip, ip.BitLen()))}}, nil
 			}
 		}
 	}

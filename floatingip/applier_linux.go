@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
+
 	"github.com/hc-agent/hc-agent/statedir"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -249,7 +251,7 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 		return fmt.Errorf("list addresses of %s: %w", dev, err)
 	}
 	for _, ad := range addrs {
-		if p, ok := prefixOf(ad.IPNet); ok {
+		if p, ok := ipconv.Prefix(ad.IPNet); ok {
 			present[p] = true
 		}
 	}
@@ -274,7 +276,7 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 			}
 			continue
 		}
-		addr := &netlink.Addr{IPNet: ipNet(p)}
+		addr := &netlink.Addr{IPNet: ipconv.IPNet(p)}
 		if p.Addr().Is6() {
 			addr.Flags = unix.IFA_F_NODAD
 		}
@@ -309,7 +311,7 @@ func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix
 			delete(a.noRoute, p)
 			continue
 		}
-		if err := a.nl.AddrDel(link, &netlink.Addr{IPNet: ipNet(p)}); err != nil &&
+		if err := a.nl.AddrDel(link, &netlink.Addr{IPNet: ipconv.IPNet(p)}); err != nil &&
 			!errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("delete address %v dev %s: %w", p, dev, err))
 			keep = append(keep, s)
@@ -481,24 +483,4 @@ func (a *Applier) save() error {
 		return fmt.Errorf("write floating ip state: %w", err)
 	}
 	return nil
-}
-
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	ip, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(ip.Unmap(), ones), true
-}
-
-func ipNet(p netip.Prefix) *net.IPNet {
-	bits := 32
-	if p.Addr().Is6() {
-		bits = 128
-	}
-	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
 	"github.com/hc-agent/hc-agent/internal/nstest"
 
 	"github.com/stretchr/testify/assert"
@@ -50,7 +51,7 @@ func addrsOf(t *testing.T, h *netlink.Handle, name string) ([]string, map[string
 		if a.IP.IsLinkLocalUnicast() {
 			continue
 		}
-		p, _ := prefixOf(a.IPNet)
+		p, _ := ipconv.Prefix(a.IPNet)
 		out = append(out, p.String())
 		flags[p.String()] = a.Flags
 	}
@@ -73,7 +74,7 @@ func TestApplierNetns(t *testing.T) {
 	// Like a real server, the public NIC carries the IPv4 default route.
 	require.NoError(t, h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: v4Default}))
 	// A foreign address (e.g. set by cloud-init) that hc-agent must keep.
-	foreign := &netlink.Addr{IPNet: ipNet(netip.MustParsePrefix("198.51.100.9/32"))}
+	foreign := &netlink.Addr{IPNet: ipconv.IPNet(netip.MustParsePrefix("198.51.100.9/32"))}
 	require.NoError(t, h.AddrAdd(l, foreign))
 
 	state := filepath.Join(t.TempDir(), "state", "floatingips.json")

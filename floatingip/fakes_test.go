@@ -138,7 +138,7 @@ func (c *fakeCloud) WaitAction(ctx context.Context, id int64) (Action, error) {
 	c.settle()
 	if a.fail {
 		// As cloudapi: the failed action and an error.
-		return Action{ID: id, Status: "error", Error: "action_failed"}, errors.New("action_failed: action failed")
+		return Action{ID: id, Status: "error", ErrorCode: "action_failed", ErrorMessage: "action failed"}, errors.New("action_failed: action failed")
 	}
 	return Action{ID: id, Status: "success"}, nil
 }

@@ -206,12 +206,12 @@ func (h *FloatingIPs) Acquire(ctx context.Context) error {
 		case a.Status == "error":
 			// The action ran and failed; cloudapi also returns an error
 			// for it.
-			errs = append(errs, fmt.Errorf("action %d: %s %s", a.ID, a.Status, a.Error))
+			errs = append(errs, fmt.Errorf("action %d: %s %s: %s", a.ID, a.Status, a.ErrorCode, a.ErrorMessage))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("wait action %d: %w", a.ID, err))
 			callFailed = true
 		case a.Status != "success":
-			errs = append(errs, fmt.Errorf("action %d: %s %s", a.ID, a.Status, a.Error))
+			errs = append(errs, fmt.Errorf("action %d: %s %s: %s", a.ID, a.Status, a.ErrorCode, a.ErrorMessage))
 			callFailed = true
 		}
 	}

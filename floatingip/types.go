@@ -5,34 +5,19 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/hc-agent/hc-agent/cloudapi"
 )
 
-// FloatingIP is a floating IP as the API reports it.
-type FloatingIP struct {
-	ID   int64
-	Name string
-	// Type is "ipv4" or "ipv6".
-	Type string
-	// IP is the IPv4 address, or the first address of the IPv6 network.
-	IP netip.Addr
-	// Network is the /32 or /64 the cloud routes to the holder.
-	Network netip.Prefix
-	// ServerID is the server it is assigned to; 0 when unassigned.
-	ServerID int64
-	Labels   map[string]string
-}
+// FloatingIP is a floating IP as the API reports it (cloudapi's type:
+// package floatingip owns only the small Cloud interface it consumes).
+type FloatingIP = cloudapi.FloatingIP
 
 // Action is an asynchronous API action, e.g. an assignment.
-type Action struct {
-	ID int64
-	// Status is "running", "success" or "error".
-	Status string
-	// Error is the action's error message when Status is "error".
-	Error string
-}
+type Action = cloudapi.Action
 
-// Cloud is the part of the Hetzner Cloud API that floating IPs need. The
-// daemon adapts cloudapi.Client to it; tests use a stateful fake. Calls made
+// Cloud is the part of the Hetzner Cloud API that floating IPs need.
+// *cloudapi.Client implements it; tests use a stateful fake. Calls made
 // while failing over carry a context marked by GroupDeps.Urgent.
 type Cloud interface {
 	// GetFloatingIP reads one floating IP by ID or name.

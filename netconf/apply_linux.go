@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -215,12 +217,8 @@ func routeDst(r netlink.Route) netip.Prefix {
 	if r.Dst == nil {
 		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 	}
-	ip, ok := netip.AddrFromSlice(r.Dst.IP)
-	if !ok {
-		return netip.Prefix{}
-	}
-	ones, _ := r.Dst.Mask.Size()
-	return netip.PrefixFrom(ip.Unmap(), ones)
+	p, _ := ipconv.Prefix(r.Dst)
+	return p
 }
 
 func routeGw(r netlink.Route) netip.Addr {
@@ -288,15 +286,8 @@ func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
 
 // addrPrefix converts a netlink address.
 func addrPrefix(a netlink.Addr) netip.Prefix {
-	if a.IPNet == nil {
-		return netip.Prefix{}
-	}
-	ip, ok := netip.AddrFromSlice(a.IP)
-	if !ok {
-		return netip.Prefix{}
-	}
-	ones, _ := a.Mask.Size()
-	return netip.PrefixFrom(ip.Unmap(), ones)
+	p, _ := ipconv.Prefix(a.IPNet)
+	return p
 }
 
 // hasIP reports whether ip is on the link with any prefix length: a DHCP

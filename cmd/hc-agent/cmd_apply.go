@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/hc-agent/hc-agent/agent"
 	"github.com/hc-agent/hc-agent/metadata"
 	"github.com/hc-agent/hc-agent/netconf"
+	"github.com/hc-agent/hc-agent/statedir"
 )
 
 func applyCommand() command {
@@ -53,6 +55,19 @@ changes nothing.`,
 				return fmt.Errorf("open netlink handle: %w", err)
 			}
 			defer h.Close()
+			if !*dryRun {
+				// apply writes the ownership record: the state directory
+				// must be this server's first, as for the daemon, or the
+				// daemon discards what apply recorded (issue 13 item 2).
+				sum, err := client.Summary(ctx)
+				if err != nil {
+					return fmt.Errorf("read metadata summary: %w", err)
+				}
+				st := statedir.State{InstanceID: sum.InstanceID, CreatedAt: time.Now().UTC(), Version: version}
+				if err := statedir.Claim(cfg.StateDir, st, log); err != nil {
+					return fmt.Errorf("claim state directory: %w", err)
+				}
+			}
 			owned := filepath.Join(cfg.StateDir, netconf.OwnedFileName)
 			return netconf.RunOnce(ctx, agent.NetconfOptions(cfg), client, h, owned, env.stdout, *dryRun)
 		},

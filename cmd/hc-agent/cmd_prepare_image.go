@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hc-agent/hc-agent/agent"
+	"github.com/hc-agent/hc-agent/statedir"
 )
 
 func prepareImageCommand() command {
@@ -56,7 +56,7 @@ its state by instance ID and discards state written on another server.`,
 			if runningHint(cfg.RuntimeDir) {
 				fmt.Fprintf(env.stderr, "hc-agent prepare-image: warning: %s exists, the hc-agent service seems to be running and may write its state again; stop it first (systemctl stop hc-agent)\n", cfg.RuntimeDir)
 			}
-			paths, err := agent.PrepareImage(dir, *dryRun)
+			paths, err := statedir.PrepareImage(dir, *dryRun)
 			verb := "removed"
 			if *dryRun {
 				verb = "would remove"

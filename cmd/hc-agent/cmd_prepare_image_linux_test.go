@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 
+	"github.com/hc-agent/hc-agent/statedir"
+
 	"github.com/stretchr/testify/assert"
 
 	"github.com/hc-agent/hc-agent/agent"
@@ -13,7 +15,7 @@ import (
 // removes to the names the daemon writes, so that a renamed record cannot
 // slip past it.
 func TestPrepareImageKnowsTheStateFiles(t *testing.T) {
-	for _, name := range []string{agent.StateFile, agent.OwnedFile, netconf.OwnedFileName, agent.FloatingIPOwnedFile} {
+	for _, name := range []string{statedir.StateFile, agent.OwnedFile, netconf.OwnedFileName, statedir.FloatingIPOwnedFile} {
 		assert.Contains(t, instanceState, name)
 	}
 }

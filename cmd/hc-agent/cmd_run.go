@@ -41,7 +41,7 @@ before it exits. Metrics, /healthz and /status are served on metrics.listen
 			log.Info("hc-agent starting", "version", version, "commit", commit, "config", path,
 				"groups", len(cfg.Groups), "api_token", cfg.API.Token)
 			build := metrics.BuildInfo{Version: version, Commit: commit}
-			if err := agent.RunDaemon(ctx, cfg, log, build, agent.System{}); err != nil {
+			if err := agent.RunDaemon(ctx, cfg, agent.Options{Log: log, Build: build}, nil); err != nil {
 				return err
 			}
 			log.Info("hc-agent stopping", "reason", context.Cause(ctx).Error())

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -552,9 +554,7 @@ func deleteRoute(h *netlink.Handle, dst netip.Prefix) error {
 	return nil
 }
 
-func prefixToIPNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
+func prefixToIPNet(p netip.Prefix) *net.IPNet { return ipconv.IPNet(p) }
 
 // StartProbe probes url from the client namespace every interval (see
 // StartProbe).

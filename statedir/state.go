@@ -1,4 +1,4 @@
-package agent
+package statedir
 
 import (
 	"bytes"
@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/hc-agent/hc-agent/netconf"
-	"github.com/hc-agent/hc-agent/statedir"
 )
 
 // StateFile is the name of the file in the state directory that records
@@ -24,11 +22,15 @@ const StateFile = "state.json"
 // directory.
 const FloatingIPOwnedFile = "floatingip-owned.json"
 
+// NetconfOwnedFile is netconf's ownership record (netconf.OwnedFileName;
+// a test keeps the two equal, since netconf writes through this package).
+const NetconfOwnedFile = "netconf-owned.json"
+
 // stateFiles are the files hc-agent keeps in the state directory. Only
 // these, and their temporary siblings (the name, a dot and a suffix) that an
 // interrupted write leaves, are ever listed or removed: state_dir may name a
 // directory that also holds other files, and those are never touched.
-var stateFiles = []string{StateFile, netconf.OwnedFileName, FloatingIPOwnedFile}
+var stateFiles = []string{StateFile, NetconfOwnedFile, FloatingIPOwnedFile}
 
 // isStateEntry reports whether name, an entry of the state directory, is
 // one of hc-agent's files.
@@ -92,7 +94,7 @@ func (st State) Marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// SaveState writes st to StateFile in dir with statedir.WriteFile, creating
+// SaveState writes st to StateFile in dir with WriteFile, creating
 // dir with mode 0700 when it is missing.
 func SaveState(dir string, st State) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -102,7 +104,7 @@ func SaveState(dir string, st State) error {
 	if err != nil {
 		return err
 	}
-	if err := statedir.WriteFile(filepath.Join(dir, StateFile), b); err != nil {
+	if err := WriteFile(filepath.Join(dir, StateFile), b); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
@@ -158,4 +160,38 @@ func PrepareImage(dir string, dryRun bool) ([]string, error) {
 		return StateEntries(dir)
 	}
 	return ClearState(dir)
+}
+
+// Claim makes the state directory belong to st.InstanceID before anything
+// reads it: state written on another server (this one was booted from its
+// snapshot image), or state without a readable record, is discarded and
+// the instance record is written. Every command that writes state (run,
+// apply) claims the directory first, so that what one of them records
+// stays the other's (issue 13 item 2). It logs what it discards.
+func Claim(dir string, st State, log *slog.Logger) error {
+	old, ok, err := LoadState(dir)
+	if err != nil {
+		// An unreadable record cannot prove the state is ours.
+		log.Warn("state record unreadable, discarding state", "dir", dir, "err", err)
+		ok, old.InstanceID = true, 0
+	}
+	if !ok {
+		// No record: anything in the directory has no owner we can check.
+		if ents, _ := StateEntries(dir); len(ents) > 0 {
+			ok = true
+		}
+	}
+	if ok && old.InstanceID != st.InstanceID {
+		removed, err := ClearState(dir)
+		log.Warn("state from another server discarded",
+			"dir", dir, "state_instance_id", old.InstanceID, "instance_id", st.InstanceID, "removed", removed)
+		if err != nil {
+			return err
+		}
+		ok = false
+	}
+	if ok {
+		return nil
+	}
+	return SaveState(dir, st)
 }
