@@ -23,6 +23,7 @@ type section struct {
 var sections = []section{
 	{"failover", "Client-visible failover outage after a holder crash", runFailover},
 	{"handover", "Planned hand-over outage (SIGTERM of the holder)", runHandover},
+	{"privatevip", "Private VIP failover outage after a holder crash (alias and route)", runPrivateVIP},
 	{"boot", "Boot to configured", runBoot},
 	{"hotplug", "Hotplug: NIC appears to configured", runHotplug},
 	{"api", "API requests per server per hour in steady state", runAPI},

@@ -75,6 +75,10 @@ type cluster struct {
 	kaState map[*keepalived.Process]string
 	// agentCfg adjusts the configuration of every agent the cluster starts.
 	agentCfg func(*config.Config)
+	// privateIPs are the private VIPs of the failover group
+	// (privatevip_linux.go); with them a cluster without a floating IP
+	// has a group too.
+	privateIPs []config.PrivateIP
 }
 
 // token returns the API token of server i. Each server has its own token
@@ -225,10 +229,13 @@ func (c *cluster) agentConfig(s *simcloud.Server) (config.Config, error) {
 	cfg.StateDir = filepath.Join(base, "state")
 	cfg.RuntimeDir = filepath.Join(base, "run")
 	cfg.Log.Level = "info"
-	if c.fip != nil && len(c.servers) > 1 {
+	if c.groups() > 0 {
 		g := config.DefaultGroup()
 		g.Name = groupName
-		g.FloatingIPs = []string{fipName}
+		if c.fip != nil {
+			g.FloatingIPs = []string{fipName}
+		}
+		g.PrivateIPs = c.privateIPs
 		// Priorities fall with the index, like the keepalived baseline's.
 		g.Priority = 150 - 50*c.index(s)
 		for _, p := range c.servers {
@@ -450,7 +457,7 @@ func (c *cluster) kaStateOf(p *keepalived.Process) string {
 
 // groups returns how many failover groups each agent of the cluster runs.
 func (c *cluster) groups() int {
-	if c.fip != nil && len(c.servers) > 1 {
+	if (c.fip != nil || len(c.privateIPs) > 0) && len(c.servers) > 1 {
 		return 1
 	}
 	return 0
