@@ -135,7 +135,7 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	// The one API client of the process: failover calls (urgent) go
 	// before the manager's polling in its one budget.
 	api := newAPIClient(cfg, m, log, a.deps.Build.Version)
-	host, err := floatingip.NewApplier(h, filepath.Join(cfg.StateDir, statedir.FloatingIPOwnedFile), log.With("component", ComponentFloatingIP))
+	host, err := netconf.NewFloatingIPApplier(h, filepath.Join(cfg.StateDir, statedir.FloatingIPOwnedFile), log.With("component", ComponentFloatingIP))
 	if err != nil {
 		return Components{}, fmt.Errorf("wire floating ips: %w", err)
 	}
@@ -143,7 +143,11 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	if err != nil {
 		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
 	}
-	c.FloatingIP = fipComponent{m: floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))}
+	mgr, err := floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))
+	if err != nil {
+		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
+	}
+	c.FloatingIP = fipComponent{m: mgr}
 	// Private VIPs and egress of the groups work on the same netlink
 	// handle; built once here, since a failed group start is retried.
 	vips := netconf.NewPrivateVIPs(h)

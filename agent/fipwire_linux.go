@@ -59,6 +59,7 @@ func managerConfig(cfg config.Config, sum metadata.Summary, ipv6Host netip.Addr,
 		Selector: cfg.FloatingIPs.LabelSelector,
 		IPv6Host: ipv6Host,
 		Interval: cfg.API.PollInterval,
+		RetryMin: config.DefaultAPIRetryMin,
 		Exclude:  excl,
 		OnSync: func(f floatingip.FloatingIP, configured, assigned bool) {
 			m.SetFloatingIP(fipLabel(f), configured, assigned)

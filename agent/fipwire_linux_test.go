@@ -235,7 +235,9 @@ func TestFloatingIPManager(t *testing.T) {
 	host := &recordingHost{}
 	mc, err := managerConfig(cfg, metadata.Summary{InstanceID: self}, netip.MustParseAddr("::1"), m, func(r Report) { reports <- r })
 	require.NoError(t, err)
-	var c Component = fipComponent{m: floatingip.NewManager(mc, newAPIClient(cfg, m, slog.New(slog.DiscardHandler), "test"), host, slog.New(slog.DiscardHandler))}
+	mgr, err := floatingip.NewManager(mc, newAPIClient(cfg, m, slog.New(slog.DiscardHandler), "test"), host, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	var c Component = fipComponent{m: mgr}
 	_, isTriggerer := c.(Triggerer)
 	assert.False(t, isTriggerer, "the watchdog keep-alive must not trigger API reads")
 

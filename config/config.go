@@ -34,6 +34,7 @@ const (
 	DefaultMetadataPollInterval   = 30 * time.Second
 	DefaultAPIEndpoint            = hcloud.Endpoint // https://api.hetzner.cloud/v1
 	DefaultAPIPollInterval        = 20 * time.Minute
+	DefaultAPIRetryMin            = 5 * time.Second // first retry of a failed floating IP read; no file key
 	DefaultMTU                    = 1450
 	DefaultDefaultRouteMetric     = 1024
 	DefaultIPv6Host               = "::1"

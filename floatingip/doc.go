@@ -13,10 +13,11 @@
 //     hand-over on shutdown. What holding means is behind a Handler, one per
 //     kind of address; the API is the arbiter of who holds.
 //
-// Applier does the host work for the floating IPs: it finds the public NIC
-// by its 96: MAC, adds IPv6 addresses without duplicate address detection
-// and returns only once the kernel routes them locally, and only ever
-// removes addresses that hc-agent added.
+// The host work for floating IPs is netconf's (netconf.FloatingIPApplier,
+// which implements Host): it finds the public NIC by its 96: MAC, adds IPv6
+// addresses without duplicate address detection and returns only once the
+// kernel routes them locally, and only ever removes addresses that
+// hc-agent added.
 //
 // # Address kinds
 //

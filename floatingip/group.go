@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/hc-agent/hc-agent/logging"
 )
 
 // LocalState is what this member advertises to its peers.
@@ -163,9 +165,12 @@ type GroupDeps struct {
 
 // Group runs one failover group. Create it with NewGroup, run it with Run.
 type Group struct {
-	cfg    GroupConfig
-	deps   GroupDeps
-	log    *slog.Logger
+	cfg  GroupConfig
+	deps GroupDeps
+	log  *slog.Logger
+	// dedup logs a repeating error (API reads, the second path) once until
+	// it changes.
+	dedup  *logging.Dedup
 	health *HealthChecker
 	// handler is what holding means for the group's kind of address.
 	handler Handler
@@ -268,6 +273,7 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 		cfg:        cfg,
 		deps:       deps,
 		log:        log,
+		dedup:      logging.NewDedup(log),
 		health:     NewHealthChecker(probe, cfg.Health),
 		handler:    handler,
 		healthCh:   make(chan bool, 1),
@@ -358,10 +364,10 @@ func (g *Group) Run(ctx context.Context) error {
 	// Read the floating IPs until it works: without them nothing is safe.
 	for attempt := 0; ; attempt++ {
 		err := g.refresh(ctx, false)
+		g.dedup.Error("read", "read floating ips failed", err)
 		if err == nil {
 			break
 		}
-		g.log.Warn("read floating ips", "err", err)
 		select {
 		case <-ctx.Done():
 			return g.shutdown()
@@ -428,9 +434,7 @@ func (g *Group) nextWake(now time.Time) (time.Duration, bool) {
 }
 
 func (g *Group) periodicRefresh(ctx context.Context, t *time.Timer) {
-	if err := g.refresh(ctx, false); err != nil {
-		g.log.Warn("refresh floating ips", "err", err)
-	}
+	g.dedup.Error("read", "read floating ips failed", g.refresh(ctx, false))
 	t.Reset(g.jitter(g.cfg.RefreshInterval))
 }
 
@@ -615,8 +619,9 @@ func (g *Group) evaluate(ctx context.Context) {
 		// Claims can cross (two winners of a race each see the other's
 		// claim): the API decides who steps down. refresh steps down if
 		// another server holds them.
-		if err := g.refresh(ctx, true); err != nil {
-			g.log.Warn("verify claim", "err", err)
+		err := g.refresh(ctx, true)
+		g.dedup.Error("verify", "verify claim failed", err)
+		if err != nil {
 			g.mu.Lock()
 			g.knownHolder = g.cfg.Self // keep serving until the API answers
 			g.mu.Unlock()
@@ -694,8 +699,8 @@ func (g *Group) secondPath(ctx context.Context, peer int64, now time.Time) PeerS
 	cctx, cancel := context.WithTimeout(g.deps.Urgent(ctx), 5*time.Second)
 	s, err := g.deps.PeerCheck(cctx, peer)
 	cancel()
+	g.dedup.Error("second path", "second path failed", err, "peer", peer)
 	if err != nil {
-		g.log.Warn("second path", "peer", peer, "err", err)
 		s = PeerUnknown
 	}
 	g.mu.Lock()

@@ -59,7 +59,9 @@ func (g *Group) Handover(ctx context.Context) error {
 func (g *Group) startHandover(done chan error) {
 	if g.cfg.Mode != "keepalived" && !g.peerCanTake() {
 		// Waiting would only delay the shutdown by the whole timeout.
-		g.log.Warn("not handing over: no healthy peer")
+		// Normal for a group of one or with every peer down: the caller
+		// reports it (ErrNoPeer).
+		g.log.Info("not handing over: no healthy peer")
 		done <- ErrNoPeer
 		return
 	}

@@ -815,3 +815,37 @@ func TestGroupPlannedHandoverLogsInfo(t *testing.T) {
 		assert.Equal(t, []string{"INFO stepped down reason=handed over"}, stepped)
 	})
 }
+
+// TestGroupRepeatingReadErrorLoggedOnce: a failing API read is retried
+// with back-off, and the same error is logged once (logging.Dedup), then
+// its recovery once.
+func TestGroupRepeatingReadErrorLoggedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &recordHandler{}
+		cloud := newFakeCloud(0, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 9})
+		cloud.failGet = errorString("unavailable")
+		hub := newHub(detect)
+		g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: 2, FloatingIPs: []string{"vip"}, ExpectedSize: 3}),
+			GroupDeps{Cloud: cloud, Host: &fakeHost{}, Membership: hub.join(2), Log: slog.New(h)})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		time.Sleep(20 * time.Second) // retries after 1, 2, 4 and 8 s
+		cloud.mu.Lock()
+		gets := cloud.gets
+		cloud.failGet = nil
+		cloud.mu.Unlock()
+		require.GreaterOrEqual(t, gets, 4, "retried")
+		time.Sleep(20 * time.Second)
+		cancel()
+		require.NoError(t, <-done)
+		var failed, recovered int
+		for _, r := range h.records() {
+			failed += strings.Count(r, "read floating ips failed")
+			recovered += strings.Count(r, "INFO recovered")
+		}
+		assert.Equal(t, 1, failed, "logs: %v", h.records())
+		assert.Equal(t, 1, recovered, "logs: %v", h.records())
+	})
+}

@@ -16,12 +16,6 @@ import (
 // ManagerOwner is the Host owner name of addresses the Manager configures.
 const ManagerOwner = "manager"
 
-// Defaults of ManagerConfig.
-const (
-	DefaultManagerInterval = 20 * time.Minute
-	DefaultManagerRetryMin = 5 * time.Second
-)
-
 // ManagerConfig configures the host configuration of floating IPs assigned
 // to this server outside failover groups.
 type ManagerConfig struct {
@@ -31,13 +25,13 @@ type ManagerConfig struct {
 	Selector string
 	// IPv6Host is the interface ID within IPv6 /64s (config: ::1).
 	IPv6Host netip.Addr
-	// Interval is the mean time between API reads (jittered ±20%); default
-	// 20m: a few calls per hour per server.
+	// Interval is the mean time between API reads (jittered ±20%); config's
+	// api.poll_interval, 20m by default: a few calls per hour per server.
 	Interval time.Duration
 	// RetryMin is the delay before the first retry of a failed sync; it
 	// doubles with each further failure up to Interval (each jittered
-	// ±20%), so that an API outage is not met with a burst of reads.
-	// Default 5s.
+	// ±20%), so that an API outage is not met with a burst of reads
+	// (config.DefaultAPIRetryMin, 5s).
 	RetryMin time.Duration
 	// Exclude skips floating IPs that a failover group manages.
 	Exclude func(FloatingIP) bool
@@ -58,7 +52,7 @@ type ManagerConfig struct {
 }
 
 // configuredHost is a Host that can tell which addresses it configured
-// (*Applier); the Manager then reports what the host says rather than what
+// (netconf.FloatingIPApplier); the Manager then reports what the host says rather than what
 // it asked for.
 type configuredHost interface {
 	Configured(ip netip.Addr) bool
@@ -77,13 +71,11 @@ type Manager struct {
 	known  map[int64]FloatingIP // reported through OnSync, by ID
 }
 
-// NewManager returns a manager; call Run.
-func NewManager(cfg ManagerConfig, cloud Cloud, host Host, log *slog.Logger) *Manager {
-	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultManagerInterval
-	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = DefaultManagerRetryMin
+// NewManager returns a manager; call Run. It replaces no value: Interval
+// and RetryMin must be positive (defaults live in package config).
+func NewManager(cfg ManagerConfig, cloud Cloud, host Host, log *slog.Logger) (*Manager, error) {
+	if cfg.Interval <= 0 || cfg.RetryMin <= 0 {
+		return nil, fmt.Errorf("new floating ip manager: interval %v and retry %v must be positive", cfg.Interval, cfg.RetryMin)
 	}
 	cfg.RetryMin = min(cfg.RetryMin, cfg.Interval)
 	if log == nil {
@@ -92,7 +84,7 @@ func NewManager(cfg ManagerConfig, cloud Cloud, host Host, log *slog.Logger) *Ma
 	return &Manager{
 		cfg: cfg, cloud: cloud, host: host, log: log,
 		trigger: make(chan struct{}, 1), known: map[int64]FloatingIP{},
-	}
+	}, nil
 }
 
 // Trigger asks Run to sync now, whatever the interval or a retry delay say

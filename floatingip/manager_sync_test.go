@@ -112,7 +112,7 @@ var (
 func TestManagerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cloud := &mgrCloud{fips: []FloatingIP{fipA}}
-		m := NewManager(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}, cloud, &fakeHost{}, discardLogger())
+		m := newTestManager(t, ManagerConfig{Self: 7, IPv6Host: testIPv6Host}, cloud, &fakeHost{}, discardLogger())
 		t0 := time.Now()
 		stop := startManager(t, m)
 		time.Sleep(24 * time.Hour)
@@ -139,7 +139,7 @@ func TestManagerInterval(t *testing.T) {
 // TestManagerNextDelay checks the schedule: the interval when healthy,
 // RetryMin doubling up to the interval after failures, all within ±20%.
 func TestManagerNextDelay(t *testing.T) {
-	m := NewManager(ManagerConfig{Interval: 20 * time.Minute}, nil, nil, nil)
+	m := newTestManager(t, ManagerConfig{Interval: 20 * time.Minute}, nil, nil, nil)
 	tests := []struct {
 		failures int
 		want     time.Duration
@@ -231,7 +231,7 @@ func TestManagerBackoff(t *testing.T) {
 		host := &fakeHost{}
 		var logs lockedBuffer
 		var sl syncLog
-		m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, host, slog.New(slog.NewTextHandler(&logs, nil)))
+		m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, host, slog.New(slog.NewTextHandler(&logs, nil)))
 		t0 := time.Now()
 		stop := startManager(t, m)
 		synctest.Wait()
@@ -324,11 +324,9 @@ func TestManagerOnSync(t *testing.T) {
 		host func() Host
 	}{
 		{"plain host", func() Host { return &fakeHost{} }},
-		{"applier", func() Host {
-			a, err := NewApplier(newFakeNL(), "", discardLogger())
-			require.NoError(t, err)
-			return a
-		}},
+		// A host that tells what it configured, as netconf's
+		// FloatingIPApplier does (configuredHost).
+		{"host that reports what it configured", func() Host { return &reportingHost{} }},
 	}
 	for _, h := range hosts {
 		t.Run(h.name, func(t *testing.T) {
@@ -336,7 +334,7 @@ func TestManagerOnSync(t *testing.T) {
 				host := h.host()
 				cloud := &mgrCloud{}
 				var sl syncLog
-				m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Exclude: func(f FloatingIP) bool { return f.ID == fipG.ID }}), cloud, host, discardLogger())
+				m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Exclude: func(f FloatingIP) bool { return f.ID == fipG.ID }}), cloud, host, discardLogger())
 				for i, st := range steps {
 					cloud.set(st.apiErr, st.fips...)
 					err := m.Sync(t.Context())
@@ -353,16 +351,15 @@ func TestManagerOnSync(t *testing.T) {
 			})
 		})
 	}
-	t.Run("applier without local route reports not configured", func(t *testing.T) {
+	t.Run("host without local route reports not configured", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			nl := newFakeNL()
-			nl.routeDelay = -1
-			a, err := NewApplier(nl, "", discardLogger())
-			require.NoError(t, err)
+			// As netconf's applier: the IPv6 address is in the kernel but
+			// its local route did not appear, so it is not configured.
+			host := &reportingHost{unrouted: true}
 			cloud := &mgrCloud{fips: []FloatingIP{fipA, fipC}}
 			var sl syncLog
-			m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, a, discardLogger())
-			assert.ErrorIs(t, m.Sync(t.Context()), errNoLocalRoute)
+			m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, host, discardLogger())
+			assert.ErrorIs(t, m.Sync(t.Context()), errUnrouted)
 			got, _ := sl.take()
 			assert.Equal(t, []string{
 				"sync a configured=true here=true",
@@ -373,11 +370,51 @@ func TestManagerOnSync(t *testing.T) {
 	t.Run("plain host failing reports not configured", func(t *testing.T) {
 		cloud := &mgrCloud{fips: []FloatingIP{fipA}}
 		var sl syncLog
-		m := NewManager(sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, failingHost{}, discardLogger())
+		m := newTestManager(t, sl.config(ManagerConfig{Self: 7, IPv6Host: testIPv6Host}), cloud, failingHost{}, discardLogger())
 		assert.Error(t, m.Sync(t.Context()))
 		got, _ := sl.take()
 		assert.Equal(t, []string{"sync a configured=false here=true"}, got)
 	})
+}
+
+// errUnrouted is reportingHost's error for an IPv6 address without its
+// local route.
+var errUnrouted = errors.New("no local route")
+
+// reportingHost is a Host that tells which addresses it configured
+// (configuredHost); with unrouted, IPv6 addresses are set but do not
+// count as configured, and Set fails with errUnrouted.
+type reportingHost struct {
+	mu       sync.Mutex
+	unrouted bool
+	set      map[string][]netip.Prefix
+}
+
+func (h *reportingHost) Set(_ context.Context, owner string, ps []netip.Prefix) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.set == nil {
+		h.set = map[string][]netip.Prefix{}
+	}
+	h.set[owner] = slices.Clone(ps)
+	if h.unrouted && slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		return errUnrouted
+	}
+	return nil
+}
+
+func (h *reportingHost) Configured(ip netip.Addr) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.unrouted && ip.Is6() {
+		return false
+	}
+	for _, ps := range h.set {
+		if slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr() == ip }) {
+			return true
+		}
+	}
+	return false
 }
 
 type failingHost struct{}

@@ -21,7 +21,7 @@ func TestManagerSync(t *testing.T) {
 			FloatingIP{ID: 4, Name: "grp", Type: "ipv4", IP: netip.MustParseAddr("203.0.113.4"), ServerID: 7},
 		)
 		host := &fakeHost{}
-		m := NewManager(ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Interval: 20 * time.Minute, Exclude: func(f FloatingIP) bool { return f.ID == 4 }}, cloud, host, nil)
+		m := newTestManager(t, ManagerConfig{Self: 7, IPv6Host: testIPv6Host, Interval: 20 * time.Minute, Exclude: func(f FloatingIP) bool { return f.ID == 4 }}, cloud, host, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- m.Run(ctx) }()
@@ -86,4 +86,18 @@ func TestPeerChecks(t *testing.T) {
 	s, err := down(t.Context(), 2)
 	require.NoError(t, err)
 	assert.Equal(t, PeerDown, s)
+}
+
+// TestNewManagerReplacesNothing: the manager takes the timings it is given
+// and refuses missing ones instead of defaulting them (defaults live in
+// package config; issue 11).
+func TestNewManagerReplacesNothing(t *testing.T) {
+	for _, cfg := range []ManagerConfig{{RetryMin: time.Second}, {Interval: time.Minute}} {
+		_, err := NewManager(cfg, nil, nil, nil)
+		assert.Error(t, err, "%+v", cfg)
+	}
+	m, err := NewManager(ManagerConfig{Interval: time.Minute, RetryMin: 2 * time.Second}, nil, nil, nil)
+	require.NoError(t, err)
+	assert.Equal(t, time.Minute, m.cfg.Interval)
+	assert.Equal(t, 2*time.Second, m.cfg.RetryMin)
 }

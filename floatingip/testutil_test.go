@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"testing"
 	"time"
 
 	"github.com/hc-agent/hc-agent/config"
@@ -71,3 +72,20 @@ func withHealthDefaults(h HealthConfig) HealthConfig {
 
 // testIPv6Host is config's default ipv6_host.
 var testIPv6Host = netip.MustParseAddr(config.DefaultIPv6Host)
+
+// newTestManager is NewManager with the timings a test leaves zero set as
+// the daemon sets them (api.poll_interval and config.DefaultAPIRetryMin).
+func newTestManager(t testing.TB, cfg ManagerConfig, cloud Cloud, host Host, log *slog.Logger) *Manager {
+	t.Helper()
+	if cfg.Interval == 0 {
+		cfg.Interval = config.DefaultAPIPollInterval
+	}
+	if cfg.RetryMin == 0 {
+		cfg.RetryMin = config.DefaultAPIRetryMin
+	}
+	m, err := NewManager(cfg, cloud, host, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

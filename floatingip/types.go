@@ -35,8 +35,8 @@ type Cloud interface {
 
 // Host configures the addresses of floating IPs on the public NIC. Set is
 // declarative per owner: afterwards exactly prefixes are configured for owner,
-// and addresses configured by someone else are never touched. *Applier
-// implements it.
+// and addresses configured by someone else are never touched.
+// netconf.FloatingIPApplier implements it.
 type Host interface {
 	Set(ctx context.Context, owner string, prefixes []netip.Prefix) error
 }

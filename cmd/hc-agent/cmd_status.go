@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 
-	"github.com/hc-agent/hc-agent/agent"
 	"github.com/hc-agent/hc-agent/config"
 )
 
@@ -41,7 +40,7 @@ the daemon does not answer.`,
 				}
 				*addr = dialAddr(cfg.Metrics.Listen)
 			}
-			raw, view, err := agent.FetchStatus(ctx, *addr)
+			raw, view, err := FetchStatus(ctx, *addr)
 			if err != nil {
 				return err
 			}
@@ -49,7 +48,7 @@ the daemon does not answer.`,
 				_, err := env.stdout.Write(raw)
 				return err
 			}
-			return agent.WriteStatus(env.stdout, view)
+			return WriteStatus(env.stdout, view)
 		},
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package main
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hc-agent/hc-agent/agent"
+
 	"github.com/hc-agent/hc-agent/floatingip"
 )
 
@@ -23,7 +25,7 @@ const maxStatusBody = 4 << 20
 // StatusView is the /status document as a client decodes it, with the
 // groups typed.
 type StatusView struct {
-	Status
+	agent.Status
 	Groups []floatingip.Status `json:"groups"`
 }
 

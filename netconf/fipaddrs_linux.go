@@ -1,4 +1,4 @@
-package floatingip
+package netconf
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nlHandle is the part of netlink the applier uses.
-type nlHandle interface {
+// fipHandle is the part of netlink the applier uses.
+type fipHandle interface {
 	LinkList() ([]netlink.Link, error)
 	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
 	AddrReplace(link netlink.Link, addr *netlink.Addr) error
@@ -30,7 +30,7 @@ type nlHandle interface {
 	RouteGet(destination net.IP) ([]netlink.Route, error)
 }
 
-var _ nlHandle = (*netlink.Handle)(nil)
+var _ fipHandle = (*netlink.Handle)(nil)
 
 // publicMACPrefix starts the MAC of a Hetzner Cloud server's public NIC.
 const publicMACPrefix = 0x96
@@ -44,12 +44,14 @@ const (
 	routePoll        = 10 * time.Millisecond
 )
 
-// Applier configures floating IP addresses on the public NIC and removes
-// only those it added. Ownership is tracked per owner ("manager",
-// "group:NAME") and persisted as JSON at a path the daemon gives, so that a
-// restarted agent still knows what it added. It implements Host.
-type Applier struct {
-	nl        nlHandle
+// FloatingIPApplier configures floating IP addresses on the public NIC and
+// removes only those it added, next to the private networks: all host
+// configuration lives in netconf. Ownership is tracked per owner
+// ("manager", "group:NAME") and persisted as JSON at a path the daemon
+// gives, so that a restarted agent still knows what it added. It
+// implements floatingip.Host.
+type FloatingIPApplier struct {
+	nl        fipHandle
 	statePath string
 	log       *slog.Logger
 
@@ -65,16 +67,14 @@ type Applier struct {
 	noRoute map[netip.Prefix]bool
 }
 
-var _ Host = (*Applier)(nil)
-
-// NewApplier returns an applier using nl (netlink.NewHandle, or a handle in
+// NewFloatingIPApplier returns an applier using nl (netlink.NewHandle, or a handle in
 // a test namespace) and loads the ownership record from statePath ("" keeps
 // it in memory only).
-func NewApplier(nl nlHandle, statePath string, log *slog.Logger) (*Applier, error) {
+func NewFloatingIPApplier(nl fipHandle, statePath string, log *slog.Logger) (*FloatingIPApplier, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Applier{
+	a := &FloatingIPApplier{
 		nl: nl, statePath: statePath, log: log, routeWait: defaultRouteWait,
 		owned: map[string][]string{}, noRoute: map[netip.Prefix]bool{},
 	}
@@ -85,7 +85,7 @@ func NewApplier(nl nlHandle, statePath string, log *slog.Logger) (*Applier, erro
 		case err != nil:
 			return nil, fmt.Errorf("read floating ip state %s: %w", statePath, err)
 		default:
-			o, err := parseOwned(b)
+			o, err := parseFloatingIPOwned(b)
 			if err != nil {
 				return nil, fmt.Errorf("parse floating ip state %s: %w", statePath, err)
 			}
@@ -95,12 +95,12 @@ func NewApplier(nl nlHandle, statePath string, log *slog.Logger) (*Applier, erro
 	return a, nil
 }
 
-// parseOwned parses the ownership record: a JSON object from owner to the
+// parseFloatingIPOwned parses the ownership record: a JSON object from owner to the
 // prefixes it added. Prefixes are normalised, sorted and deduplicated; an
 // owner without prefixes is dropped; an invalid prefix or an empty owner is
 // an error, since guessing could later remove an address hc-agent did not
 // add.
-func parseOwned(b []byte) (map[string][]string, error) {
+func parseFloatingIPOwned(b []byte) (map[string][]string, error) {
 	var raw map[string][]string
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func parseOwned(b []byte) (map[string][]string, error) {
 // with 96:00 like the MACs Hetzner assigns (a random MAC does once in
 // 16384), then the lowest interface index, since the NICs of the machine
 // register before links created later.
-func (a *Applier) publicLink() (netlink.Link, error) {
+func (a *FloatingIPApplier) publicLink() (netlink.Link, error) {
 	links, err := a.nl.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
@@ -201,7 +201,7 @@ func (a *Applier) publicLink() (netlink.Link, error) {
 
 // defaultRouteLinks returns the indexes of the links that carry a default
 // route of family in the main table, in the kernel's order.
-func (a *Applier) defaultRouteLinks(family int) ([]int, error) {
+func (a *FloatingIPApplier) defaultRouteLinks(family int) ([]int, error) {
 	routes, err := a.nl.RouteList(nil, family)
 	if err != nil {
 		return nil, fmt.Errorf("list routes of family %d: %w", family, err)
@@ -237,7 +237,7 @@ func isZeroMask(m net.IPMask) bool {
 // traffic to the address is received when Set returns. It makes no netlink
 // writes and no state file write when nothing changes; it keeps going past
 // one failure and returns all errors joined.
-func (a *Applier) Set(ctx context.Context, owner string, prefixes []netip.Prefix) error {
+func (a *FloatingIPApplier) Set(ctx context.Context, owner string, prefixes []netip.Prefix) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	link, err := a.publicLink()
@@ -343,7 +343,7 @@ var errNoLocalRoute = errors.New("no local route")
 // returns one error per address whose route did not appear and records
 // those in noRoute, so that Configured does not claim them and the next Set
 // looks again.
-func (a *Applier) waitLocalRoutes(ctx context.Context, dev string, ps []netip.Prefix) []error {
+func (a *FloatingIPApplier) waitLocalRoutes(ctx context.Context, dev string, ps []netip.Prefix) []error {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -396,7 +396,7 @@ func (a *Applier) waitLocalRoutes(ctx context.Context, dev string, ps []netip.Pr
 
 // hasLocalRoute asks the kernel how it routes p's address and reports
 // whether it delivers it locally.
-func (a *Applier) hasLocalRoute(p netip.Prefix) (bool, error) {
+func (a *FloatingIPApplier) hasLocalRoute(p netip.Prefix) (bool, error) {
 	rs, err := a.nl.RouteGet(net.IP(p.Addr().AsSlice()))
 	if err != nil {
 		return false, fmt.Errorf("get route to %v: %w", p.Addr(), err)
@@ -411,7 +411,7 @@ func (a *Applier) hasLocalRoute(p netip.Prefix) (bool, error) {
 
 // ownedByAnyone reports whether some owner added s, so another owner may
 // share it; an address nobody added stays foreign.
-func (a *Applier) ownedByAnyone(s string) bool {
+func (a *FloatingIPApplier) ownedByAnyone(s string) bool {
 	for _, ps := range a.owned {
 		if slices.Contains(ps, s) {
 			return true
@@ -420,7 +420,7 @@ func (a *Applier) ownedByAnyone(s string) bool {
 	return false
 }
 
-func (a *Applier) wantedByOther(owner, s string) bool {
+func (a *FloatingIPApplier) wantedByOther(owner, s string) bool {
 	for o, ps := range a.owned {
 		if o != owner && slices.Contains(ps, s) {
 			return true
@@ -430,7 +430,7 @@ func (a *Applier) wantedByOther(owner, s string) bool {
 }
 
 // Owned returns the prefixes owner added, sorted.
-func (a *Applier) Owned(owner string) []string {
+func (a *FloatingIPApplier) Owned(owner string) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.owned[owner])
@@ -439,7 +439,7 @@ func (a *Applier) Owned(owner string) []string {
 // Addresses returns the addresses hc-agent configured, for any owner,
 // sorted and without duplicates. An IPv6 address whose local route has not
 // appeared is included: it is configured, and removed like any other.
-func (a *Applier) Addresses() []netip.Prefix {
+func (a *FloatingIPApplier) Addresses() []netip.Prefix {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []netip.Prefix
@@ -457,7 +457,7 @@ func (a *Applier) Addresses() []netip.Prefix {
 // Configured reports whether hc-agent configured ip on the public NIC (for
 // any owner) and the kernel receives traffic to it: an IPv6 address whose
 // local route did not appear in time is not.
-func (a *Applier) Configured(ip netip.Addr) bool {
+func (a *FloatingIPApplier) Configured(ip netip.Addr) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, ps := range a.owned {
@@ -471,7 +471,7 @@ func (a *Applier) Configured(ip netip.Addr) bool {
 	return false
 }
 
-func (a *Applier) save() error {
+func (a *FloatingIPApplier) save() error {
 	if a.statePath == "" {
 		return nil
 	}

@@ -1,8 +1,9 @@
-package floatingip
+package netconf
 
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func prefixes(ss ...string) []netip.Prefix {
 	return out
 }
 
-// TestApplierFake runs the Applier against the fake netlink: each case
+// TestApplierFake runs the FloatingIPApplier against the fake netlink: each case
 // starts from addresses on the NIC (configured by someone else) and an
 // ownership record, makes Set calls and checks the addresses, the netlink
 // writes and the record.
@@ -144,7 +145,7 @@ func TestApplierFake(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			nl := newFakeNL()
+			nl := newFIPNL()
 			if tc.noPublic {
 				nl.links = nl.links[1:]
 				nl.defaultLink = 3
@@ -161,7 +162,7 @@ func TestApplierFake(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, os.WriteFile(state, b, 0o644))
 			}
-			a, err := NewApplier(nl, state, discardLogger())
+			a, err := NewFloatingIPApplier(nl, state, slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
 			// The record is loaded; without it a write shows.
 			require.NoError(t, os.RemoveAll(state))
@@ -197,7 +198,7 @@ func TestApplierFake(t *testing.T) {
 				assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "record mode")
 				b, err := os.ReadFile(state)
 				require.NoError(t, err)
-				saved, err := parseOwned(b)
+				saved, err := parseFloatingIPOwned(b)
 				require.NoError(t, err)
 				assert.Equal(t, tc.wantOwned, saved, "saved record")
 			}
@@ -208,12 +209,12 @@ func TestApplierFake(t *testing.T) {
 // TestApplierPartialFailure checks that one failing address neither stops
 // the others nor enters the record, and that a failed delete stays owned.
 func TestApplierPartialFailure(t *testing.T) {
-	nl := newFakeNL()
+	nl := newFIPNL()
 	nl.add(2, "203.0.113.9/32")
 	bad := netip.MustParsePrefix("203.0.113.2/32")
 	nl.failReplace = map[netip.Prefix]error{bad: unix.EPERM}
 	nl.failDel = map[netip.Prefix]error{netip.MustParsePrefix("203.0.113.9/32"): unix.EBUSY}
-	a, err := NewApplier(nl, "", discardLogger())
+	a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	a.owned["manager"] = []string{"203.0.113.9/32"}
 
@@ -246,9 +247,9 @@ func TestApplierLocalRoute(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				nl := newFakeNL()
+				nl := newFIPNL()
 				nl.routeDelay = tc.delay
-				a, err := NewApplier(nl, "", discardLogger())
+				a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 				require.NoError(t, err)
 				start := time.Now()
 				err = a.Set(t.Context(), "manager", []netip.Prefix{v4, v6})
@@ -282,9 +283,9 @@ func TestApplierLocalRoute(t *testing.T) {
 	}
 	t.Run("cancelled context ends the wait", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			nl := newFakeNL()
+			nl := newFIPNL()
 			nl.routeDelay = -1
-			a, err := NewApplier(nl, "", discardLogger())
+			a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
 			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 			defer cancel()
@@ -299,8 +300,8 @@ func TestApplierLocalRoute(t *testing.T) {
 
 // TestApplierAccessors checks Addresses and Configured across owners.
 func TestApplierAccessors(t *testing.T) {
-	nl := newFakeNL()
-	a, err := NewApplier(nl, "", discardLogger())
+	nl := newFIPNL()
+	a, err := NewFloatingIPApplier(nl, "", slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	assert.Empty(t, a.Addresses())
 	require.NoError(t, a.Set(t.Context(), "group:web", prefixes("203.0.113.10/32", "2001:db8::1/64")))
@@ -353,10 +354,10 @@ var parseOwnedTests = []struct {
 	{name: "wrong shape", in: `{"manager":"203.0.113.1/32"}`, wantErr: true},
 }
 
-func TestParseOwned(t *testing.T) {
+func TestParseFloatingIPOwned(t *testing.T) {
 	for _, tc := range parseOwnedTests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseOwned([]byte(tc.in))
+			got, err := parseFloatingIPOwned([]byte(tc.in))
 			if tc.wantErr {
 				assert.Error(t, err)
 				return
@@ -367,18 +368,18 @@ func TestParseOwned(t *testing.T) {
 	}
 }
 
-func FuzzParseOwned(f *testing.F) {
+func FuzzParseFloatingIPOwned(f *testing.F) {
 	for _, tc := range parseOwnedTests {
 		f.Add([]byte(tc.in))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		o, err := parseOwned(b)
+		o, err := parseFloatingIPOwned(b)
 		if err != nil {
 			return
 		}
 		out, err := json.Marshal(o)
 		require.NoError(t, err)
-		again, err := parseOwned(out)
+		again, err := parseFloatingIPOwned(out)
 		require.NoError(t, err, "parse of %s", out)
 		assert.Equal(t, o, again)
 		for _, ps := range o {
@@ -394,8 +395,8 @@ func FuzzParseOwned(f *testing.F) {
 // BenchmarkApplierSetUnchanged measures the steady-state Set: reads only,
 // no writes, no state file write.
 func BenchmarkApplierSetUnchanged(b *testing.B) {
-	nl := newFakeNL()
-	a, err := NewApplier(nl, filepath.Join(b.TempDir(), "owned.json"), discardLogger())
+	nl := newFIPNL()
+	a, err := NewFloatingIPApplier(nl, filepath.Join(b.TempDir(), "owned.json"), slog.New(slog.DiscardHandler))
 	require.NoError(b, err)
 	ps := prefixes("203.0.113.1/32", "203.0.113.2/32", "2001:db8:1:2::1/64")
 	require.NoError(b, a.Set(b.Context(), "manager", ps))

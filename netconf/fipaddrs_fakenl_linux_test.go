@@ -1,4 +1,4 @@
-package floatingip
+package netconf
 
 import (
 	"errors"
@@ -15,11 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fakeNL is a stateful fake of the netlink calls the Applier makes: links,
+// fipNL is a stateful fake of the netlink calls the FloatingIPApplier makes: links,
 // their addresses and the kernel's local routes for them. It renders its
 // addresses as sorted text and counts writes. Its clock is time.Now, so a
 // test in a synctest bubble controls when a local route appears.
-type fakeNL struct {
+type fipNL struct {
 	mu    sync.Mutex
 	links []netlink.Link
 	addrs map[int][]fakeAddr // by link index
@@ -43,14 +43,14 @@ type fakeAddr struct {
 	added time.Time
 }
 
-var _ nlHandle = (*fakeNL)(nil)
+var _ fipHandle = (*fipNL)(nil)
 
-// newFakeNL returns a host with eth0, the public NIC (96: MAC), and eth1, a
+// newFIPNL returns a host with eth0, the public NIC (96: MAC), and eth1, a
 // private network NIC (86: MAC).
-func newFakeNL() *fakeNL {
+func newFIPNL() *fipNL {
 	mac0, _ := net.ParseMAC("96:00:00:00:00:01")
 	mac1, _ := net.ParseMAC("86:00:00:00:00:02")
-	return &fakeNL{
+	return &fipNL{
 		links: []netlink.Link{
 			&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 2, Name: "eth0", HardwareAddr: mac0}},
 			&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 3, Name: "eth1", HardwareAddr: mac1}},
@@ -61,7 +61,7 @@ func newFakeNL() *fakeNL {
 
 // add puts an address on a link as if someone else configured it; an IPv6
 // one comes with the flags in s ("2001:db8::1/64 nodad").
-func (f *fakeNL) add(index int, s string) {
+func (f *fipNL) add(index int, s string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fields := strings.Fields(s)
@@ -73,7 +73,7 @@ func (f *fakeNL) add(index int, s string) {
 }
 
 // del removes an address as if someone else deleted it.
-func (f *fakeNL) del(index int, s string) {
+func (f *fipNL) del(index int, s string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := netip.MustParsePrefix(s)
@@ -81,7 +81,7 @@ func (f *fakeNL) del(index int, s string) {
 }
 
 // state renders every address as "dev prefix[ nodad]", sorted.
-func (f *fakeNL) state() []string {
+func (f *fipNL) state() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
@@ -98,19 +98,19 @@ func (f *fakeNL) state() []string {
 	return out
 }
 
-func (f *fakeNL) writeCount() int {
+func (f *fipNL) writeCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.writes
 }
 
-func (f *fakeNL) LinkList() ([]netlink.Link, error) {
+func (f *fipNL) LinkList() ([]netlink.Link, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.links), nil
 }
 
-func (f *fakeNL) AddrList(link netlink.Link, family int) ([]netlink.Addr, error) {
+func (f *fipNL) AddrList(link netlink.Link, family int) ([]netlink.Addr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if family != netlink.FAMILY_ALL {
@@ -123,7 +123,7 @@ func (f *fakeNL) AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
 	return out, nil
 }
 
-func (f *fakeNL) AddrReplace(link netlink.Link, addr *netlink.Addr) error {
+func (f *fipNL) AddrReplace(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.writes++
@@ -144,7 +144,7 @@ func (f *fakeNL) AddrReplace(link netlink.Link, addr *netlink.Addr) error {
 	return nil
 }
 
-func (f *fakeNL) AddrDel(link netlink.Link, addr *netlink.Addr) error {
+func (f *fipNL) AddrDel(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.writes++
@@ -164,7 +164,7 @@ func (f *fakeNL) AddrDel(link netlink.Link, addr *netlink.Addr) error {
 	return nil
 }
 
-func (f *fakeNL) RouteList(link netlink.Link, family int) ([]netlink.Route, error) {
+func (f *fipNL) RouteList(link netlink.Link, family int) ([]netlink.Route, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if link != nil || family != netlink.FAMILY_V4 {
@@ -179,7 +179,7 @@ func (f *fakeNL) RouteList(link netlink.Link, family int) ([]netlink.Route, erro
 // RouteGet answers like the kernel for the addresses it knows: local for an
 // address of a link (an IPv6 one once routeDelay passed since it was
 // added), else a unicast route.
-func (f *fakeNL) RouteGet(dst net.IP) ([]netlink.Route, error) {
+func (f *fipNL) RouteGet(dst net.IP) ([]netlink.Route, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.routeGets++

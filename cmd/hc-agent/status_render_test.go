@@ -1,7 +1,7 @@
-package agent
+package main
 
 import (
-	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,39 +12,43 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/agent"
 	"github.com/hc-agent/hc-agent/floatingip"
 )
 
-type statusGroup struct{ st floatingip.Status }
-
-func (g statusGroup) Run(ctx context.Context) error      { <-ctx.Done(); return nil }
-func (g statusGroup) Name() string                       { return g.st.Name }
-func (g statusGroup) Handover(ctx context.Context) error { return nil }
-func (g statusGroup) Status() any                        { return g.st }
+// statusServer serves st as the daemon's /status does.
+func statusServer(t *testing.T, st agent.Status) *httptest.Server {
+	t.Helper()
+	b, err := json.MarshalIndent(st, "", "  ")
+	require.NoError(t, err)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "/status", r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
 
 func TestFetchAndWriteStatus(t *testing.T) {
 	at := time.Date(2026, 11, 28, 4, 0, 0, 0, time.UTC)
-	a, err := New(testConfig(t), Options{Now: func() time.Time { return at.Add(90 * time.Second) }})
-	require.NoError(t, err)
-	a.started = at
-	a.ready = true
-	a.phase = "running"
-	a.summary.InstanceID, a.summary.Hostname = 11, "web-1"
-	a.components[ComponentNetconf] = &componentState{LastRun: at, LastSuccess: at, Duration: 0.0042, Changes: 2}
-	a.groups = []Group{statusGroup{floatingip.Status{
-		Name: "web", Mode: "memberlist", Self: 11, Role: floatingip.RoleHolder, Healthy: true,
-		Members: []floatingip.Member{
-			{ID: 11, Name: "web-1", Priority: 100, Alive: true, Healthy: true, Holding: true},
-			{ID: 12, Name: "web-2", Priority: 90, Alive: true, Healthy: true},
+	srv := statusServer(t, agent.Status{
+		InstanceID: 11, Hostname: "web-1", StartedAt: at, UptimeSeconds: 90, Ready: true, Phase: "running",
+		Components: map[string]agent.ComponentStatus{
+			agent.ComponentNetconf: {LastRun: at, LastSuccess: at, DurationSeconds: 0.0042, Changes: 2},
 		},
-		FloatingIPs: []floatingip.FIPStatus{{ID: 5, IP: "203.0.113.7", HolderByAPI: 11, HolderByView: 11, ConfiguredHere: true}},
-		LastMove:    &floatingip.MoveRecord{At: at, From: 12, To: 11, Duration: 1800 * time.Millisecond, Result: "success"},
-		Gossip:      "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
-	}}}
+		Groups: []any{floatingip.Status{
+			Name: "web", Mode: "memberlist", Self: 11, Role: floatingip.RoleHolder, Healthy: true,
+			Members: []floatingip.Member{
+				{ID: 11, Name: "web-1", Priority: 100, Alive: true, Healthy: true, Holding: true},
+				{ID: 12, Name: "web-2", Priority: 90, Alive: true, Healthy: true},
+			},
+			FloatingIPs: []floatingip.FIPStatus{{ID: 5, IP: "203.0.113.7", HolderByAPI: 11, HolderByView: 11, ConfiguredHere: true}},
+			LastMove:    &floatingip.MoveRecord{At: at, From: 12, To: 11, Duration: 1800 * time.Millisecond, Result: "success"},
+			Gossip:      "no peers: messages from 10.0.0.3 do not decrypt with our key (gossip key mismatch)",
+		}},
+	})
 
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
 	raw, v, err := FetchStatus(t.Context(), strings.TrimPrefix(srv.URL, "http://"))
 	require.NoError(t, err)
 	assert.Contains(t, string(raw), `"instance_id": 11`)
@@ -100,8 +104,4 @@ func TestFetchStatusErrors(t *testing.T) {
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
-}
-
-func testConfig(t *testing.T) config.Config {
-	return config.Config{StateDir: t.TempDir(), Metrics: config.Metrics{Listen: "off"}}
 }

@@ -1,7 +1,8 @@
-package floatingip
+package netconf
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -19,25 +20,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var linkSeq atomic.Int32
+var fipLinkSeq atomic.Int32
 
 // v4Default is 0.0.0.0/0: netlink refuses a route without a destination.
 var v4Default = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
 
-// countingNL counts netlink writes.
-type countingNL struct {
-	nlHandle
+// fipCountingNL counts netlink writes.
+type fipCountingNL struct {
+	fipHandle
 	writes atomic.Int32
 }
 
-func (c *countingNL) AddrReplace(l netlink.Link, a *netlink.Addr) error {
+func (c *fipCountingNL) AddrReplace(l netlink.Link, a *netlink.Addr) error {
 	c.writes.Add(1)
-	return c.nlHandle.AddrReplace(l, a)
+	return c.fipHandle.AddrReplace(l, a)
 }
 
-func (c *countingNL) AddrDel(l netlink.Link, a *netlink.Addr) error {
+func (c *fipCountingNL) AddrDel(l netlink.Link, a *netlink.Addr) error {
 	c.writes.Add(1)
-	return c.nlHandle.AddrDel(l, a)
+	return c.fipHandle.AddrDel(l, a)
 }
 
 func addrsOf(t *testing.T, h *netlink.Handle, name string) ([]string, map[string]int) {
@@ -61,7 +62,7 @@ func addrsOf(t *testing.T, h *netlink.Handle, name string) ([]string, map[string
 
 func TestApplierNetns(t *testing.T) {
 	_, h := nstest.New(t)
-	seq := linkSeq.Add(1)
+	seq := fipLinkSeq.Add(1)
 	name := fmt.Sprintf("hcf%d-%d", os.Getpid()%100000, seq)
 	peerName := fmt.Sprintf("hcg%d-%d", os.Getpid()%100000, seq)
 	mac, _ := net.ParseMAC("96:00:00:aa:bb:01")
@@ -78,8 +79,8 @@ func TestApplierNetns(t *testing.T) {
 	require.NoError(t, h.AddrAdd(l, foreign))
 
 	state := filepath.Join(t.TempDir(), "state", "floatingips.json")
-	nl := &countingNL{nlHandle: h}
-	a, err := NewApplier(nl, state, discardLogger())
+	nl := &fipCountingNL{fipHandle: h}
+	a, err := NewFloatingIPApplier(nl, state, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	ctx := t.Context()
 	v4 := netip.MustParsePrefix("203.0.113.10/32")
@@ -120,7 +121,7 @@ func TestApplierNetns(t *testing.T) {
 		assert.NotContains(t, got, v4.String())
 	})
 	t.Run("ownership survives a restart", func(t *testing.T) {
-		b, err := NewApplier(h, state, discardLogger())
+		b, err := NewFloatingIPApplier(h, state, slog.New(slog.DiscardHandler))
 		require.NoError(t, err)
 		assert.Equal(t, []string{v6.String()}, b.Owned("group:web"))
 		require.NoError(t, b.Set(ctx, "group:web", nil))
@@ -179,7 +180,7 @@ func TestApplierPublicNICNetns(t *testing.T) {
 			_, h := nstest.New(t)
 			var names []string
 			for i, ln := range tt.links {
-				seq := linkSeq.Add(1)
+				seq := fipLinkSeq.Add(1)
 				name := fmt.Sprintf("hcn%d-%d", os.Getpid()%100000, seq)
 				mac, err := net.ParseMAC(ln.mac)
 				require.NoError(t, err)
@@ -205,7 +206,7 @@ func TestApplierPublicNICNetns(t *testing.T) {
 				}
 				names = append(names, name)
 			}
-			a, err := NewApplier(h, "", discardLogger())
+			a, err := NewFloatingIPApplier(h, "", slog.New(slog.DiscardHandler))
 			require.NoError(t, err)
 			require.NoError(t, a.Set(t.Context(), "manager", []netip.Prefix{fip}))
 			for i, ln := range tt.links {
@@ -219,7 +220,7 @@ func TestApplierPublicNICNetns(t *testing.T) {
 
 func TestApplierNoPublicNIC(t *testing.T) {
 	_, h := nstest.New(t)
-	a, err := NewApplier(h, "", nil)
+	a, err := NewFloatingIPApplier(h, "", nil)
 	require.NoError(t, err)
 	assert.ErrorContains(t, a.Set(t.Context(), "manager", nil), "public nic")
 }
