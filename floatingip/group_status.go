@@ -71,7 +71,8 @@ type AddressStatus struct {
 	HolderByView int64 `json:"holder_by_view"`
 	// ConfiguredHere reports whether the address is configured on this server.
 	ConfiguredHere bool `json:"configured_here"`
-	// Kind is the address's kind when the group holds several (Handlers).
+	// Kind is the address's kind, set by private VIP handlers and by
+	// Handlers (a group of several kinds).
 	Kind AddressKind `json:"kind,omitempty"`
 }
 

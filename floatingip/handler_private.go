@@ -129,13 +129,14 @@ func (p *privateVIPs) setConfigured(ctx context.Context, c bool) error {
 	return nil
 }
 
-// Status describes each VIP as last read; ID is the network's ID.
+// Status describes each VIP as last read; ID is the network's ID and
+// Kind the handler's.
 func (p *privateVIPs) Status() []AddressStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]AddressStatus, 0, len(p.cfg.VIPs))
 	for i, v := range p.cfg.VIPs {
-		s := AddressStatus{ID: v.NetworkID, Name: string(p.kind), IP: v.IP.String(), ReadAt: p.readAt, ConfiguredHere: p.configured}
+		s := AddressStatus{ID: v.NetworkID, IP: v.IP.String(), ReadAt: p.readAt, ConfiguredHere: p.configured, Kind: p.kind}
 		if i < len(p.holders) {
 			s.HolderByAPI = p.holders[i]
 		}

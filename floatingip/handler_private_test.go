@@ -180,7 +180,7 @@ func TestAliasIPsMove(t *testing.T) {
 
 		st := h.Status()
 		require.Len(t, st, 1)
-		assert.Equal(t, AddressStatus{ID: r.net, Name: "alias_ip", IP: "10.0.1.100", HolderByAPI: r.a, ReadAt: st[0].ReadAt, ConfiguredHere: true}, st[0])
+		assert.Equal(t, AddressStatus{ID: r.net, IP: "10.0.1.100", HolderByAPI: r.a, ReadAt: st[0].ReadAt, ConfiguredHere: true, Kind: KindAliasIP}, st[0])
 
 		require.NoError(t, h.Unconfigure(ctx))
 		require.NoError(t, h.Unconfigure(ctx), "idempotent")
@@ -380,7 +380,7 @@ func TestRouteIPsMove(t *testing.T) {
 
 		st := h.Status()
 		require.Len(t, st, 1)
-		assert.Equal(t, "route_ip", st[0].Name)
+		assert.Equal(t, KindRouteIP, st[0].Kind)
 		assert.Equal(t, r.a, st[0].HolderByAPI)
 	})
 }
