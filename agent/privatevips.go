@@ -59,7 +59,7 @@ func groupHandler(p groupsParams, gi int, gc floatingip.GroupConfig, deps floati
 		}
 		m := p.metrics
 		base := floatingip.PrivateVIPsConfig{
-			Self: self, ActionTimeout: gc.ActionTimeout, Host: p.privateHost,
+			Self: self, ActionTimeout: gc.ActionTimeout, Host: p.privateHost, ServerSelector: g.PeerSelector,
 			Changed: func(vip netip.Addr, configured, assigned bool) {
 				m.SetPrivateIP(g.Name, vip.String(), configured, assigned)
 			},

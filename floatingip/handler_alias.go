@@ -60,9 +60,9 @@ func NewAliasIPs(cfg PrivateVIPsConfig, cloud AliasCloud) (*AliasIPs, error) {
 // counts as held by another server until only this one lists it, so that
 // Acquire removes it there.
 func (h *AliasIPs) Holder(ctx context.Context) (int64, error) {
-	servers, err := h.cloud.ListServers(ctx, "")
+	servers, err := h.listServers(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list servers for alias ips: %w", err)
+		return 0, err
 	}
 	aliases := map[int64]map[int64][]netip.Addr{}
 	for _, s := range servers {
@@ -86,6 +86,48 @@ func (h *AliasIPs) Holder(ctx context.Context) (int64, error) {
 	h.reassert(ctx, holder)
 	h.mu.Unlock()
 	return holder, nil
+}
+
+// listServers lists the servers that may hold the VIPs. With a
+// ServerSelector (the group's peer selector) it lists those first, one page
+// for a group instead of the whole project, and lists every server only
+// when that does not settle it: this server is not among them, or some VIP
+// is on none of them (unassigned, or held by a server outside the group,
+// which a move must see to remove it there).
+func (h *AliasIPs) listServers(ctx context.Context) ([]cloudapi.Server, error) {
+	if sel := h.cfg.ServerSelector; sel != "" {
+		servers, err := h.cloud.ListServers(ctx, sel)
+		if err != nil {
+			return nil, fmt.Errorf("list servers %q for alias ips: %w", sel, err)
+		}
+		if h.settles(servers) {
+			return servers, nil
+		}
+	}
+	servers, err := h.cloud.ListServers(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("list servers for alias ips: %w", err)
+	}
+	return servers, nil
+}
+
+// settles reports whether servers include this one and a holder of every
+// VIP.
+func (h *AliasIPs) settles(servers []cloudapi.Server) bool {
+	if !slices.ContainsFunc(servers, func(s cloudapi.Server) bool { return s.ID == h.cfg.Self }) {
+		return false
+	}
+	for _, v := range h.cfg.VIPs {
+		held := slices.ContainsFunc(servers, func(s cloudapi.Server) bool {
+			return slices.ContainsFunc(s.PrivateNets, func(pn cloudapi.PrivateNet) bool {
+				return pn.NetworkID == v.NetworkID && slices.Contains(pn.AliasIPs, v.IP)
+			})
+		})
+		if !held {
+			return false
+		}
+	}
+	return true
 }
 
 // aliasHolder returns the server whose attachment lists v: another server

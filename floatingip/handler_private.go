@@ -61,7 +61,10 @@ type PrivateVIPsConfig struct {
 	VIPs []PrivateVIP
 	// ActionTimeout bounds waiting for one action.
 	ActionTimeout time.Duration
-	Host          PrivateHost
+	// ServerSelector, if set, is a label selector of the group's servers
+	// (its peer selector): alias VIPs read those before all servers.
+	ServerSelector string
+	Host           PrivateHost
 	// Changed, if set, is called after each read and each change of the
 	// host configuration, once per VIP; it must not block.
 	Changed func(vip netip.Addr, configuredHere, assignedHere bool)

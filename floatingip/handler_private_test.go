@@ -210,6 +210,52 @@ func TestAliasIPsFromNobody(t *testing.T) {
 	})
 }
 
+// TestAliasIPsServerSelector: with the group's selector a read is one
+// page of the group's servers; all servers only when that does not say
+// who holds.
+func TestAliasIPsServerSelector(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		r := newPrivateRig(t)
+		for _, id := range []int64{r.a, r.b} {
+			r.sim.SetServerLabels(id, map[string]string{"role": "db"})
+		}
+		cfg := r.cfg(aliasVIP)
+		cfg.ServerSelector = "role=db"
+		h, err := NewAliasIPs(cfg, r.api)
+		require.NoError(t, err)
+		lists := func(do func()) []string {
+			n := len(r.sim.RequestLog())
+			do()
+			var out []string
+			for _, rec := range r.sim.RequestLog()[n:] {
+				if rec.Path == "/servers" {
+					out = append(out, rec.Query)
+				}
+			}
+			return out
+		}
+		read := func() { _, err := h.Holder(ctx); require.NoError(t, err) }
+
+		// Nobody holds it: the group's servers do not settle it.
+		assert.Len(t, lists(read), 2)
+		// A group member holds it: one list.
+		r.sim.SetAliasIPs(r.b, r.net, []netip.Addr{otherB, aliasVIP})
+		got := lists(read)
+		assert.Len(t, got, 1)
+		assert.Contains(t, got[0], "label_selector=role")
+		assertHolder(t, h, r.b)
+		// A server outside the group holds it: it must be seen.
+		r.sim.SetAliasIPs(r.b, r.net, []netip.Addr{otherB})
+		r.sim.SetAliasIPs(r.c, r.net, []netip.Addr{aliasVIP})
+		assert.Len(t, lists(read), 2)
+		assertHolder(t, h, r.c)
+		require.NoError(t, h.Acquire(ctx))
+		assertHolder(t, h, r.a)
+		assert.Empty(t, r.sim.AliasIPs(r.c, r.net))
+	})
+}
+
 // TestAliasIPsStaleRead: another server got the VIP after Holder read (it
 // won a race): the API refuses it here and Acquire does not take it back;
 // the group's verifying read tells the loser.
