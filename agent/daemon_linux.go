@@ -155,12 +155,17 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
 	}
 	c.FloatingIP = fipComponent{m: mgr}
+	// Private VIPs and egress of the groups work on the same netlink
+	// handle; built once here, since a failed group start is retried.
+	vips := netconf.NewPrivateVIPs(h)
+	egress := netconf.NewEgressController(h, cfg.EgressGroups(), log.With("component", "egress"))
 	gp := groupsParams{
 		cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
 		nets: md, metrics: m, log: log,
 		newMembership: func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
 			return newNamedGossip(g, self, sum.Hostname, bind, peers, log, m)
 		},
+		privateHost: vips, egress: egress,
 	}
 	// A reload may add groups later, on the same clients.
 	c.Factory = gp

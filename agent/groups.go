@@ -21,7 +21,8 @@ type groupsParams struct {
 	ipv6Host netip.Addr
 	api      *cloudapi.Client // the process's one client (one budget)
 	host     floatingip.Host
-	// nets gives the default bind address (the first private IP).
+	// nets gives the default bind address (the first private IP) and the
+	// networks private VIPs live in.
 	nets interface {
 		PrivateNetworks(ctx context.Context) ([]metadata.PrivateNetwork, error)
 	}
@@ -29,8 +30,14 @@ type groupsParams struct {
 	// (newGossip; tests pass an in-memory one); bind is the private
 	// address to gossip on and peers the other members' addresses.
 	newMembership func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error)
-	metrics       *metrics.Metrics
-	log           *slog.Logger
+	// privateHost configures private VIPs on the private NICs
+	// (netconf.PrivateVIPs); groups with private_ips need it.
+	privateHost floatingip.PrivateHost
+	// egress follows the floating IPs that groups with egress: true hold
+	// (netconf.EgressController); nil leaves egress off.
+	egress  floatingip.Egress
+	metrics *metrics.Metrics
+	log     *slog.Logger
 }
 
 // groupAdapter makes a *floatingip.Group an agent Group; m is its
@@ -69,9 +76,8 @@ func newGroups(ctx context.Context, p groupsParams) ([]Group, error) {
 // discovered by peer_selector) and this server's own private addresses:
 // the default gossip address, and never a peer (a shared peer list may
 // name every member). ownErr is why the own addresses are unknown.
-func (p groupsParams) resolvePeers(ctx context.Context, g config.Group) (peers []string, own []netip.Addr, ownErr, err error) {
+func (p groupsParams) resolvePeers(ctx context.Context, g config.Group) (peers []string, own []netip.Addr, nets []metadata.PrivateNetwork, ownErr, err error) {
 	if p.nets != nil {
-		var nets []metadata.PrivateNetwork
 		nets, ownErr = p.nets.PrivateNetworks(ctx)
 		for _, n := range nets {
 			own = append(own, n.IP)
@@ -82,7 +88,7 @@ func (p groupsParams) resolvePeers(ctx context.Context, g config.Group) (peers [
 	if g.PeerSelector != "" {
 		servers, err := p.api.ListServers(ctx, g.PeerSelector)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
+			return nil, nil, nil, nil, fmt.Errorf("discover peers of group %s: %w", g.Name, err)
 		}
 		for _, s := range servers {
 			if s.ID == p.self || len(s.PrivateNets) == 0 {
@@ -91,7 +97,7 @@ func (p groupsParams) resolvePeers(ctx context.Context, g config.Group) (peers [
 			peers = append(peers, s.PrivateNets[0].IP.String())
 		}
 	}
-	return peers, own, ownErr, nil
+	return peers, own, nets, ownErr, nil
 }
 
 // NewGroup builds one group at run time (a reload added it); it is
@@ -106,13 +112,13 @@ func (p groupsParams) NewGroup(ctx context.Context, g config.Group) (Group, erro
 
 // Peers is GroupFactory: the group's peer addresses, as at start.
 func (p groupsParams) Peers(ctx context.Context, g config.Group) ([]string, error) {
-	peers, _, _, err := p.resolvePeers(ctx, g)
+	peers, _, _, _, err := p.resolvePeers(ctx, g)
 	return peers, err
 }
 
 // newGroup creates one group and, in memberlist mode, its membership.
 func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.Group, floatingip.Membership, error) {
-	peers, own, ownErr, err := p.resolvePeers(ctx, g)
+	peers, own, nets, ownErr, err := p.resolvePeers(ctx, g)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -145,6 +151,9 @@ func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.
 	}
 	if gc.ExpectedSize == 2 {
 		deps.PeerCheck = apiPeerCheck(p.api)
+	}
+	if deps.Handler, err = groupHandler(p, gc, deps, g, nets, ownErr); err != nil {
+		return nil, nil, err
 	}
 	switch g.Mode {
 	case config.ModeKeepalived:

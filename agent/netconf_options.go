@@ -17,5 +17,6 @@ func NetconfOptions(cfg config.Config) netconf.Options {
 		Exclude:            pn.Exclude,
 		PinMetadataRoute:   pn.PinMetadataRoute,
 		PollInterval:       cfg.Metadata.PollInterval,
+		GroupIPs:           cfg.GroupPrivateIPs(),
 	}
 }

@@ -77,6 +77,21 @@ const (
 	ModeKeepalived = "keepalived"
 )
 
+// Via is how a private VIP (groups[].private_ips[].via) follows the holder.
+// The set is closed: ViaAlias or ViaRoute.
+type Via string
+
+// Private VIP kinds.
+const (
+	// ViaAlias makes the VIP an alias IP of the holder's attachment to the
+	// network (change_alias_ips). The VIP lies inside the attached subnet.
+	ViaAlias Via = "alias"
+	// ViaRoute makes the network route VIP/32 to the holder's private IP
+	// (add_route/delete_route). The VIP lies inside the network's range but
+	// outside every subnet.
+	ViaRoute Via = "route"
+)
+
 // Health check types.
 const (
 	HealthNone    = "none"
@@ -163,12 +178,14 @@ func (f FloatingIPs) IPv6HostAddr() (netip.Addr, error) {
 }
 
 // Group is one failover group. Every key is optional in the file, but
-// Validate requires name, floating_ips or floating_ip_selector, and the keys
-// its mode needs (see Validate).
+// Validate requires name, at least one of floating_ips, floating_ip_selector
+// and private_ips, and the keys its mode needs (see Validate).
 type Group struct {
 	Name               string        `yaml:"name"`                 // required, unique, [A-Za-z0-9_.-], at most 63 characters
 	FloatingIPs        []string      `yaml:"floating_ips"`         // names or IDs
 	FloatingIPSelector string        `yaml:"floating_ip_selector"` // label selector; both keys may be set (union)
+	PrivateIPs         []PrivateIP   `yaml:"private_ips"`          // private VIPs; default none
+	Egress             bool          `yaml:"egress"`               // holder sends internet traffic from the floating IPs; default false
 	Priority           int           `yaml:"priority"`             // higher wins, 0..255, default 100
 	Peers              []string      `yaml:"peers"`                // private addresses (host or host:port)
 	PeerSelector       string        `yaml:"peer_selector"`        // discover peers by server label selector
@@ -183,6 +200,24 @@ type Group struct {
 	PreemptDelay       time.Duration `yaml:"preempt_delay"`        // default 30s; 0 preempts at once
 	MaxMovesPerMinute  int           `yaml:"max_moves_per_minute"` // default 3
 	Health             HealthCheck   `yaml:"health"`
+}
+
+// PrivateIP is one private VIP of a group: an address in one of the
+// server's private networks that moves with the group like a floating IP.
+// Both keys are required; there is no default kind.
+type PrivateIP struct {
+	IP  string `yaml:"ip"`  // IPv4 address inside a private network's range
+	Via Via    `yaml:"via"` // alias or route
+}
+
+// Addr returns the parsed IP, or the zero Addr when it is not an IPv4
+// address (Validate reports that).
+func (p PrivateIP) Addr() netip.Addr {
+	a, err := netip.ParseAddr(p.IP)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}
+	}
+	return a
 }
 
 // HealthCheck decides whether this member is a candidate.

@@ -62,6 +62,9 @@ func applyGroupDefaults(g *Group, n *yaml.Node) {
 	}
 	defaultString(&g.Mode, d.Mode)
 	g.FloatingIPs = nilIfEmpty(g.FloatingIPs)
+	if len(g.PrivateIPs) == 0 {
+		g.PrivateIPs = nil
+	}
 	g.Peers = nilIfEmpty(g.Peers)
 	g.Health.Command = nilIfEmpty(g.Health.Command)
 

@@ -65,6 +65,8 @@ func TestExampleUncommented(t *testing.T) {
 	assert.Equal(t, d.Health.Rise, web.Health.Rise)
 	assert.Equal(t, d.Health.Fall, web.Health.Fall)
 	assert.Equal(t, HealthHTTP, web.Health.Type)
+	assert.Equal(t, []PrivateIP{{IP: "10.0.1.100", Via: ViaAlias}, {IP: "10.0.2.50", Via: ViaRoute}}, web.PrivateIPs)
+	assert.False(t, web.Egress, "egress is off by default")
 	assert.Equal(t, ModeKeepalived, db.Mode)
 	assert.Equal(t, "VI_DB", db.KeepalivedInstance)
 }

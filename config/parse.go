@@ -108,6 +108,9 @@ func Parse(data []byte) (Config, error) {
 	if err := checkIntegers(&root); err != nil {
 		return Config{}, err
 	}
+	if err := checkPrivateIPs(&root); err != nil {
+		return Config{}, err
+	}
 	applyDefaults(&c, &root)
 	return c, nil
 }
@@ -235,6 +238,12 @@ func typeName(goType string) string {
 		return "a list of strings"
 	case "[]config.Group":
 		return "a list of groups"
+	case "[]config.PrivateIP":
+		return "a list of private IPs"
+	case "config.PrivateIP":
+		return "a mapping such as {ip: 10.0.1.100, via: alias}"
+	case "config.Via":
+		return privateIPKinds
 	}
 	if strings.HasPrefix(goType, "config.") {
 		return "a mapping"

@@ -86,6 +86,64 @@ var parseCases = []struct {
 		},
 	},
 	{
+		name: "private VIPs and egress, flow and block style",
+		in: "groups:\n- name: db\n  private_ips: [{ip: 10.0.1.100, via: alias}, {ip: 10.0.2.50, via: route}]\n" +
+			"- name: web\n  floating_ips: [web-ip]\n  egress: true\n  private_ips:\n    - ip: 192.168.0.7\n      via: alias\n",
+		want: func(c *Config) {
+			db, web := DefaultGroup(), DefaultGroup()
+			db.Name = "db"
+			db.PrivateIPs = []PrivateIP{{IP: "10.0.1.100", Via: ViaAlias}, {IP: "10.0.2.50", Via: ViaRoute}}
+			web.Name, web.FloatingIPs, web.Egress = "web", []string{"web-ip"}, true
+			web.PrivateIPs = []PrivateIP{{IP: "192.168.0.7", Via: ViaAlias}}
+			c.Groups = []Group{db, web}
+		},
+	},
+	{
+		name: "empty private_ips is nil",
+		in:   "groups:\n- name: a\n  private_ips: []\n",
+		want: func(c *Config) {
+			g := DefaultGroup()
+			g.Name = "a"
+			c.Groups = []Group{g}
+		},
+	},
+	{
+		name:    "private VIP kind is alias or route",
+		in:      "groups:\n- name: a\n  private_ips:\n  - ip: 10.0.1.100\n    via: arp\n",
+		wantErr: []string{`line 5: groups[0].private_ips[0].via: must be "alias" or "route", got "arp"`},
+	},
+	{
+		name: "private VIP must be a private IPv4 address, each problem on its line",
+		in: "groups:\n- name: a\n  private_ips:\n  - {ip: 'fd00::1', via: alias}\n  - {ip: 10.0.1, via: route}\n" +
+			"  - {ip: 8.8.8.8, via: alias}\n  - {ip: 10.0.1.1, via: ALIAS}\n",
+		wantErr: []string{
+			`line 4: groups[0].private_ips[0].ip: must be an IPv4 address (private networks have no IPv6), got "fd00::1"`,
+			`line 5: groups[0].private_ips[1].ip: must be an IPv4 address, got "10.0.1"`,
+			`line 6: groups[0].private_ips[2].ip: must be a private address`,
+			`line 7: groups[0].private_ips[3].via: must be "alias" or "route", got "ALIAS"`,
+		},
+	},
+	{
+		name:    "private VIP entry is a mapping",
+		in:      "groups:\n- name: a\n  private_ips: [10.0.1.100]\n",
+		wantErr: []string{`line 3: groups[0].private_ips: want a mapping such as {ip: 10.0.1.100, via: alias}, got string "10.0.1.100"`},
+	},
+	{
+		name:    "private VIP kind is a string",
+		in:      "groups:\n- name: a\n  private_ips:\n  - ip: 10.0.1.100\n    via: [alias]\n",
+		wantErr: []string{`line 5: groups[0].private_ips[0].via: want "alias" or "route", got list`},
+	},
+	{
+		name:    "unknown key in a private VIP",
+		in:      "groups:\n- name: a\n  private_ips:\n  - ip: 10.0.1.100\n    network: 42\n",
+		wantErr: []string{"line 5: groups[0].private_ips[0].network: unknown key"},
+	},
+	{
+		name:    "egress is a boolean",
+		in:      "groups:\n- name: a\n  egress: yes please\n",
+		wantErr: []string{`line 3: groups[0].egress: want true or false, got string "yes please"`},
+	},
+	{
 		name:    "anchor at top level is an unknown key",
 		in:      "base: &b\n",
 		wantErr: []string{"line 1: base: unknown key"},

@@ -38,7 +38,9 @@ var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 //
 // Group rules: name required, unique, made of [A-Za-z0-9_.-], at most 63
 // characters (it becomes a metric label); mode memberlist or keepalived;
-// floating_ips or floating_ip_selector (or both); priority 0..255 (it fits
+// at least one of floating_ips, floating_ip_selector and private_ips; each
+// private_ips entry an RFC 1918 IPv4 address, listed once across all groups,
+// with via alias or route; egress only with floating IPs; priority 0..255 (it fits
 // one byte of gossip metadata, as VRRP priorities do); memberlist mode needs
 // peers or peer_selector and key_file unless insecure is true; keepalived
 // mode needs keepalived_fifo; health type none, http (target is an http or
@@ -83,6 +85,7 @@ func (c Config) Validate() error {
 	}
 
 	seen := map[string]int{}
+	seenVIP := map[netip.Addr]string{}
 	for i, g := range c.Groups {
 		key := fmt.Sprintf("groups[%d]", i)
 		if g.Name != "" {
@@ -93,6 +96,7 @@ func (c Config) Validate() error {
 			}
 		}
 		g.validate(&p, key)
+		g.validatePrivateIPs(&p, key, seenVIP)
 	}
 	return errors.Join(p...)
 }
@@ -104,8 +108,8 @@ func (g Group) validate(p *problems, key string) {
 	case len(g.Name) > maxGroupNameLen || !groupNameRE.MatchString(g.Name):
 		p.add(key+".name", "must be 1 to %d characters of A-Z a-z 0-9 _ . -, got %q", maxGroupNameLen, g.Name)
 	}
-	if len(g.FloatingIPs) == 0 && strings.TrimSpace(g.FloatingIPSelector) == "" {
-		p.add(key+".floating_ips", "floating_ips or floating_ip_selector is required")
+	if len(g.FloatingIPs) == 0 && strings.TrimSpace(g.FloatingIPSelector) == "" && len(g.PrivateIPs) == 0 {
+		p.add(key+".floating_ips", "floating_ips, floating_ip_selector or private_ips is required")
 	}
 	nonEmptyItems(p, key+".floating_ips", g.FloatingIPs)
 	if g.Priority < 0 || g.Priority > MaxGroupPriority {

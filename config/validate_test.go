@@ -107,7 +107,7 @@ func TestValidate(t *testing.T) {
 			modify: func(c *Config) { c.Groups = []Group{DefaultGroup()} },
 			want: []string{
 				"groups[0].name: required",
-				"groups[0].floating_ips: floating_ips or floating_ip_selector is required",
+				"groups[0].floating_ips: floating_ips, floating_ip_selector or private_ips is required",
 				"groups[0].peers: peers or peer_selector is required in memberlist mode",
 				"groups[0].key_file: required in memberlist mode (gossip encryption); set insecure: true to run without",
 			},
@@ -195,6 +195,53 @@ func TestValidate(t *testing.T) {
 				`groups[3].health.command: not used by type "none"`,
 				"groups[3].health.timeout: must not exceed interval (1s), got 2s",
 				"groups[3].health.rise: must be >= 1, got 0",
+			},
+		},
+		{
+			name: "private VIPs only, and with floating IPs and egress",
+			modify: func(c *Config) {
+				db, web := validGroup("db"), validGroup("web")
+				db.FloatingIPs = nil
+				db.PrivateIPs = []PrivateIP{{IP: "10.0.1.100", Via: ViaAlias}, {IP: "10.0.2.50", Via: ViaRoute}}
+				web.PrivateIPs = []PrivateIP{{IP: "10.0.1.101", Via: ViaAlias}}
+				web.Egress = true
+				c.Groups = []Group{db, web}
+			},
+		},
+		{
+			name: "egress by floating IP selector",
+			modify: func(c *Config) {
+				g := validGroup("web")
+				g.FloatingIPs, g.FloatingIPSelector, g.Egress = nil, "role=web", true
+				c.Groups = []Group{g}
+			},
+		},
+		{
+			name: "private VIP problems",
+			modify: func(c *Config) {
+				a, b := validGroup("a"), validGroup("b")
+				a.FloatingIPs = nil
+				a.Egress = true
+				a.PrivateIPs = []PrivateIP{
+					{IP: "10.0.1.100", Via: ViaAlias},
+					{},
+					{IP: "2001:db8::1", Via: "arp"},
+					{IP: "1.2.3.4", Via: ViaRoute},
+					{IP: "10.0.1.100", Via: ViaRoute},
+				}
+				b.PrivateIPs = []PrivateIP{{IP: "10.0.1.100", Via: ViaAlias}, {IP: "10.0.9.9%eth1", Via: ViaAlias}}
+				c.Groups = []Group{a, b}
+			},
+			want: []string{
+				"groups[0].private_ips[1].ip: required",
+				`groups[0].private_ips[1].via: required ("alias" or "route")`,
+				`groups[0].private_ips[2].ip: must be an IPv4 address (private networks have no IPv6), got "2001:db8::1"`,
+				`groups[0].private_ips[2].via: must be "alias" or "route", got "arp"`,
+				`groups[0].private_ips[3].ip: must be a private address (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16), got "1.2.3.4"`,
+				"groups[0].private_ips[4].ip: 10.0.1.100 is already used by groups[0].private_ips[0]",
+				"groups[0].egress: needs floating_ips or floating_ip_selector: traffic leaves from the group's floating IPs",
+				"groups[1].private_ips[0].ip: 10.0.1.100 is already used by groups[0].private_ips[0]",
+				`groups[1].private_ips[1].ip: must be an IPv4 address, got "10.0.9.9%eth1"`,
 			},
 		},
 	}

@@ -23,9 +23,12 @@
 //
 // A Group knows nothing about the addresses it moves: it calls its Handler
 // (GroupDeps.Handler), and the decision, gossip and health code never look
-// past it. FloatingIPs is the first Handler. A new kind (an alias IP of a
-// private network, a network route) plugs in by implementing Handler and
-// passing it in GroupDeps.Handler; the group's code does not change.
+// past it. The handlers: FloatingIPs (EgressFloatingIPs when the group
+// has egress), AliasIPs and RouteIPs for private VIPs (an alias IP of the
+// holder's network attachment; a network route to the holder), and
+// Handlers for a group with addresses of several kinds. A new kind plugs
+// in by implementing Handler and passing it in GroupDeps.Handler; the
+// group's code does not change.
 //
 // The group calls the handler from its own goroutine (Status excepted), in
 // this order:

@@ -74,6 +74,9 @@ type AddressStatus struct {
 	HolderByView int64 `json:"holder_by_view"`
 	// ConfiguredHere reports whether the address is configured on this server.
 	ConfiguredHere bool `json:"configured_here"`
+	// Kind is the address's kind, set by private VIP handlers and by
+	// Handlers (a group of several kinds).
+	Kind AddressKind `json:"kind,omitempty"`
 }
 
 // Status returns a snapshot of the group's state. It is safe to call from

@@ -54,6 +54,8 @@ type Metrics struct {
 
 	fipConfigured *prometheus.GaugeVec
 	fipAssigned   *prometheus.GaugeVec
+	vipConfigured *prometheus.GaugeVec
+	vipAssigned   *prometheus.GaugeVec
 
 	groupRole      *prometheus.GaugeVec
 	groupAlive     *prometheus.GaugeVec
@@ -168,6 +170,14 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		Name: "hcagent_floating_ip_assigned",
 		Help: "1 when the API says the floating IP is assigned to this server.",
 	}, []string{"ip"})
+	m.vipConfigured = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hcagent_private_ip_configured",
+		Help: "1 when the group's private VIP is configured on this server's private network interface.",
+	}, []string{"group", "ip"})
+	m.vipAssigned = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hcagent_private_ip_assigned",
+		Help: "1 when the API says the group's private VIP points to this server (alias IP of its attachment, or network route via its private IP).",
+	}, []string{"group", "ip"})
 	m.groupRole = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hcagent_group_role",
 		Help: "1 for this server's current role in the failover group, 0 for the other roles.",
@@ -205,7 +215,7 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 		m.reconcileRuns, m.reconcileErrors, m.reconcileDuration, m.reconcileLast, m.netlinkChanges,
 		m.restores, m.restoreBackoffs,
 		m.apiRequests, m.apiRateLimited, m.apiRemaining, m.apiLimit,
-		m.fipConfigured, m.fipAssigned,
+		m.fipConfigured, m.fipAssigned, m.vipConfigured, m.vipAssigned,
 		m.groupRole, m.groupAlive, m.groupHealthy, m.groupMoves, m.groupFailover, m.groupPhase, m.gossipDecrypt,
 	}
 	if m.includeRuntime {
@@ -330,6 +340,17 @@ func (m *Metrics) SetFloatingIP(ip string, configured, assigned bool) {
 	m.fipAssigned.WithLabelValues(ip).Set(b01(assigned))
 }
 
+// SetPrivateIP records whether the private VIP ip of group is configured on
+// this server and whether the API says it points here. The labels are
+// bounded: groups and their private VIPs come from the configuration.
+func (m *Metrics) SetPrivateIP(group, ip string, configured, assigned bool) {
+	if m == nil {
+		return
+	}
+	m.vipConfigured.WithLabelValues(group, ip).Set(b01(configured))
+	m.vipAssigned.WithLabelValues(group, ip).Set(b01(assigned))
+}
+
 // DeleteFloatingIP drops the series of a floating IP that is no longer
 // managed (it was deleted in the API or left the label selector).
 func (m *Metrics) DeleteFloatingIP(ip string) {
@@ -383,6 +404,8 @@ func (m *Metrics) DeleteGroup(group string) {
 	m.groupRole.DeletePartialMatch(l)
 	m.groupAlive.DeletePartialMatch(l)
 	m.groupHealthy.DeletePartialMatch(l)
+	m.vipConfigured.DeletePartialMatch(l)
+	m.vipAssigned.DeletePartialMatch(l)
 }
 
 // ObserveMove records a floating IP move of group with result (success,

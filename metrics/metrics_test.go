@@ -68,6 +68,25 @@ hcagent_netconf_restores_total{kind="route"} 1
 `,
 		},
 		{
+			name: "private VIPs",
+			record: func(m *Metrics) {
+				m.SetPrivateIP("db", "10.0.1.100", true, true)
+				m.SetPrivateIP("db", "10.0.2.50", false, true)
+				m.SetPrivateIP("db", "10.0.2.50", true, false)
+			},
+			names: []string{"hcagent_private_ip_configured", "hcagent_private_ip_assigned"},
+			want: `
+# HELP hcagent_private_ip_assigned 1 when the API says the group's private VIP points to this server (alias IP of its attachment, or network route via its private IP).
+# TYPE hcagent_private_ip_assigned gauge
+hcagent_private_ip_assigned{group="db",ip="10.0.1.100"} 1
+hcagent_private_ip_assigned{group="db",ip="10.0.2.50"} 0
+# HELP hcagent_private_ip_configured 1 when the group's private VIP is configured on this server's private network interface.
+# TYPE hcagent_private_ip_configured gauge
+hcagent_private_ip_configured{group="db",ip="10.0.1.100"} 1
+hcagent_private_ip_configured{group="db",ip="10.0.2.50"} 1
+`,
+		},
+		{
 			name: "api requests and 429",
 			record: func(m *Metrics) {
 				m.ObserveAPIRequest("GET /floating_ips", 200)
@@ -244,6 +263,7 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.SetRateLimit(1, 2)
 	m.SetFloatingIP("x", true, true)
 	m.DeleteFloatingIP("x")
+	m.SetPrivateIP("g", "10.0.0.9", true, false)
 	m.SetGroup("g", "holder", 1, 1)
 	m.ObserveMove("g", time.Second, "success")
 	m.DeleteGroup("g")

@@ -472,7 +472,8 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		return routeDst(a).Addr().Compare(routeDst(b).Addr())
 	})
 	for _, r := range stale {
-		if r.Protocol != RouteProtocol || wanted(r, desiredByIx) {
+		// Egress routes are ours too, but the egress code keeps them.
+		if r.Protocol != RouteProtocol || wanted(r, desiredByIx) || EgressDst(routeDst(r)) {
 			continue
 		}
 		l, ok := snap.byIndex[r.LinkIndex]
@@ -508,6 +509,10 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 			continue
 		}
 		if wantAddr[oa] || desired.ignored(link.Attrs().HardwareAddr) {
+			continue
+		}
+		if desired.groupIP(oa.Prefix.Addr()) {
+			p.forget = append(p.forget, oa) // the group owns it now
 			continue
 		}
 		ix, dev := link.Attrs().Index, link.Attrs().Name

@@ -84,6 +84,14 @@ type Options struct {
 	// PollInterval is the period of the metadata poll (jittered); 0 means
 	// DefaultPollInterval.
 	PollInterval time.Duration
+	// GroupIPs are the private VIPs of failover groups (config
+	// groups[].private_ips). The group configures, owns and removes them;
+	// netconf neither adds nor removes them, even when the metadata lists
+	// one as an alias IP: the metadata of a new holder lists the VIP some
+	// time after the group added it, and the old holder's drops it some
+	// time after the group removed it, so following the metadata would
+	// undo a move in between.
+	GroupIPs []netip.Addr
 }
 
 func (o Options) mtu() int {
@@ -131,6 +139,9 @@ type State struct {
 	// PinMetadataRoute asks Apply to pin the metadata route to the public
 	// NIC's default gateway.
 	PinMetadataRoute bool
+	// GroupIPs are left to the failover groups (Options.GroupIPs): never
+	// added, never removed, and dropped from the ownership record.
+	GroupIPs []netip.Addr
 	// Problems lists metadata entries that could not be used, with why.
 	Problems []string
 }
@@ -202,6 +213,12 @@ func Desired(nets []metadata.PrivateNetwork, opts Options) State {
 		return st
 	}
 	st.PinMetadataRoute = opts.PinMetadataRoute
+	for _, a := range opts.GroupIPs {
+		if a = a.Unmap(); a.Is4() && !slices.Contains(st.GroupIPs, a) {
+			st.GroupIPs = append(st.GroupIPs, a)
+		}
+	}
+	slices.SortFunc(st.GroupIPs, netip.Addr.Compare)
 	sorted := slices.Clone(nets)
 	slices.SortStableFunc(sorted, func(a, b metadata.PrivateNetwork) int {
 		if c := a.InterfaceNum - b.InterfaceNum; c != 0 {
@@ -238,7 +255,7 @@ func Desired(nets []metadata.PrivateNetwork, opts Options) State {
 		seenIP := map[netip.Addr]bool{}
 		addIP := func(ip netip.Addr, why string) {
 			ip = ip.Unmap()
-			if !ip.Is4() || seenIP[ip] {
+			if !ip.Is4() || seenIP[ip] || st.groupIP(ip) {
 				return
 			}
 			seenIP[ip] = true
@@ -281,6 +298,12 @@ func invalid(n metadata.PrivateNetwork) string {
 		return "network is 0.0.0.0/0"
 	}
 	return ""
+}
+
+// groupIP reports whether a failover group manages ip.
+func (s State) groupIP(ip netip.Addr) bool {
+	_, found := slices.BinarySearchFunc(s.GroupIPs, ip, netip.Addr.Compare)
+	return found
 }
 
 // ignored reports whether mac belongs to an excluded network.

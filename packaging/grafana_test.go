@@ -22,18 +22,6 @@ import (
 
 const dashboardFile = "grafana/hc-agent.json"
 
-// expectedLater are metrics the dashboard queries that other issues add to
-// the registry: the test accepts them with these labels until they exist,
-// and fails once they do, so that the entry is removed and the check is
-// strict again.
-var expectedLater = map[string]struct {
-	labels []string
-	issue  int
-}{
-	"hcagent_private_ip_configured": {[]string{"group", "ip"}, 12},
-	"hcagent_private_ip_assigned":   {[]string{"group", "ip"}, 12},
-}
-
 // targetLabels are added by Prometheus to every series it scrapes.
 var targetLabels = []string{"instance", "job"}
 
@@ -187,13 +175,6 @@ func TestDashboardMetrics(t *testing.T) {
 	require.NotEmpty(t, queries)
 
 	known := registryLabels(t)
-	for name, e := range expectedLater {
-		if labels, ok := known[name]; ok {
-			t.Errorf("%s (issue %d) is in the registry now with labels %v: remove it from expectedLater", name, e.issue, labels)
-			continue
-		}
-		known[name] = e.labels
-	}
 	for _, q := range queries {
 		for _, p := range queryProblems(q, known) {
 			t.Error(p)

@@ -47,6 +47,11 @@ func (s *Sim) routes() {
 	m.HandleFunc("GET /actions/{id}", s.getAction)
 	m.HandleFunc("GET /servers", s.listServers)
 	m.HandleFunc("GET /servers/{id}", s.getServer)
+	m.HandleFunc("POST /servers/{id}/actions/change_alias_ips", s.changeAliasIPs)
+	m.HandleFunc("GET /networks", s.listNetworks)
+	m.HandleFunc("GET /networks/{id}", s.getNetwork)
+	m.HandleFunc("POST /networks/{id}/actions/add_route", s.addRoute)
+	m.HandleFunc("POST /networks/{id}/actions/delete_route", s.deleteRoute)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, "not_found", "not found", nil)
 	})

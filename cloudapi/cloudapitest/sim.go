@@ -1,6 +1,7 @@
 // Package cloudapitest is a stateful simulator of the subset of the Hetzner
-// Cloud API that hc-agent uses: floating IPs, their actions, global actions
-// and servers. It follows the API reference: bearer-token auth, error bodies
+// Cloud API that hc-agent uses: floating IPs, their actions, global actions,
+// servers with their private networks' alias IPs (change_alias_ips), and
+// networks with their routes (add_route, delete_route; see networks.go). It follows the API reference: bearer-token auth, error bodies
 // with code, message and details, pagination with meta and a Link header,
 // name and label_selector filters, sort, asynchronous actions, locked
 // resources, a token-bucket rate limit with the RateLimit headers and 429,
@@ -148,6 +149,13 @@ type Sim struct {
 	onAssign []AssignFunc
 	timers   map[*time.Timer]struct{}
 
+	// Private networks (networks.go).
+	networks    map[int64]*networkState
+	serverBusy  map[int64]int64 // server ID -> running change_alias_ips action
+	onAliasIPs  []AliasIPsFunc
+	onRoutes    []RoutesFunc
+	sharedAlias bool
+
 	faults         []*fault
 	failActions    int
 	dropConns      int
@@ -172,6 +180,12 @@ type actionState struct {
 	fipID   int64
 	target  int64 // server for assign, 0 for unassign
 	settled bool
+	// release frees the resources the action locks (servers, networks);
+	// apply makes a successful action's change and returns the hook calls
+	// to make after unlocking. Both are nil for floating IP actions.
+	release func()
+	apply   func() []func()
+	alias   *aliasChange // pending change_alias_ips, nil otherwise
 }
 
 type fault struct {
@@ -197,6 +211,9 @@ func New(opts ...Option) *Sim {
 		timers:   map[*time.Timer]struct{}{},
 		requests: map[string]int{},
 		nextID:   1000,
+
+		networks:   map[int64]*networkState{},
+		serverBusy: map[int64]int64{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -447,12 +464,18 @@ func (s *Sim) finishLocked(a *actionState) []func() {
 	if f != nil && f.running == a.ID {
 		f.running = 0
 	}
+	if a.release != nil {
+		a.release()
+	}
 	if a.fail {
 		a.Status = "error"
 		a.Error = &schema.ActionError{Code: "action_failed", Message: "Action failed"}
 		return nil
 	}
 	a.Status = "success"
+	if a.apply != nil {
+		return a.apply()
+	}
 	if f == nil || (a.Command != "assign_floating_ip" && a.Command != "unassign_floating_ip") {
 		return nil
 	}

@@ -146,7 +146,7 @@ func TestRunRefusesABadConfig(t *testing.T) {
 	cfg := writeFile(t, "config.yaml", "groups:\n  - name: web\n", 0o644)
 	r := runCLI(t, nil, "run", "--config", cfg)
 	assert.Equal(t, config.ExitCode, r.code, "EX_CONFIG: the unit does not restart")
-	assert.Contains(t, r.stderr, "groups[0].floating_ips: floating_ips or floating_ip_selector is required\n")
+	assert.Contains(t, r.stderr, "groups[0].floating_ips: floating_ips, floating_ip_selector or private_ips is required\n")
 	assert.Contains(t, r.stderr, "hc-agent: config "+cfg+": 4 problems\n")
 	assert.NotContains(t, r.stderr, "hc-agent starting")
 }

@@ -48,6 +48,7 @@ func registeredMetrics(t *testing.T) map[string]metricDoc {
 	m.ObserveAPIRequest("GET /floating_ips", 429)
 	m.SetRateLimit(3599, 3600)
 	m.SetFloatingIP("192.0.2.1", true, true)
+	m.SetPrivateIP("db", "10.0.1.100", true, true)
 	m.SetGroup("web", "holder", 2, 2)
 	m.ObserveMove("web", time.Second, "success")
 	m.ObserveMovePhase("web", "action_succeeded", time.Second)

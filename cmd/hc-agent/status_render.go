@@ -158,9 +158,9 @@ func WriteStatus(w io.Writer, v StatusView) error {
 			rows = append(rows, fmt.Sprintf("%s\t%d\t%d\t%s\t%s\t%s", name, m.ID, m.Priority, yesNo(m.Alive), yesNo(m.Healthy), yesNo(m.Holding)))
 		}
 		table(rows...)
-		rows = []string{"FLOATING IP\tHOLDER (API)\tHOLDER (VIEW)\tCONFIGURED HERE"}
+		rows = []string{addressHeader(g.Kind) + "\tHOLDER (API)\tHOLDER (VIEW)\tCONFIGURED HERE"}
 		for _, f := range g.FloatingIPs {
-			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s", f.IP, holderName(f.HolderByAPI, g.Self, names), holderName(f.HolderByView, g.Self, names), yesNo(f.ConfiguredHere)))
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s", addressLabel(f, g.Kind), holderName(f.HolderByAPI, g.Self, names), holderName(f.HolderByView, g.Self, names), yesNo(f.ConfiguredHere)))
 		}
 		table(rows...)
 		if m := g.LastMove; m != nil && len(m.Timeline.Marks) > 0 {

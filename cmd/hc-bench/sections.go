@@ -24,6 +24,7 @@ var sections = []section{
 	{"failover", "Client-visible failover outage after a holder crash", runFailover},
 	{"handover", "Planned hand-over outage (SIGTERM of the holder)", runHandover},
 	{"pause", "A sub-second pause of the holder (live migration) moves nothing", runPause},
+	{"privatevip", "Private VIP failover outage after a holder crash (alias and route)", runPrivateVIP},
 	{"boot", "Boot to configured", runBoot},
 	{"hotplug", "Hotplug: NIC appears to configured", runHotplug},
 	{"storm", "Boot storm: a fleet booting from one image at once", runStorm},

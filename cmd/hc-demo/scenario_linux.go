@@ -40,6 +40,10 @@ type world struct {
 	fip6    *simcloud.FloatingIP
 	agents  map[string]*simcloud.Proc
 	log     *slog.Logger
+	// tokenFile and keyFile are written by startAgents; privateVIP says
+	// whether the agents' group holds the private VIP (privatevip_linux.go).
+	tokenFile, keyFile string
+	privateVIP         bool
 }
 
 // scenario runs the demo's steps. The cloud is torn down (and checked) in
@@ -85,6 +89,7 @@ func scenario(ctx context.Context, d *demo, o options, log *slog.Logger) (err er
 		{"Hot-attach network net-b to srv-2", func() error { return w.hotAttach(ctx, d, agent) }},
 		{"Crash the floating IPs' holder while the client probes them", func() error { return w.crashHolder(ctx, d, agent) }},
 		{"Planned shutdown of the holder (hand-over)", func() error { return w.plannedShutdown(ctx, d, agent) }},
+		{"Crash the private VIP's holder (alias IP in net-a) while a client in net-a probes it", func() error { return w.privateVIPFailover(ctx, d, agent) }},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -138,11 +143,15 @@ func (w *world) build(ctx context.Context, d *demo) error {
 	if err := c.ConnectAPI(w.sim); err != nil {
 		return err
 	}
+	if err := w.setUpAliases(); err != nil {
+		return err
+	}
 	d.say("namespaces: %s{cloud,client,net1,net2,srv-1,srv-2,srv-3}", c.RunPrefix())
 	for _, s := range w.servers {
 		d.say("%s  id %d  public %s, %s  (%s)", s.Name(), s.ID(), s.PublicIPv4(), s.PublicIPv6(), s.PublicMAC())
 	}
 	d.say("floating IPs: %s %s, %s %s, both assigned to srv-1", w.fip4.Name(), w.fip4.Prefix(), w.fip6.Name(), w.fip6.Prefix())
+	d.say("alias IPs in net-a: private VIP %s on srv-1, %s (unrelated) on srv-2", demoPrivateVIP, demoOtherAlias)
 	d.say("API simulator at %s, metadata at %s", c.APIEndpoint(), c.MetadataEndpoint())
 	return nil
 }
@@ -205,17 +214,32 @@ func (w *world) startAgents(ctx context.Context, d *demo, agent string) error {
 		}
 		return skip("no hc-agent: the demo configured the floating IPs on their holder instead")
 	}
-	tokenFile := filepath.Join(w.dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(w.token+"\n"), 0o600); err != nil {
+	w.tokenFile = filepath.Join(w.dir, "token")
+	if err := os.WriteFile(w.tokenFile, []byte(w.token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write token file: %w", err)
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	keyFile := filepath.Join(w.dir, "gossip.key")
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+	w.keyFile = filepath.Join(w.dir, "gossip.key")
+	if err := os.WriteFile(w.keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write gossip key: %w", err)
 	}
+	w.privateVIP = privateVIPSupported(ctx, agent, w.dir)
 	for _, s := range w.servers {
+		if err := w.startAgent(ctx, s, agent); err != nil {
+			return err
+		}
+		d.say("%s: hc-agent running (pid %d)", s.Name(), w.agents[s.Name()].PID())
+	}
+	return nil
+}
+
+// startAgent writes the server's configuration (once) and starts hc-agent
+// there.
+func (w *world) startAgent(ctx context.Context, s *simcloud.Server, agent string) error {
+	sdir := filepath.Join(w.dir, s.Name())
+	cfgPath := filepath.Join(sdir, "config.yaml")
+	if _, err := os.Stat(cfgPath); err != nil {
 		// peers are the other members (config.Group.Peers).
 		var peers []string
 		for _, o := range w.servers {
@@ -223,30 +247,28 @@ func (w *world) startAgents(ctx context.Context, d *demo, agent string) error {
 				peers = append(peers, nets[0].IP.String())
 			}
 		}
-		sdir := filepath.Join(w.dir, s.Name())
 		if err := os.MkdirAll(sdir, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", sdir, err)
 		}
-		cfg := agentConfig(sdir, w.c.APIEndpoint(), tokenFile, keyFile, peers)
-		cfgPath := filepath.Join(sdir, "config.yaml")
+		cfg := agentConfig(sdir, w.c.APIEndpoint(), w.tokenFile, w.keyFile, peers, w.privateIPsLine())
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return fmt.Errorf("write %s: %w", cfgPath, err)
 		}
-		// Set explicitly: a token or endpoint in the caller's environment
-		// would win over the config file and must never reach the demo.
-		env := []string{"HCLOUD_TOKEN=" + w.token, "HCLOUD_ENDPOINT=" + w.c.APIEndpoint()}
-		p, err := s.Start(ctx, "hc-agent", []string{agent, "run", "--config", cfgPath}, env)
-		if err != nil {
-			return err
-		}
-		w.agents[s.Name()] = p
-		d.say("%s: hc-agent running (pid %d)", s.Name(), p.PID())
 	}
+	// Set explicitly: a token or endpoint in the caller's environment
+	// would win over the config file and must never reach the demo.
+	env := []string{"HCLOUD_TOKEN=" + w.token, "HCLOUD_ENDPOINT=" + w.c.APIEndpoint()}
+	p, err := s.Start(ctx, "hc-agent", []string{agent, "run", "--config", cfgPath}, env)
+	if err != nil {
+		return err
+	}
+	w.agents[s.Name()] = p
 	return nil
 }
 
-// agentConfig is one server's hc-agent configuration.
-func agentConfig(dir, endpoint, tokenFile, keyFile string, peers []string) string {
+// agentConfig is one server's hc-agent configuration; privateIPs is the
+// group's private_ips line or "".
+func agentConfig(dir, endpoint, tokenFile, keyFile string, peers []string, privateIPs string) string {
 	return fmt.Sprintf(`state_dir: %[1]s/state
 runtime_dir: %[1]s/run
 metadata:
@@ -257,14 +279,14 @@ api:
 groups:
   - name: web
     floating_ips: [web-v4, web-v6]
-    peers: [%[4]s]
+%[6]s    peers: [%[4]s]
     key_file: %[5]s
     health:
       type: http
       target: http://127.0.0.1/
       interval: 200ms
       timeout: 150ms
-`, dir, endpoint, tokenFile, strings.Join(peers, ", "), keyFile)
+`, dir, endpoint, tokenFile, strings.Join(peers, ", "), keyFile, privateIPs)
 }
 
 // waitPrivateOnBoot waits until the agent configured each server's private

@@ -3,16 +3,20 @@ package simcloud
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 )
 
 // ConnectAPI makes sim the cloud's API: it serves sim at APIEndpoint, adds
-// every server and floating IP of the cloud to sim (same IDs, names,
-// addresses, labels and holders), mirrors servers and floating IPs added
-// later, and routes floating IPs when sim's assign and unassign actions
-// succeed. Private-network changes made after a server was added (attach,
-// detach, alias IPs) are not mirrored: the agent reads those from metadata.
+// every network, server and floating IP of the cloud to sim (same IDs,
+// names, addresses, alias IPs, labels and holders), mirrors networks,
+// servers and floating IPs added later, and follows sim's actions when they
+// succeed: assign and unassign route floating IPs, change_alias_ips routes
+// alias IPs (and the metadata follows after the lag), add_route and
+// delete_route change the network's router. Attaching or detaching a
+// network after a server was added is not mirrored: the agent reads that
+// from metadata.
 func (c *Cloud) ConnectAPI(sim *cloudapitest.Sim) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -20,6 +24,9 @@ func (c *Cloud) ConnectAPI(sim *cloudapitest.Sim) error {
 		return fmt.Errorf("connect api: already connected")
 	}
 	c.sim = sim
+	for _, n := range c.networks {
+		c.mirrorNetworkLocked(n)
+	}
 	for _, s := range c.servers {
 		c.mirrorServerLocked(s)
 	}
@@ -27,6 +34,8 @@ func (c *Cloud) ConnectAPI(sim *cloudapitest.Sim) error {
 		c.mirrorFIPLocked(f)
 	}
 	sim.OnAssign(c.OnAssign)
+	sim.OnAliasIPs(c.OnAliasIPs)
+	sim.OnRoutes(c.OnRoutes)
 	c.SetAPI(sim)
 	return nil
 }
@@ -47,7 +56,7 @@ func (c *Cloud) mirrorServerLocked(s *Server) {
 		srv.PrivateNets = append(srv.PrivateNets, cloudapitest.PrivateNet{
 			NetworkID:  a.net.id,
 			IP:         a.ip,
-			AliasIPs:   a.aliases,
+			AliasIPs:   slices.Clone(a.aliases),
 			MACAddress: a.mac.String(),
 		})
 	}

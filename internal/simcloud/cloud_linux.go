@@ -379,13 +379,14 @@ func (c *Cloud) Close() error {
 	c.closed = true
 	procs := slices.Clone(c.procs)
 	nsList := slices.Clone(c.nsList)
+	srvs := slices.Clone(c.httpSrvs)
 	for _, t := range c.timers {
 		t.Stop()
 	}
 	c.mu.Unlock()
 
 	var errs []error
-	for _, s := range c.httpSrvs {
+	for _, s := range srvs {
 		_ = s.Close()
 	}
 	for _, p := range procs {

@@ -43,6 +43,16 @@
 // job) unless the server was created with ServerSpec.ConfigurePrivate.
 // Servers reach each other only through the gateway.
 //
+// Private VIPs follow the API simulator (ConnectAPI), as on Hetzner Cloud:
+// an alias IP is a /32 route in the network's router to the veth of the
+// server whose attachment holds it, changed when a change_alias_ips action
+// succeeds (the metadata follows after WithMetadataLag); a network route
+// (a route VIP, inside the network but outside the subnet) is a route in
+// the router via the gateway server's private IP, on-link through its
+// veth, changed when add_route or delete_route succeeds. AddPrivateClient
+// adds a server that only probes them. StartSourceRecorder records the
+// source address of connections to the client namespace (egress checks).
+//
 // The metadata service at 169.254.169.254 identifies the caller by its TCP
 // source address (public IPv4 or IPv6, a private or alias IP, or a
 // floating IP it holds) and answers with that server's own summary and

@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/hc-agent/hc-agent/cloudapi/cloudapitest"
 	"github.com/hc-agent/hc-agent/metadata"
 )
 
@@ -51,6 +52,9 @@ type Network struct {
 	router  *namespace
 	// partitions holds the server pairs whose traffic the router drops.
 	partitions [][2]*Server
+	// routes are the network's routes as the API reports them; the router
+	// follows them (private_linux.go).
+	routes []cloudapitest.Route
 }
 
 // ID returns the network ID.
@@ -116,6 +120,7 @@ func (c *Cloud) AddNetwork(spec NetworkSpec) (*Network, error) {
 		return nil, fmt.Errorf("add network %q: %w", spec.Name, err)
 	}
 	c.networks = append(c.networks, n)
+	c.mirrorNetworkLocked(n)
 	return n, nil
 }
 
@@ -435,6 +440,9 @@ func (c *Cloud) attachLocked(s *Server, network string) error {
 		if err := s.routePrivate(a); err != nil {
 			return err
 		}
+		if err := c.syncNetworkRoutesLocked(n); err != nil {
+			return err
+		}
 	}
 	if s.configure {
 		if err := s.configurePrivate(a, nil); err != nil {
@@ -565,6 +573,9 @@ func (c *Cloud) DetachNetwork(server, network string) error {
 
 // SetAliasIPs replaces the server's alias IPs in the network. The router
 // routes them to the server at once; the metadata shows them after the lag.
+// With an API simulator connected, the API's alias list changes too (for
+// test set-up; the agent's changes come the other way, through
+// change_alias_ips and OnAliasIPs).
 func (c *Cloud) SetAliasIPs(server, network string, ips []netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -573,13 +584,27 @@ func (c *Cloud) SetAliasIPs(server, network string, ips []netip.Addr) error {
 	if s == nil || n == nil {
 		return fmt.Errorf("set alias ips of server %s in network %s: no such server or network", server, network)
 	}
+	if err := c.setAliasesLocked(s, n, ips); err != nil {
+		return err
+	}
+	if c.sim != nil {
+		c.sim.SetAliasIPs(s.id, n.id, ips)
+	}
+	return nil
+}
+
+// setAliasesLocked routes the server's new alias IPs in the network to it,
+// removes the routes of the ones it lost (only where they still point at
+// this server: another server may have the address by now), and updates the
+// metadata after the lag.
+func (c *Cloud) setAliasesLocked(s *Server, n *Network, ips []netip.Addr) error {
 	a := s.attachment(n)
 	if a == nil {
-		return fmt.Errorf("set alias ips of server %s in network %s: not attached", server, network)
+		return fmt.Errorf("set alias ips of server %s in network %s: not attached", s.name, n.name)
 	}
 	for _, ip := range ips {
 		if !n.subnet.Contains(ip) || ip == n.gateway || ip == a.ip {
-			return fmt.Errorf("set alias ips of server %s in network %s: %s is not a free address of %s", server, network, ip, n.subnet)
+			return fmt.Errorf("set alias ips of server %s in network %s: %s is not a free address of %s", s.name, n.name, ip, n.subnet)
 		}
 	}
 	old := a.addrs()
@@ -592,7 +617,7 @@ func (c *Cloud) SetAliasIPs(server, network string, ips []netip.Addr) error {
 	}
 	for _, ip := range old {
 		if !slices.Contains(a.addrs(), ip) {
-			if err := deleteRoute(n.router.nl, netip.PrefixFrom(ip, 32)); err != nil {
+			if err := deleteRouteDev(n.router.nl, netip.PrefixFrom(ip, 32), s.peer()); err != nil {
 				return err
 			}
 		}
@@ -841,6 +866,9 @@ func (c *Cloud) setServerLinksLocked(s *Server, up bool) error {
 		err := set(a.net.router, s.peer())
 		if err == nil && up {
 			err = s.routePrivate(a)
+		}
+		if err == nil && up {
+			err = c.syncNetworkRoutesLocked(a.net)
 		}
 		errs = append(errs, err)
 	}

@@ -1,6 +1,8 @@
 // Package metadatatest provides a fake Hetzner Cloud metadata service for
 // tests: per-test content, injectable status codes, delays and malformed
-// bodies, and a log of the requests it received.
+// bodies, and a log of the requests it received. Its private-networks
+// document can follow the API simulator's alias changes with a lag
+// (FollowAliasIPs, SetAliasLag), as the real service does.
 //
 // A Server is reachable two ways: over a real loopback socket (New, URL) and
 // in memory (Transport), which serves requests by calling the handler
@@ -63,9 +65,15 @@ type Server struct {
 	delay      map[string]time.Duration
 	requests   []Request
 	changed    chan struct{} // closed and replaced on every request
-	closed     chan struct{}
-	closeOnce  sync.Once
-	srv        *httptest.Server
+	// pns is the private-networks document last set with
+	// SetPrivateNetworks, which SetAliasIPs edits; aliasLag delays those
+	// edits (aliases.go).
+	pns       []metadata.PrivateNetwork
+	aliasLag  time.Duration
+	timers    map[*time.Timer]struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+	srv       *httptest.Server
 }
 
 // New starts a Server on a loopback port and closes it when the test ends.
@@ -89,6 +97,7 @@ func NewUnstarted() *Server {
 		delay:      make(map[string]time.Duration),
 		changed:    make(chan struct{}),
 		closed:     make(chan struct{}),
+		timers:     make(map[*time.Timer]struct{}),
 	}
 	s.content[""] = entry{code: http.StatusNoContent}
 	for _, k := range metadata.Keys() {
@@ -100,6 +109,12 @@ func NewUnstarted() *Server {
 // Close stops the listener (if any) and releases delayed handlers.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.closed) })
+	s.mu.Lock()
+	for t := range s.timers {
+		t.Stop()
+	}
+	clear(s.timers)
+	s.mu.Unlock()
 	if s.srv != nil {
 		s.srv.Close()
 	}
@@ -189,6 +204,12 @@ func textEntry(body string) entry {
 // SetPrivateNetworks sets the private-networks document; an empty slice
 // answers 204. It panics if MarshalPrivateNetworks rejects pns.
 func (s *Server) SetPrivateNetworks(pns []metadata.PrivateNetwork) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setPrivateNetworksLocked(clonePrivateNetworks(pns))
+}
+
+func (s *Server) setPrivateNetworksLocked(pns []metadata.PrivateNetwork) {
 	body := ""
 	if len(pns) > 0 {
 		b, err := metadata.MarshalPrivateNetworks(pns)
@@ -197,8 +218,7 @@ func (s *Server) SetPrivateNetworks(pns []metadata.PrivateNetwork) {
 		}
 		body = string(b)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.pns = pns
 	s.content[metadata.KeyPrivateNetworks] = textEntry(body)
 }
 

@@ -92,6 +92,10 @@ type cluster struct {
 	// timeline: each phase's duration, plus "detection" (crash to failure
 	// seen).
 	phases []map[string]time.Duration
+	// privateIPs are the private VIPs of the failover group
+	// (privatevip_linux.go); with them a cluster without a floating IP
+	// has a group too.
+	privateIPs []config.PrivateIP
 }
 
 // token returns the API token of server i. Each server has its own token
@@ -249,7 +253,10 @@ func (c *cluster) agentConfig(s *simcloud.Server) (config.Config, error) {
 	if c.inGroup(s) {
 		g := config.DefaultGroup()
 		g.Name = groupName
-		g.FloatingIPs = []string{fipName}
+		if c.fip != nil {
+			g.FloatingIPs = []string{fipName}
+		}
+		g.PrivateIPs = c.privateIPs
 		// Priorities fall with the index, like the keepalived baseline's.
 		g.Priority = 150 - 50*c.index(s)
 		for _, p := range c.servers[:c.grouped] {
@@ -491,9 +498,9 @@ func (c *cluster) kaStateOf(p *keepalived.Process) string {
 }
 
 // inGroup reports whether the agent on s runs the failover group: the
-// cluster has a floating IP and s is one of the first grouped servers
-// (more than one).
+// cluster has a floating IP or private VIPs and s is one of the first
+// grouped servers (more than one).
 func (c *cluster) inGroup(s *simcloud.Server) bool {
 	i := c.index(s)
-	return c.fip != nil && c.grouped > 1 && i >= 0 && i < c.grouped
+	return (c.fip != nil || len(c.privateIPs) > 0) && c.grouped > 1 && i >= 0 && i < c.grouped
 }

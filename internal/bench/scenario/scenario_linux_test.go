@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hc-agent/hc-agent/config"
+	"github.com/hc-agent/hc-agent/internal/bench"
 	"github.com/hc-agent/hc-agent/internal/simcloud"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,4 +83,19 @@ func TestKeepalivedOutageTrial(t *testing.T) {
 	assert.ErrorIs(t, sub.waitSettled(ctx), errNotServing, "API holder %s is a BACKUP", backup.Name())
 	require.NoError(t, assignTo(t.Context(), c, master))
 	assert.NoError(t, sub.waitSettled(t.Context()), "API holder %s is the MASTER again", master.Name())
+}
+
+// TestPrivateKeepalivedOutageTrial runs one crash trial of the private VIP
+// baseline: keepalived's notify script moves the alias VIP read-modify-write
+// and the private client sees the new holder.
+func TestPrivateKeepalivedOutageTrial(t *testing.T) {
+	env := testEnv(t)
+	if _, err := os.Stat("/usr/sbin/keepalived"); err != nil {
+		t.Skip("keepalived is not installed")
+	}
+	res := RunPrivateOutages(t.Context(), env, bench.SubjectKeepalived, config.ViaAlias, 0)
+	require.NoError(t, res.Err)
+	require.Equal(t, 1, res.Crash.N, "one measured trial")
+	assert.Greater(t, res.Crash.P50, 2*time.Second, "three advertisement intervals at advert_int 1")
+	assert.GreaterOrEqual(t, res.RequestsPerMove, 6.0, "list servers, read and change the old holder's list, read and change its own, poll")
 }
