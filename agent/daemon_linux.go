@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,13 +133,6 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 		noToken(log, cfg)
 		return c, nil
 	}
-	if !cfg.FloatingIPs.IsEnabled() {
-		// Groups configure floating IP addresses too: not without.
-		if len(cfg.Groups) > 0 {
-			log.Warn("floating_ips disabled: failover groups are not started")
-		}
-		return c, nil
-	}
 	// The one API client of the process: failover calls (urgent) go
 	// before the manager's polling in its one budget.
 	api := newAPIClient(cfg, m, log, a.deps.Build.Version)
@@ -146,21 +140,28 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	if err != nil {
 		return Components{}, fmt.Errorf("wire floating ips: %w", err)
 	}
-	mc, err := managerConfig(cfg, sum, ipv6Host, m, a.Report)
-	if err != nil {
-		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
+	groupCfg := cfg
+	if cfg.FloatingIPs.IsEnabled() {
+		mc, err := managerConfig(cfg, sum, ipv6Host, m, a.Report)
+		if err != nil {
+			return Components{}, fmt.Errorf("create floating ip manager: %w", err)
+		}
+		mgr, err := floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))
+		if err != nil {
+			return Components{}, fmt.Errorf("create floating ip manager: %w", err)
+		}
+		c.FloatingIP = fipComponent{m: mgr}
+	} else {
+		// No floating IP addresses on this host: groups that hold floating
+		// IPs do not start; groups of private VIPs only do.
+		groupCfg.Groups = privateOnlyGroups(cfg.Groups, log)
 	}
-	mgr, err := floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))
-	if err != nil {
-		return Components{}, fmt.Errorf("create floating ip manager: %w", err)
-	}
-	c.FloatingIP = fipComponent{m: mgr}
 	// Private VIPs and egress of the groups work on the same netlink
 	// handle; built once here, since a failed group start is retried.
 	vips := netconf.NewPrivateVIPs(h)
 	egress := netconf.NewEgressController(h, cfg.EgressGroups(), log.With("component", "egress"))
 	gp := groupsParams{
-		cfg: cfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
+		cfg: groupCfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
 		nets: md, metrics: m, log: log,
 		newMembership: func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
 			return newNamedGossip(g, self, sum.Hostname, bind, peers, log, m)
@@ -169,10 +170,29 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	}
 	// A reload may add groups later, on the same clients.
 	c.Factory = gp
-	if len(cfg.Groups) > 0 {
+	if len(groupCfg.Groups) > 0 {
 		c.Groups = func(ctx context.Context) ([]Group, error) { return newGroups(ctx, gp) }
 	}
 	return c, nil
+}
+
+// privateOnlyGroups returns the groups that hold no floating IP, and warns
+// once about the others, which floating_ips.enabled: false keeps from
+// starting.
+func privateOnlyGroups(groups []config.Group, log *slog.Logger) []config.Group {
+	var keep []string
+	var out []config.Group
+	for _, g := range groups {
+		if len(g.FloatingIPs) > 0 || g.FloatingIPSelector != "" {
+			keep = append(keep, g.Name)
+			continue
+		}
+		out = append(out, g)
+	}
+	if len(keep) > 0 {
+		log.Warn("floating_ips disabled: failover groups that hold floating IPs are not started", "groups", strings.Join(keep, ","))
+	}
+	return out
 }
 
 // noToken says that the API parts do not start without a token: a

@@ -307,3 +307,54 @@ func TestNoToken(t *testing.T) {
 func TestStateFileNames(t *testing.T) {
 	assert.Equal(t, netconf.OwnedFileName, statedir.NetconfOwnedFile)
 }
+
+// TestWireFloatingIPsDisabled: floating_ips.enabled: false starts no
+// manager and no group that holds floating IPs, but a group of private
+// VIPs only still starts (it configures no floating IP address).
+func TestWireFloatingIPsDisabled(t *testing.T) {
+	off := false
+	web := config.DefaultGroup()
+	web.Name, web.FloatingIPs = "web", []string{"vip"}
+	db := config.DefaultGroup()
+	db.Name, db.PrivateIPs = "db", []config.PrivateIP{{IP: "10.0.1.100", Via: config.ViaAlias}}
+	tests := []struct {
+		name        string
+		fipOff      bool
+		wantManager bool
+		wantGroups  []string
+		wantLog     string
+	}{
+		{name: "enabled", wantManager: true, wantGroups: []string{"web", "db"}},
+		{name: "disabled", fipOff: true, wantGroups: []string{"db"}, wantLog: `msg="floating_ips disabled: failover groups that hold floating IPs are not started" groups=web`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := nstestNS(t)
+			cfg := config.Default()
+			cfg.RuntimeDir, cfg.StateDir = t.TempDir(), t.TempDir()
+			cfg.Metrics.Listen = config.MetricsOff
+			cfg.PrivateNetworks.Enabled = &off
+			cfg.API.Endpoint, cfg.API.Token = "http://127.0.0.1:1/v1", "token-0123456789"
+			if tc.fipOff {
+				cfg.FloatingIPs.Enabled = &off
+			}
+			cfg.Groups = []config.Group{web, db}
+			var logs syncBuffer
+			d, err := NewDaemon(cfg, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))}, &ns)
+			require.NoError(t, err)
+			t.Cleanup(func() { d.w.h.Close() })
+			c, err := d.w.wire(t.Context(), metadata.Summary{InstanceID: 1})
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantManager, c.FloatingIP != nil, "manager")
+			assert.NotNil(t, c.Groups)
+			var names []string
+			for _, g := range c.Factory.(groupsParams).cfg.Groups {
+				names = append(names, g.Name)
+			}
+			assert.Equal(t, tc.wantGroups, names)
+			if tc.wantLog != "" {
+				assert.Contains(t, logs.String(), tc.wantLog)
+			}
+		})
+	}
+}
