@@ -6,16 +6,25 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN       := bin/hc-agent
 FUZZTIME  ?= 10000x
 
-.PHONY: all build test unit fuzz lint bench microbench demo package systest clean
+.PHONY: all build test unit fuzz lint bench microbench demo package systest systest-if-root clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hc-agent
 
-# test: the whole suite. Root-only tests (network namespaces) skip with a
-# message when not run as root.
-test: lint unit fuzz
+# test: the whole suite. Root-only tests (network namespaces, the systemd
+# system test) skip with a message when not run as root.
+test: lint unit fuzz systest-if-root
+
+# systest-if-root: the systemd system test when this is root and has what it
+# needs (.ci/run installs it); a message otherwise.
+systest-if-root:
+	@if [ "$$(id -u)" = 0 ] && command -v systemd-nspawn >/dev/null && command -v debootstrap >/dev/null && command -v $(NFPM) >/dev/null; then \
+	  $(MAKE) --no-print-directory systest; \
+	else \
+	  echo "systest skipped: needs root, systemd-nspawn (systemd-container), debootstrap and nfpm"; \
+	fi
 
 unit:
 	$(GO) test -count=1 -timeout 12m ./...

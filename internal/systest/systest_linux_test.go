@@ -44,7 +44,6 @@ const (
 	envCache  = "HCAGENT_SYSTEST_CACHE" // where the Debian root is cached
 	envDeb    = "HCAGENT_SYSTEST_DEB"   // the .deb to install (default: newest in dist/)
 	suite     = "bookworm"              // Debian 12, systemd 252
-	mirror    = "http://deb.debian.org/debian"
 	// instanceID is the server the metadata fake describes.
 	instanceID = 4711
 )
@@ -114,7 +113,7 @@ func debianRoot(t *testing.T) string {
 	require.NoError(t, err)
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	out, err := exec.Command("debootstrap", "--variant=minbase", "--include=systemd,systemd-sysv", suite, tmp, mirror).CombinedOutput()
+	out, err := exec.Command("debootstrap", "--variant=minbase", "--include=systemd,systemd-sysv", suite, tmp, aptMirror(t)).CombinedOutput()
 	require.NoError(t, err, "debootstrap:\n%s", tail(string(out), 30))
 	t.Logf("timing: %-28s %v", "debootstrap (first run)", time.Since(start).Round(time.Second))
 	require.NoError(t, os.Rename(tmp, root))
@@ -554,4 +553,38 @@ func (c *container) checks(t *testing.T) {
 		out, _ := c.exec("systemctl", "is-active", "hc-agent.service")
 		assert.NotEqual(t, "active", strings.TrimSpace(out))
 	})
+}
+
+// aptMirror is the Debian archive this machine's apt uses (the first URIs
+// of a deb822 source in /etc/apt/sources.list.d that does not end in
+// -security, or the first "deb" line of /etc/apt/sources.list), so that
+// debootstrap fetches from where apt-get install already works.
+func aptMirror(t *testing.T) string {
+	t.Helper()
+	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "URIs:"); ok {
+				for _, u := range strings.Fields(rest) {
+					if !strings.HasSuffix(strings.TrimSuffix(u, "/"), "-security") {
+						return u
+					}
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/etc/apt/sources.list"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == "deb" && !strings.HasSuffix(f[1], "-security") {
+				return f[1]
+			}
+		}
+	}
+	t.Fatal("no Debian archive in /etc/apt/sources.list{,.d}: debootstrap needs one")
+	return ""
 }
