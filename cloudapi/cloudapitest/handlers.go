@@ -123,6 +123,65 @@ func (s *Sim) page(w http.ResponseWriter, r *http.Request, total int) (lo, hi in
 }
 
 // sortBy sorts items by the sort parameters, falling back to ID ascending.
+func (s *Sim) getServer(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	srv, ok := lookupLocked(s, w, r, s.servers, "server")
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	body := schema.ServerGetResponse{Server: s.serverJSONLocked(srv)}
+	s.mu.Unlock()
+	s.writeJSON(w, http.StatusOK, body)
+}
+
+// lookupLocked finds the resource of the request's {id} path value in
+// resources, answering 400 for a bad ID and 404 (naming what) for an
+// unknown one. The caller holds s.mu.
+func lookupLocked[T any](s *Sim, w http.ResponseWriter, r *http.Request, resources map[int64]T, what string) (T, bool) {
+	var zero T
+	id, ok := s.pathID(w, r, "id")
+	if !ok {
+		return zero, false
+	}
+	v, ok := resources[id]
+	if !ok {
+		s.writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("%s with ID %d not found", what, id), nil)
+		return zero, false
+	}
+	return v, true
+}
+
+// listJSON answers a list request: the resources that match, sorted by
+// the request's sort fields (those of sorts) and paged, as JSON under key
+// with the pagination meta, as the API lists every kind of resource.
+func listJSON[T, J any](s *Sim, w http.ResponseWriter, r *http.Request, key string, resources map[int64]T,
+	match func(T) bool, sorts map[string]func(a, b T) int, toJSON func(T) J) {
+	s.mu.Lock()
+	var items []T
+	for _, v := range resources {
+		if match(v) {
+			items = append(items, v)
+		}
+	}
+	if err := sortBy(items, r.URL.Query()["sort"], sorts); err != nil {
+		s.mu.Unlock()
+		s.invalidInput(w, "sort", err.Error())
+		return
+	}
+	lo, hi, m, ok := s.page(w, r, len(items))
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	out := make([]J, 0, hi-lo)
+	for _, v := range items[lo:hi] {
+		out = append(out, toJSON(v))
+	}
+	s.mu.Unlock()
+	s.writeJSON(w, http.StatusOK, map[string]any{key: out, "meta": m})
+}
+
 func sortBy[T any](items []T, sorts []string, fields map[string]func(a, b T) int) error {
 	var cmps []func(a, b T) int
 	for _, so := range sorts {
@@ -193,60 +252,23 @@ func (s *Sim) fipJSONLocked(f *fipState) schema.FloatingIP {
 	return out
 }
 
-func (s *Sim) lookupFIPLocked(w http.ResponseWriter, r *http.Request) (*fipState, bool) {
-	id, ok := s.pathID(w, r, "id")
-	if !ok {
-		return nil, false
-	}
-	f, ok := s.fips[id]
-	if !ok {
-		s.writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("floating ip with ID %d not found", id), nil)
-		return nil, false
-	}
-	return f, true
-}
-
 func (s *Sim) listFloatingIPs(w http.ResponseWriter, r *http.Request) {
 	sel, ok := s.selector(w, r)
 	if !ok {
 		return
 	}
 	name := r.URL.Query().Get("name")
-	s.mu.Lock()
-	var items []*fipState
-	for _, f := range s.fips {
-		if (name == "" || f.Name == name) && sel.Matches(f.Labels) {
-			items = append(items, f)
-		}
-	}
-	err := sortBy(items, r.URL.Query()["sort"], map[string]func(a, b *fipState) int{
-		"id":      func(a, b *fipState) int { return cmp.Compare(a.ID, b.ID) },
-		"created": func(a, b *fipState) int { return a.created.Compare(b.created) },
-	})
-	if err != nil {
-		s.mu.Unlock()
-		s.invalidInput(w, "sort", err.Error())
-		return
-	}
-	lo, hi, m, ok := s.page(w, r, len(items))
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	out := make([]schema.FloatingIP, 0, hi-lo)
-	for _, f := range items[lo:hi] {
-		out = append(out, s.fipJSONLocked(f))
-	}
-	s.mu.Unlock()
-	s.writeJSON(w, http.StatusOK, struct {
-		FloatingIPs []schema.FloatingIP `json:"floating_ips"`
-		Meta        *meta               `json:"meta"`
-	}{out, m})
+	listJSON(s, w, r, "floating_ips", s.fips,
+		func(f *fipState) bool { return (name == "" || f.Name == name) && sel.Matches(f.Labels) },
+		map[string]func(a, b *fipState) int{
+			"id":      func(a, b *fipState) int { return cmp.Compare(a.ID, b.ID) },
+			"created": func(a, b *fipState) int { return a.created.Compare(b.created) },
+		}, s.fipJSONLocked)
 }
 
 func (s *Sim) getFloatingIP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	f, ok := s.lookupFIPLocked(w, r)
+	f, ok := lookupLocked(s, w, r, s.fips, "floating ip")
 	if !ok {
 		s.mu.Unlock()
 		return
@@ -379,7 +401,7 @@ func (s *Sim) updateFloatingIP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	f, ok := s.lookupFIPLocked(w, r)
+	f, ok := lookupLocked(s, w, r, s.fips, "floating ip")
 	if !ok {
 		s.mu.Unlock()
 		return
@@ -411,7 +433,7 @@ func (s *Sim) deleteFloatingIP(w http.ResponseWriter, r *http.Request) {
 	s.hookMu.Lock() // until the hooks below returned
 	defer s.hookMu.Unlock()
 	s.mu.Lock()
-	f, ok := s.lookupFIPLocked(w, r)
+	f, ok := lookupLocked(s, w, r, s.fips, "floating ip")
 	if !ok {
 		s.mu.Unlock()
 		return
@@ -463,7 +485,7 @@ func (s *Sim) floatingIPAction(w http.ResponseWriter, r *http.Request, command s
 	s.hookMu.Lock() // until the hooks below returned
 	defer s.hookMu.Unlock()
 	s.mu.Lock()
-	f, ok := s.lookupFIPLocked(w, r)
+	f, ok := lookupLocked(s, w, r, s.fips, "floating ip")
 	if !ok {
 		s.mu.Unlock()
 		return
@@ -565,7 +587,7 @@ func (s *Sim) listFloatingIPActions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	f, ok := s.lookupFIPLocked(w, r)
+	f, ok := lookupLocked(s, w, r, s.fips, "floating ip")
 	s.mu.Unlock()
 	if !ok {
 		return
@@ -661,52 +683,13 @@ func (s *Sim) listServers(w http.ResponseWriter, r *http.Request) {
 	for _, v := range q["status"] {
 		statuses[v] = true
 	}
-	s.mu.Lock()
-	var items []*Server
-	for _, srv := range s.servers {
-		if (name == "" || srv.Name == name) && (len(statuses) == 0 || statuses[srv.Status]) && sel.Matches(srv.Labels) {
-			items = append(items, srv)
-		}
-	}
-	err := sortBy(items, q["sort"], map[string]func(a, b *Server) int{
-		"id":      func(a, b *Server) int { return cmp.Compare(a.ID, b.ID) },
-		"name":    func(a, b *Server) int { return cmp.Compare(a.Name, b.Name) },
-		"created": func(a, b *Server) int { return 0 },
-	})
-	if err != nil {
-		s.mu.Unlock()
-		s.invalidInput(w, "sort", err.Error())
-		return
-	}
-	lo, hi, m, ok := s.page(w, r, len(items))
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	out := make([]schema.Server, 0, hi-lo)
-	for _, srv := range items[lo:hi] {
-		out = append(out, s.serverJSONLocked(srv))
-	}
-	s.mu.Unlock()
-	s.writeJSON(w, http.StatusOK, struct {
-		Servers []schema.Server `json:"servers"`
-		Meta    *meta           `json:"meta"`
-	}{out, m})
-}
-
-func (s *Sim) getServer(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "id")
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	srv, ok := s.servers[id]
-	if !ok {
-		s.mu.Unlock()
-		s.writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("server with ID %d not found", id), nil)
-		return
-	}
-	body := schema.ServerGetResponse{Server: s.serverJSONLocked(srv)}
-	s.mu.Unlock()
-	s.writeJSON(w, http.StatusOK, body)
+	listJSON(s, w, r, "servers", s.servers,
+		func(srv *Server) bool {
+			return (name == "" || srv.Name == name) && (len(statuses) == 0 || statuses[srv.Status]) && sel.Matches(srv.Labels)
+		},
+		map[string]func(a, b *Server) int{
+			"id":      func(a, b *Server) int { return cmp.Compare(a.ID, b.ID) },
+			"name":    func(a, b *Server) int { return cmp.Compare(a.Name, b.Name) },
+			"created": func(a, b *Server) int { return 0 },
+		}, s.serverJSONLocked)
 }

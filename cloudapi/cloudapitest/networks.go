@@ -220,61 +220,24 @@ func (s *Sim) networkJSONLocked(n *networkState) schema.Network {
 	return out
 }
 
-func (s *Sim) lookupNetworkLocked(w http.ResponseWriter, r *http.Request) (*networkState, bool) {
-	id, ok := s.pathID(w, r, "id")
-	if !ok {
-		return nil, false
-	}
-	n, ok := s.networks[id]
-	if !ok {
-		s.writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("network with ID %d not found", id), nil)
-		return nil, false
-	}
-	return n, true
-}
-
 func (s *Sim) listNetworks(w http.ResponseWriter, r *http.Request) {
 	sel, ok := s.selector(w, r)
 	if !ok {
 		return
 	}
 	name := r.URL.Query().Get("name")
-	s.mu.Lock()
-	var items []*networkState
-	for _, n := range s.networks {
-		if (name == "" || n.Name == name) && sel.Matches(n.Labels) {
-			items = append(items, n)
-		}
-	}
-	err := sortBy(items, r.URL.Query()["sort"], map[string]func(a, b *networkState) int{
-		"id":      func(a, b *networkState) int { return cmp.Compare(a.ID, b.ID) },
-		"name":    func(a, b *networkState) int { return cmp.Compare(a.Name, b.Name) },
-		"created": func(a, b *networkState) int { return a.created.Compare(b.created) },
-	})
-	if err != nil {
-		s.mu.Unlock()
-		s.invalidInput(w, "sort", err.Error())
-		return
-	}
-	lo, hi, m, ok := s.page(w, r, len(items))
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	out := make([]schema.Network, 0, hi-lo)
-	for _, n := range items[lo:hi] {
-		out = append(out, s.networkJSONLocked(n))
-	}
-	s.mu.Unlock()
-	s.writeJSON(w, http.StatusOK, struct {
-		Networks []schema.Network `json:"networks"`
-		Meta     *meta            `json:"meta"`
-	}{out, m})
+	listJSON(s, w, r, "networks", s.networks,
+		func(n *networkState) bool { return (name == "" || n.Name == name) && sel.Matches(n.Labels) },
+		map[string]func(a, b *networkState) int{
+			"id":      func(a, b *networkState) int { return cmp.Compare(a.ID, b.ID) },
+			"name":    func(a, b *networkState) int { return cmp.Compare(a.Name, b.Name) },
+			"created": func(a, b *networkState) int { return a.created.Compare(b.created) },
+		}, s.networkJSONLocked)
 }
 
 func (s *Sim) getNetwork(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	n, ok := s.lookupNetworkLocked(w, r)
+	n, ok := lookupLocked(s, w, r, s.networks, "network")
 	if !ok {
 		s.mu.Unlock()
 		return
@@ -465,7 +428,7 @@ func (s *Sim) routeAction(w http.ResponseWriter, r *http.Request, add bool) {
 	s.hookMu.Lock() // until the hooks below returned
 	defer s.hookMu.Unlock()
 	s.mu.Lock()
-	n, ok := s.lookupNetworkLocked(w, r)
+	n, ok := lookupLocked(s, w, r, s.networks, "network")
 	if !ok {
 		s.mu.Unlock()
 		return
