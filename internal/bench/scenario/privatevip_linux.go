@@ -373,34 +373,5 @@ func (k aliasKeepalivedSubject) start(ctx context.Context, s *simcloud.Server) e
 // waitSettled waits until the API's holder of the VIP is keepalived's
 // MASTER and every other keepalived is BACKUP (see keepalivedSubject).
 func (k aliasKeepalivedSubject) waitSettled(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, kaSettleTimeout)
-	defer cancel()
-	var why string
-	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		holder := k.t.holder(k.c)
-		for _, s := range k.c.servers {
-			p := k.c.kas[s.Name()]
-			if p == nil {
-				return false, fmt.Errorf("keepalived is not running on %s", s.Name())
-			}
-			select {
-			case <-p.Done():
-				return false, fmt.Errorf("keepalived on %s exited: %s", s.Name(), p.Tail())
-			default:
-			}
-			want := "BACKUP"
-			if s.Name() == holder {
-				want = "MASTER"
-			}
-			if st := k.c.kaStateOf(p); st != want {
-				why = fmt.Sprintf("%s is %q, want %s (API holder %q)", s.Name(), st, want, holder)
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%w: keepalived did not settle: %s", errNotServing, why)
-	}
-	return err
+	return k.c.waitKeepalivedSettled(ctx, func() string { return k.t.holder(k.c) })
 }

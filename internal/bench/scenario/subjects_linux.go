@@ -131,13 +131,19 @@ const kaSettleTimeout = 30 * time.Second
 // crash. The API holder changes without a keepalived log line (the notify
 // script finishes later), so the condition is polled.
 func (k keepalivedSubject) waitSettled(ctx context.Context) error {
+	return k.c.waitKeepalivedSettled(ctx, func() string { return k.c.cloud.Holder(k.c.fip) })
+}
+
+// waitKeepalivedSettled waits until holder (by the API) is keepalived's
+// MASTER and every other keepalived of the cluster is BACKUP.
+func (c *cluster) waitKeepalivedSettled(ctx context.Context, holder func() string) error {
 	ctx, cancel := context.WithTimeout(ctx, kaSettleTimeout)
 	defer cancel()
 	var why string
 	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		holder := k.c.cloud.Holder(k.c.fip)
-		for _, s := range k.c.servers {
-			p := k.c.kas[s.Name()]
+		holder := holder()
+		for _, s := range c.servers {
+			p := c.kas[s.Name()]
 			if p == nil {
 				return false, fmt.Errorf("keepalived is not running on %s", s.Name())
 			}
@@ -150,8 +156,8 @@ func (k keepalivedSubject) waitSettled(ctx context.Context) error {
 			if s.Name() == holder {
 				want = "MASTER"
 			}
-			if st := k.c.kaStateOf(p); st != want {
-				why = fmt.Sprintf("%s is %q, want %s (API holder %s)", s.Name(), st, want, holder)
+			if st := c.kaStateOf(p); st != want {
+				why = fmt.Sprintf("%s is %q, want %s (API holder %q)", s.Name(), st, want, holder)
 				return false, nil
 			}
 		}
