@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -315,59 +314,12 @@ type aliasKeepalivedSubject struct {
 
 func (k aliasKeepalivedSubject) start(ctx context.Context, s *simcloud.Server) error {
 	c := k.c
-	i := c.index(s)
-	dir := filepath.Join(c.dir, s.Name(), "keepalived")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create keepalived directory for %s: %w", s.Name(), err)
-	}
-	_, nets := s.Metadata()
-	if len(nets) == 0 {
-		return fmt.Errorf("start keepalived on %s: no private network", s.Name())
-	}
-	nic, err := privateNIC(s, nets[0].MACAddress)
-	if err != nil {
-		return err
-	}
-	headers := filepath.Join(dir, "headers")
-	if err := os.WriteFile(headers, []byte("Authorization: Bearer "+token(i)+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write API header file for %s: %w", s.Name(), err)
-	}
-	script := filepath.Join(dir, "notify.sh")
-	text, err := keepalived.AliasScript{
-		Endpoint: c.cloud.APIEndpoint(), HeaderFile: headers, NetworkID: c.nets[0].ID(),
-		ServerID: s.ID(), VIP: k.t.vip, LogFile: filepath.Join(dir, "notify.log"),
-	}.Render()
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(script, []byte(text), 0o700); err != nil {
-		return fmt.Errorf("write notify script for %s: %w", s.Name(), err)
-	}
-	var peers []netip.Addr
-	for _, p := range c.servers {
-		if p != s {
-			ip, err := privateIP(p)
-			if err != nil {
-				return err
-			}
-			peers = append(peers, ip)
-		}
-	}
-	conf, err := keepalived.Config{
-		RouterID: s.Name(), Interface: nic, Priority: 150 - 50*i,
-		SrcIP: nets[0].IP, Peers: peers,
-		VIP: netip.PrefixFrom(k.t.vip, 32), VIPDevice: nic, NotifyMaster: script,
-	}.Render()
-	if err != nil {
-		return err
-	}
-	p, err := keepalived.Start(s.NetNS(), dir, conf, c.env.Log.With("server", s.Name()))
-	if err != nil {
-		return err
-	}
-	c.kas[s.Name()] = p
-	go c.watchKA(p)
-	return nil
+	return c.startKeepalived(s, func(dir, headers string) (string, error) {
+		return keepalived.AliasScript{
+			Endpoint: c.cloud.APIEndpoint(), HeaderFile: headers, NetworkID: c.nets[0].ID(),
+			ServerID: s.ID(), VIP: k.t.vip, LogFile: filepath.Join(dir, "notify.log"),
+		}.Render()
+	}, netip.PrefixFrom(k.t.vip, 32), "")
 }
 
 // waitSettled waits until the API's holder of the VIP is keepalived's

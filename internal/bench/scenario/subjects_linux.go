@@ -65,6 +65,19 @@ func (k keepalivedSubject) name() string { return bench.SubjectKeepalived }
 
 func (k keepalivedSubject) start(ctx context.Context, s *simcloud.Server) error {
 	c := k.c
+	return c.startKeepalived(s, func(dir, headers string) (string, error) {
+		return keepalived.Script{
+			Endpoint: c.cloud.APIEndpoint(), HeaderFile: headers, FloatingIPID: c.fip.ID(),
+			ServerID: s.ID(), LogFile: filepath.Join(dir, "notify.log"),
+		}.Render()
+	}, c.fip.HostPrefix(), s.PublicNIC())
+}
+
+// startKeepalived starts a baseline keepalived on s: unicast VRRP over the
+// first private network with the other servers as peers, the VIP on
+// vipDevice ("" is the private NIC), and the notify script that render
+// returns, given the keepalived directory and the API header file.
+func (c *cluster) startKeepalived(s *simcloud.Server, render func(dir, headers string) (string, error), vip netip.Prefix, vipDevice string) error {
 	i := c.index(s)
 	dir := filepath.Join(c.dir, s.Name(), "keepalived")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -78,15 +91,15 @@ func (k keepalivedSubject) start(ctx context.Context, s *simcloud.Server) error 
 	if err != nil {
 		return err
 	}
+	if vipDevice == "" {
+		vipDevice = nic
+	}
 	headers := filepath.Join(dir, "headers")
 	if err := os.WriteFile(headers, []byte("Authorization: Bearer "+token(i)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write API header file for %s: %w", s.Name(), err)
 	}
 	script := filepath.Join(dir, "notify.sh")
-	text, err := keepalived.Script{
-		Endpoint: c.cloud.APIEndpoint(), HeaderFile: headers, FloatingIPID: c.fip.ID(),
-		ServerID: s.ID(), LogFile: filepath.Join(dir, "notify.log"),
-	}.Render()
+	text, err := render(dir, headers)
 	if err != nil {
 		return err
 	}
@@ -106,7 +119,7 @@ func (k keepalivedSubject) start(ctx context.Context, s *simcloud.Server) error 
 	conf, err := keepalived.Config{
 		RouterID: s.Name(), Interface: nic, Priority: 150 - 50*i,
 		SrcIP: nets[0].IP, Peers: peers,
-		VIP: c.fip.HostPrefix(), VIPDevice: s.PublicNIC(), NotifyMaster: script,
+		VIP: vip, VIPDevice: vipDevice, NotifyMaster: script,
 	}.Render()
 	if err != nil {
 		return err
