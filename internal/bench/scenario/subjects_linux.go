@@ -137,6 +137,11 @@ func (c *cluster) startKeepalived(s *simcloud.Server, render func(dir, headers s
 // does not within it is inconsistent and gets reset by the caller.
 const kaSettleTimeout = 30 * time.Second
 
+// kaSettleStable is how long a keepalived cluster must stay settled before
+// a trial: longer than a notify script's assign and action wait (1 s
+// actions, polled every second).
+const kaSettleStable = 2500 * time.Millisecond
+
 // waitSettled waits until the holder by the API is keepalived's MASTER and
 // every other keepalived is BACKUP. Accepting any MASTER or BACKUP is not
 // enough: a standby that raced to MASTER, or whose notify script is still
@@ -152,7 +157,10 @@ func (k keepalivedSubject) waitSettled(ctx context.Context) error {
 func (c *cluster) waitKeepalivedSettled(ctx context.Context, holder func() string) error {
 	ctx, cancel := context.WithTimeout(ctx, kaSettleTimeout)
 	defer cancel()
-	var why string
+	var (
+		why    string
+		stable time.Time // since when the condition holds; zero while it does not
+	)
 	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		holder := holder()
 		for _, s := range c.servers {
@@ -171,8 +179,21 @@ func (c *cluster) waitKeepalivedSettled(ctx context.Context, holder func() strin
 			}
 			if st := c.kaStateOf(p); st != want {
 				why = fmt.Sprintf("%s is %q, want %s (API holder %q)", s.Name(), st, want, holder)
+				stable = time.Time{}
 				return false, nil
 			}
+		}
+		// A notify script of an instance that was MASTER for a moment may
+		// still be moving the address (it waits for the action): the state
+		// must hold for longer than one such script takes, or the next
+		// trial's crash meets a move already under way and measures less
+		// than keepalived's detection (seen: 0.64 s).
+		if stable.IsZero() {
+			stable = time.Now()
+		}
+		if d := time.Since(stable); d < kaSettleStable {
+			why = fmt.Sprintf("settled for %v of %v", d.Round(time.Millisecond), kaSettleStable)
+			return false, nil
 		}
 		return true, nil
 	})
