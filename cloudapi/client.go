@@ -300,26 +300,27 @@ func (c *Client) GetFloatingIP(ctx context.Context, idOrName string) (FloatingIP
 // Assign starts moving a floating IP to a server. The move is done when the
 // returned action succeeds (see WaitAction). Always urgent.
 func (c *Client) Assign(ctx context.Context, floatingIPID, serverID int64) (Action, error) {
-	ctx = WithUrgent(ctx)
-	var out Action
-	err := c.call(ctx, fmt.Sprintf("assign floating ip %d to server %d", floatingIPID, serverID), func(ctx context.Context) error {
+	return c.startAction(ctx, fmt.Sprintf("assign floating ip %d to server %d", floatingIPID, serverID), func(ctx context.Context) (*hcloud.Action, error) {
 		a, _, err := c.hc.FloatingIP.Assign(ctx, &hcloud.FloatingIP{ID: floatingIPID}, &hcloud.Server{ID: serverID})
-		if err != nil {
-			return err
-		}
-		out = actionFrom(a)
-		c.remember(out)
-		return nil
+		return a, err
 	})
-	return out, err
 }
 
 // Unassign starts unassigning a floating IP. Always urgent.
 func (c *Client) Unassign(ctx context.Context, floatingIPID int64) (Action, error) {
+	return c.startAction(ctx, fmt.Sprintf("unassign floating ip %d", floatingIPID), func(ctx context.Context) (*hcloud.Action, error) {
+		a, _, err := c.hc.FloatingIP.Unassign(ctx, &hcloud.FloatingIP{ID: floatingIPID})
+		return a, err
+	})
+}
+
+// startAction is an urgent call named op that starts an action with fn;
+// the action is remembered for WaitAction.
+func (c *Client) startAction(ctx context.Context, op string, fn func(context.Context) (*hcloud.Action, error)) (Action, error) {
 	ctx = WithUrgent(ctx)
 	var out Action
-	err := c.call(ctx, fmt.Sprintf("unassign floating ip %d", floatingIPID), func(ctx context.Context) error {
-		a, _, err := c.hc.FloatingIP.Unassign(ctx, &hcloud.FloatingIP{ID: floatingIPID})
+	err := c.call(ctx, op, func(ctx context.Context) error {
+		a, err := fn(ctx)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/hc-agent/hc-agent/internal/ipconv"
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 )
 
@@ -96,25 +97,17 @@ func (c *Client) ListNetworks(ctx context.Context, selector string) ([]Network, 
 // succeeds (see WaitAction). Always urgent. A retry after a lost response
 // sends the same list again, which is harmless.
 func (c *Client) ChangeAliasIPs(ctx context.Context, serverID, networkID int64, ips []netip.Addr) (Action, error) {
-	ctx = WithUrgent(ctx)
 	aliases := make([]net.IP, 0, len(ips))
 	for _, ip := range ips {
 		aliases = append(aliases, net.IP(ip.AsSlice()))
 	}
-	var out Action
-	err := c.call(ctx, fmt.Sprintf("change alias ips of server %d in network %d", serverID, networkID), func(ctx context.Context) error {
+	return c.startAction(ctx, fmt.Sprintf("change alias ips of server %d in network %d", serverID, networkID), func(ctx context.Context) (*hcloud.Action, error) {
 		a, _, err := c.hc.Server.ChangeAliasIPs(ctx, &hcloud.Server{ID: serverID}, hcloud.ServerChangeAliasIPsOpts{
 			Network:  &hcloud.Network{ID: networkID},
 			AliasIPs: aliases,
 		})
-		if err != nil {
-			return err
-		}
-		out = actionFrom(a)
-		c.remember(out)
-		return nil
+		return a, err
 	})
-	return out, err
 }
 
 // AddRoute starts adding a route to a network. The API validates it (the
@@ -142,22 +135,10 @@ func (c *Client) DeleteRoute(ctx context.Context, networkID int64, r Route) (Act
 
 func (c *Client) routeAction(ctx context.Context, verb string, networkID int64, r Route,
 	fn func(context.Context, *hcloud.Network, hcloud.NetworkRoute) (*hcloud.Action, error)) (Action, error) {
-	ctx = WithUrgent(ctx)
-	hr := hcloud.NetworkRoute{
-		Destination: &net.IPNet{IP: net.IP(r.Destination.Addr().AsSlice()), Mask: net.CIDRMask(r.Destination.Bits(), r.Destination.Addr().BitLen())},
-		Gateway:     net.IP(r.Gateway.AsSlice()),
-	}
-	var out Action
-	err := c.call(ctx, fmt.Sprintf("%s route %s via %s in network %d", verb, r.Destination, r.Gateway, networkID), func(ctx context.Context) error {
-		a, err := fn(ctx, &hcloud.Network{ID: networkID}, hr)
-		if err != nil {
-			return err
-		}
-		out = actionFrom(a)
-		c.remember(out)
-		return nil
+	hr := hcloud.NetworkRoute{Destination: ipconv.IPNet(r.Destination), Gateway: net.IP(r.Gateway.AsSlice())}
+	return c.startAction(ctx, fmt.Sprintf("%s route %s via %s in network %d", verb, r.Destination, r.Gateway, networkID), func(ctx context.Context) (*hcloud.Action, error) {
+		return fn(ctx, &hcloud.Network{ID: networkID}, hr)
 	})
-	return out, err
 }
 
 func networkFrom(n *hcloud.Network) Network {
