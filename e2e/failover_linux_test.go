@@ -167,6 +167,14 @@ func TestPlannedShutdownHandOver(t *testing.T) {
 	// here. At most one probe request (they take a millisecond or two,
 	// one every 50 ms) can straddle the move; any other failure (timeout,
 	// refused, unreachable) would be an outage.
+	w.checkHandOver(t, samples, t0)
+}
+
+// checkHandOver asserts that a planned hand-over failed no client request
+// but at most one reset: the connection accepted by the old holder just
+// before the move (see TestPlannedShutdownHandOver).
+func (w *world) checkHandOver(t *testing.T, samples []simcloud.Sample, t0 time.Time) {
+	t.Helper()
 	resets := 0
 	for _, s := range samples {
 		if !s.OK() && errors.Is(s.Err, syscall.ECONNRESET) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -372,16 +371,7 @@ func TestPrivateVIPPlannedHandOver(t *testing.T) {
 		// As for floating IPs (TestPlannedShutdownHandOver): a connection
 		// accepted by the old holder just before the move is reset by the
 		// new one; any other failure is an outage.
-		resets := 0
-		for _, s := range samples {
-			if !s.OK() && errors.Is(s.Err, syscall.ECONNRESET) {
-				resets++
-			}
-		}
-		if !assert.Zero(t, failures(samples)-resets, "failed client requests during the hand-over, other than resets") ||
-			!assert.LessOrEqual(t, resets, 1, "connections reset by the move") {
-			w.logFailures(samples, t0)
-		}
+		w.checkHandOver(t, samples, t0)
 		assert.Equal(t, []string{now}, p.apiHolders())
 		p.checkAliasesKept(t, now)
 	})
