@@ -27,6 +27,7 @@ var memberlistLines = []struct {
 	{"no level at all", slog.LevelInfo, "no level at all"},
 	{"[BOGUS] memberlist: x", slog.LevelInfo, "[BOGUS] memberlist: x"},
 	{"", slog.LevelInfo, ""},
+	{"  [WARN] memberlist: leading space\n", slog.LevelWarn, "leading space"},
 }
 
 func TestParseMemberlistLine(t *testing.T) {
@@ -46,10 +47,10 @@ func FuzzParseMemberlistLine(f *testing.F) {
 	f.Add("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.3:7946")
 	f.Fuzz(func(t *testing.T, line string) {
 		level, text := parseMemberlistLine(line)
-		// The text is part of the line, and a line without a level tag
-		// is Info.
+		// The text is part of the line, and a line whose first word (after
+		// the blanks the parser trims) is not a level tag is Info.
 		assert.LessOrEqual(t, len(text), len(line))
-		if !strings.HasPrefix(line, "[") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "[") {
 			assert.Equal(t, slog.LevelInfo, level)
 		}
 		decryptFailure(text) // no panic
