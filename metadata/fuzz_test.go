@@ -2,6 +2,7 @@ package metadata_test
 
 import (
 	"bytes"
+	"strconv"
 	"testing"
 
 	"github.com/hc-agent/hc-agent/metadata"
@@ -118,4 +119,56 @@ func BenchmarkParseSummary(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzParseInstanceID checks that ParseInstanceID never panics, that what
+// it accepts is positive and prints back to the trimmed input's value, and
+// that every error is KindMalformed.
+func FuzzParseInstanceID(f *testing.F) {
+	for _, s := range []string{"42", " 42\n", "0", "-1", "", "9223372036854775808", "4x", "+7"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		id, err := metadata.ParseInstanceID(in)
+		if err != nil {
+			if !metadata.IsMalformed(err) {
+				t.Fatalf("ParseInstanceID(%q) error %v is not KindMalformed", in, err)
+			}
+			return
+		}
+		if id <= 0 {
+			t.Fatalf("ParseInstanceID(%q) = %d, want positive", in, id)
+		}
+		again, err := metadata.ParseInstanceID([]byte(strconv.FormatInt(id, 10)))
+		if err != nil || again != id {
+			t.Fatalf("ParseInstanceID of its own output %d = %d, %v", id, again, err)
+		}
+	})
+}
+
+// FuzzParsePublicIPv4 checks that ParsePublicIPv4 never panics, that it
+// accepts only IPv4 addresses (or nothing), and that every error is
+// KindMalformed.
+func FuzzParsePublicIPv4(f *testing.F) {
+	for _, s := range []string{"203.0.113.7", " 203.0.113.7\n", "", "2001:db8::1", "::ffff:1.2.3.4", "1.2.3", "1.2.3.4/32"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, err := metadata.ParsePublicIPv4(in)
+		if err != nil {
+			if !metadata.IsMalformed(err) {
+				t.Fatalf("ParsePublicIPv4(%q) error %v is not KindMalformed", in, err)
+			}
+			return
+		}
+		if len(bytes.TrimSpace(in)) == 0 {
+			if a.IsValid() {
+				t.Fatalf("ParsePublicIPv4(%q) = %v, want the zero Addr", in, a)
+			}
+			return
+		}
+		if !a.Is4() {
+			t.Fatalf("ParsePublicIPv4(%q) = %v, not IPv4", in, a)
+		}
+	})
 }
