@@ -247,14 +247,14 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		if err := r.subscribeAddr(ch, ctx.Done()); err != nil {
 			return fmt.Errorf("subscribe to address events: %w", err)
 		}
-		watchers.Go(func() { watchEvents(ctx, r, "address", r.subscribeAddr, ch, r.addrEvent) })
+		watchers.Go(func() { watchEvents(ctx, r.log, "address", r.subscribeAddr, ch, r.addrEvent, r.requestRestore) })
 	}
 	if r.subscribeRoute != nil {
 		ch := make(chan netlink.RouteUpdate, 64)
 		if err := r.subscribeRoute(ch, ctx.Done()); err != nil {
 			return fmt.Errorf("subscribe to route events: %w", err)
 		}
-		watchers.Go(func() { watchEvents(ctx, r, "route", r.subscribeRoute, ch, r.routeEvent) })
+		watchers.Go(func() { watchEvents(ctx, r.log, "route", r.subscribeRoute, ch, r.routeEvent, r.requestRestore) })
 	}
 
 	poll := time.NewTimer(jitter(r.opts.pollInterval()))
@@ -306,6 +306,7 @@ func (r *Reconciler) wait(ctx context.Context, poll *time.Timer, retryC <-chan t
 			poll.Reset(jitter(r.opts.pollInterval()))
 		case <-r.trigger:
 		case <-r.restoreReq:
+			settle(ctx, r.restoreReq)
 			r.restore(ctx)
 			continue
 		case <-retryC:

@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -17,11 +18,41 @@ import (
 // keeps deleting the same item, restoreLimit restores per restoreWindow are
 // allowed per item; after that hc-agent leaves the item alone for
 // restoreBackoff, logs it once and counts it, instead of fighting.
+//
+// A restore waits until the deletions have been quiet for restoreSettle
+// (at most restoreSettleMax after the first): `ip addr flush` deletes in
+// rounds until a dump finds nothing left, so an address put back between
+// two rounds is taken again, and each such round would count against the
+// item's budget until hc-agent backs off from an operator's one flush.
 const (
-	restoreLimit   = 5
-	restoreWindow  = time.Minute
-	restoreBackoff = time.Minute
+	restoreLimit     = 5
+	restoreWindow    = time.Minute
+	restoreBackoff   = time.Minute
+	restoreSettle    = 50 * time.Millisecond
+	restoreSettleMax = 500 * time.Millisecond
 )
+
+// settle returns once no request has arrived on req for restoreSettle, at
+// most restoreSettleMax after it was called, or when ctx is done; requests
+// that arrive meanwhile are absorbed, the restore that follows serves them.
+func settle(ctx context.Context, req <-chan struct{}) {
+	quiet := time.NewTimer(restoreSettle)
+	defer quiet.Stop()
+	limit := time.NewTimer(restoreSettleMax)
+	defer limit.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-limit.C:
+			return
+		case <-quiet.C:
+			return
+		case <-req:
+			quiet.Reset(restoreSettle)
+		}
+	}
+}
 
 // AddrSubscribeFunc subscribes to address updates the way
 // netlink.AddrSubscribeWithOptions does.
@@ -149,10 +180,10 @@ func (r *Reconciler) routeEvent(u netlink.RouteUpdate) {
 }
 
 // watchEvents forwards the updates of one subscription to handle until ctx
-// is done, subscribing again (and requesting a restore, since events may
-// have been lost) when the subscription breaks. It returns when ctx is done
+// is done, subscribing again (and calling lost, since events may have been
+// lost: callers restore) when the subscription breaks. It returns when ctx is done
 // and the subscription's channel is closed.
-func watchEvents[T any](ctx context.Context, r *Reconciler, what string, subscribe func(chan<- T, <-chan struct{}) error, ch chan T, handle func(T)) {
+func watchEvents[T any](ctx context.Context, log *slog.Logger, what string, subscribe func(chan<- T, <-chan struct{}) error, ch chan T, handle func(T), lost func()) {
 	for {
 		for u := range ch {
 			if ctx.Err() == nil {
@@ -162,7 +193,7 @@ func watchEvents[T any](ctx context.Context, r *Reconciler, what string, subscri
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("event subscription ended, subscribing again", "events", what)
+		log.Warn("event subscription ended, subscribing again", "events", what)
 		for {
 			t := time.NewTimer(time.Second)
 			select {
@@ -176,9 +207,9 @@ func watchEvents[T any](ctx context.Context, r *Reconciler, what string, subscri
 			if err == nil {
 				break
 			}
-			r.log.Warn("subscribe to events", "events", what, "err", err)
+			log.Warn("subscribe to events", "events", what, "err", err)
 		}
-		r.requestRestore()
+		lost()
 	}
 }
 

@@ -60,6 +60,14 @@ func startEventRig(t *testing.T, f *fakeNL, nets []metadata.PrivateNetwork, opts
 	return er
 }
 
+// settled lets a restore that events asked for run: it follows
+// restoreSettle of quiet (in the bubble's clock).
+func settled() {
+	synctest.Wait()
+	time.Sleep(restoreSettle)
+	synctest.Wait()
+}
+
 func (er *eventRig) restoreCounts() map[string]int {
 	er.mu.Lock()
 	defer er.mu.Unlock()
@@ -84,13 +92,15 @@ func TestReconcilerRestoresOnDeletion(t *testing.T) {
 
 		er.delAddr(t, "ens10", "10.0.0.3/32")
 		synctest.Wait()
-		assert.Equal(t, configuredBoth, er.f.String(), "alias restored at once")
+		assert.NotContains(t, er.f.String(), "10.0.0.3/32", "no restore before the deletions settle")
+		settled()
+		assert.Equal(t, configuredBoth, er.f.String(), "alias restored once the deletions settled")
 
 		gw := Desired(both(), Options{}).Networks[1].Routes[0]
 		nr := toNetlinkRoute(er.f.index("ens11"), gw)
 		require.NoError(t, er.f.RouteDel(nr))
 		er.routes <- netlink.RouteUpdate{Type: unix.RTM_DELROUTE, Route: *nr}
-		synctest.Wait()
+		settled()
 		assert.Equal(t, configuredBoth, er.f.String(), "route restored at once")
 
 		assert.Equal(t, calls, er.src.callCount(), "a restore reads no metadata")
@@ -99,7 +109,7 @@ func TestReconcilerRestoresOnDeletion(t *testing.T) {
 		// An address of someone else on a NIC we do not manage is no reason.
 		_, writes := er.f.counts()
 		er.addrs <- netlink.AddrUpdate{LinkAddress: *ipconv.IPNet(netip.MustParsePrefix("203.0.113.10/32")), LinkIndex: er.f.index("eth0")}
-		synctest.Wait()
+		settled()
 		_, writes2 := er.f.counts()
 		assert.Equal(t, writes, writes2)
 	})
@@ -111,13 +121,13 @@ func TestReconcilerBacksOffFromAFight(t *testing.T) {
 		defer er.stop()
 		for range restoreLimit + 1 {
 			er.delAddr(t, "ens10", "10.0.0.3/32")
-			synctest.Wait()
+			settled()
 			time.Sleep(time.Second)
 		}
 		// More events while backed off change nothing.
 		for range 2 {
 			er.addrs <- netlink.AddrUpdate{LinkAddress: *ipconv.IPNet(netip.MustParsePrefix("10.0.0.3/32")), LinkIndex: er.f.index("ens10")}
-			synctest.Wait()
+			settled()
 		}
 		assert.NotContains(t, er.f.String(), "10.0.0.3/32", "left alone after the budget")
 		assert.Equal(t, map[string]int{"address": restoreLimit, "address backoff": 1}, er.restoreCounts())
@@ -126,7 +136,7 @@ func TestReconcilerBacksOffFromAFight(t *testing.T) {
 		// After the back-off it is restored again.
 		time.Sleep(restoreBackoff)
 		er.addrs <- netlink.AddrUpdate{LinkAddress: *ipconv.IPNet(netip.MustParsePrefix("10.0.0.3/32")), LinkIndex: er.f.index("ens10")}
-		synctest.Wait()
+		settled()
 		assert.Equal(t, configuredBoth, er.f.String())
 	})
 }
@@ -145,7 +155,7 @@ func TestReconcilerKeepsThePin(t *testing.T) {
 		require.NoError(t, f.RouteReplace(&netlink.Route{LinkIndex: f.index("ens10"), Dst: ipconv.IPNet(netip.MustParsePrefix("169.254.169.254/32")),
 			Gw: netip.MustParseAddr("10.0.0.1").AsSlice(), Protocol: unix.RTPROT_DHCP, Table: unix.RT_TABLE_MAIN}))
 		er.routes <- netlink.RouteUpdate{Type: unix.RTM_NEWROUTE, Route: netlink.Route{Dst: ipconv.IPNet(netip.MustParsePrefix("169.254.169.254/32")), Protocol: unix.RTPROT_DHCP, LinkIndex: f.index("ens10")}}
-		synctest.Wait()
+		settled()
 		assert.Contains(t, f.String(), pinned)
 		assert.NotContains(t, f.String(), "169.254.169.254/32 via 10.0.0.1")
 	})
@@ -191,10 +201,55 @@ func TestReconcilerQuietOnKnownNICsAndStop(t *testing.T) {
 		rg := startRig(t, f, both(), Options{})
 		// Apply set MTU and up: the kernel reports the NIC again.
 		rg.linkEvent(unix.RTM_NEWLINK, "ens10", "86:00:00:2a:7d:e0", f.index("ens10"))
-		synctest.Wait()
+		settled()
 		assert.False(t, rg.r.hasPending(), "a NIC that was there is not waited for")
 		rg.stop()
 		rg.r.subscribeError(errors.New("Receive failed: resource temporarily unavailable"))
 		assert.Zero(t, rg.logs.count("netlink event subscription error"))
 	})
+}
+
+// settle waits for restoreSettle of quiet, absorbing the requests of a
+// burst, but never longer than restoreSettleMax.
+func TestSettle(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		every time.Duration // between requests during the wait; 0: none
+		want  time.Duration
+	}{
+		{"quiet", 0, restoreSettle},
+		{"a short burst", 10 * time.Millisecond, restoreSettle + 40*time.Millisecond},
+		{"an endless burst", 10 * time.Millisecond, restoreSettleMax},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				req := make(chan struct{}, 1)
+				stop := make(chan struct{})
+				if tc.every > 0 {
+					n := 4 // the short burst: 4 more requests
+					if tc.want == restoreSettleMax {
+						n = 1 << 30
+					}
+					go func() {
+						for range n {
+							select {
+							case <-stop:
+								return
+							case <-time.After(tc.every):
+							}
+							select {
+							case <-stop:
+								return
+							case req <- struct{}{}:
+							}
+						}
+					}()
+				}
+				start := time.Now()
+				settle(t.Context(), req)
+				assert.Equal(t, tc.want, time.Since(start))
+				close(stop)
+			})
+		})
+	}
 }
