@@ -41,6 +41,9 @@ import (
 const (
 	ComponentNetconf    = metrics.ComponentNetconf
 	ComponentFloatingIP = metrics.ComponentFloatingIP
+	// ComponentRestore puts back addresses of the groups and the manager
+	// that someone else deleted; it never gates readiness.
+	ComponentRestore = "restore"
 )
 
 // Component is a long-running part of the agent, such as the netconf
@@ -101,6 +104,9 @@ type Components struct {
 	Netconf Component
 	// FloatingIP keeps the floating IPs assigned here configured.
 	FloatingIP Component
+	// Restore puts back the floating IP addresses and private VIPs that
+	// someone else deletes, from address events (optional).
+	Restore Component
 	// Groups creates the failover groups. The agent calls it after
 	// netconf's first successful reconcile (the gossip binds to a private
 	// address that netconf configures, at most Options.GroupStartWait
@@ -423,6 +429,9 @@ func (a *Agent) toRun(c Components) []namedComponent {
 		if a.readyOn == "" {
 			a.readyOn = ComponentFloatingIP
 		}
+	}
+	if c.Restore != nil {
+		comps = append(comps, namedComponent{ComponentRestore, c.Restore})
 	}
 	return comps
 }

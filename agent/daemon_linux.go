@@ -160,6 +160,11 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	// handle; built once here, since a failed group start is retried.
 	vips := netconf.NewPrivateVIPs(h)
 	egress := netconf.NewEgressController(h, cfg.EgressGroups(), log.With("component", "egress"))
+	// A DHCP client's flush or an operator's `ip addr flush` of a NIC is
+	// undone from the address event, not at the owner's next API read.
+	c.Restore = netconf.NewAddressRestorer(nil, ns, log.With("component", ComponentRestore), m.ObserveRestore,
+		netconf.RestoreTarget{Kind: metrics.KindFloatingIP, Restore: host.Restore},
+		netconf.RestoreTarget{Kind: metrics.KindPrivateVIP, Restore: vips.Restore})
 	gp := groupsParams{
 		cfg: groupCfg, self: sum.InstanceID, ipv6Host: ipv6Host, api: api, host: host,
 		nets: md, metrics: m, log: log,

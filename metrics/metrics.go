@@ -140,7 +140,7 @@ func New(reg prometheus.Registerer, info BuildInfo, opts ...Option) *Metrics {
 	}, []string{"component"})
 	m.restores = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hcagent_netconf_restores_total",
-		Help: "Addresses and routes of hc-agent that someone else deleted and hc-agent put back at once, by kind (address, route).",
+		Help: "Addresses and routes of hc-agent that someone else deleted and hc-agent put back at once, by kind (address, route: private networks; floating_ip, private_vip).",
 	}, []string{"kind"})
 	m.restoreBackoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hcagent_netconf_restore_backoffs_total",
@@ -262,15 +262,19 @@ func (m *Metrics) ObserveReconcile(component string, d time.Duration, changes in
 	m.reconcileLast.WithLabelValues(component).Set(float64(m.now().UnixNano()) / 1e9)
 }
 
-// Restore kinds: the values of the kind label.
+// Restore kinds: the values of the kind label. Address and route are the
+// private networks'; floating IP and private VIP addresses are the groups'
+// and the manager's.
 const (
-	KindAddress = "address"
-	KindRoute   = "route"
+	KindAddress    = "address"
+	KindRoute      = "route"
+	KindFloatingIP = "floating_ip"
+	KindPrivateVIP = "private_vip"
 )
 
-// ObserveRestore records that netconf restored an item of kind (KindAddress
-// or KindRoute) after an external deletion, or, with backedOff, that it
-// stopped restoring one because another actor kept deleting it.
+// ObserveRestore records that netconf restored an item of kind (a Kind)
+// after an external deletion, or, with backedOff, that it stopped
+// restoring one because another actor kept deleting it.
 func (m *Metrics) ObserveRestore(kind string, backedOff bool) {
 	if m == nil {
 		return

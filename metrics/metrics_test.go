@@ -55,15 +55,19 @@ hcagent_reconcile_runs_total{component="netconf"} 2
 				m.ObserveRestore(KindAddress, false)
 				m.ObserveRestore(KindRoute, false)
 				m.ObserveRestore(KindAddress, true)
+				m.ObserveRestore(KindFloatingIP, false)
+				m.ObserveRestore(KindPrivateVIP, true)
 			},
 			names: []string{"hcagent_netconf_restores_total", "hcagent_netconf_restore_backoffs_total"},
 			want: `
 # HELP hcagent_netconf_restore_backoffs_total Times hc-agent stopped restoring an address or route for a while because another actor kept deleting it, by kind.
 # TYPE hcagent_netconf_restore_backoffs_total counter
 hcagent_netconf_restore_backoffs_total{kind="address"} 1
-# HELP hcagent_netconf_restores_total Addresses and routes of hc-agent that someone else deleted and hc-agent put back at once, by kind (address, route).
+hcagent_netconf_restore_backoffs_total{kind="private_vip"} 1
+# HELP hcagent_netconf_restores_total Addresses and routes of hc-agent that someone else deleted and hc-agent put back at once, by kind (address, route: private networks; floating_ip, private_vip).
 # TYPE hcagent_netconf_restores_total counter
 hcagent_netconf_restores_total{kind="address"} 2
+hcagent_netconf_restores_total{kind="floating_ip"} 1
 hcagent_netconf_restores_total{kind="route"} 1
 `,
 		},

@@ -356,6 +356,13 @@ func TestDHCPClientBlackholeAndPin(t *testing.T) {
 	assert.Equal(t, rg.pub+pinnedVia, rg.metadataVia(t), "re-bind does not undo the pin")
 	assert.Equal(t, configured, rg.host.state(t, rg.names))
 
+	// A failover group's private VIP on the same NIC, as its holder has it.
+	vips := NewPrivateVIPs(rg.host.h)
+	mac, _ := net.ParseMAC("86:00:00:7a:02:02")
+	require.NoError(t, vips.AddVIP(t.Context(), mac, netip.MustParseAddr("10.0.0.9")))
+	configured = rg.host.state(t, rg.names)
+	require.Contains(t, configured, "addr 10.0.0.9/32 dev ens10\n")
+
 	// Release: dhclient-script flushes the addresses labelled with the
 	// device; ours (IF:hc) stay, the lease's address is restored at once.
 	out, err := rg.dhclient(t, "-r").CombinedOutput()
@@ -367,7 +374,11 @@ func TestDHCPClientBlackholeAndPin(t *testing.T) {
 	require.True(t, ok, "the release flushed the lease's address and it came back: %v", cc.snapshot())
 	for _, e := range cc.snapshot() {
 		assert.NotContains(t, e, "addr new=false 10.0.0.3", "alias IPs (label IF:hc) survive the flush")
+		assert.NotContains(t, e, "addr new=false 10.0.0.9", "private VIPs (label IF:hc) survive the flush")
 	}
+	has, err := vips.HasVIP(mac, netip.MustParseAddr("10.0.0.9"))
+	require.NoError(t, err)
+	assert.True(t, has, "the private VIP is still there")
 	l, err := rg.host.h.LinkByName(rg.priv)
 	require.NoError(t, err)
 	owned := rr.r.Owned()

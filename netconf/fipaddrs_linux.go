@@ -224,6 +224,13 @@ func (a *FloatingIPApplier) Set(ctx context.Context, owner string, prefixes []ne
 }
 
 func (a *FloatingIPApplier) apply(ctx context.Context, wants FloatingIPWants) ([]Change, error) {
+	return a.applySkipping(ctx, wants, nil)
+}
+
+// applySkipping is apply, leaving out every write that skip (when set)
+// refuses: an address whose add is skipped stays missing and owned, so that
+// a later apply adds it; one whose removal is skipped stays owned.
+func (a *FloatingIPApplier) applySkipping(ctx context.Context, wants FloatingIPWants, skip func(Change) bool) ([]Change, error) {
 	snap, err := a.readSnapshot()
 	if err != nil {
 		return nil, fmt.Errorf("apply floating ip addresses: %w", err)
@@ -245,13 +252,16 @@ func (a *FloatingIPApplier) apply(ctx context.Context, wants FloatingIPWants) ([
 	)
 	// Add before delete.
 	for _, s := range p.steps {
-		if !s.add {
+		if !s.add || (skip != nil && skip(s.change)) {
 			continue
 		}
 		changes = append(changes, s.change)
 		addr := &netlink.Addr{IPNet: ipconv.IPNet(s.prefix)}
 		if s.prefix.Addr().Is6() {
 			addr.Flags = unix.IFA_F_NODAD
+		} else {
+			// A DHCP client's label flush of the public NIC leaves it.
+			addr.Label = addrLabel(dev)
 		}
 		if err := a.nl.AddrReplace(link, addr); err != nil {
 			errs = append(errs, fmt.Errorf("replace address %v dev %s: %w", s.prefix, dev, err))
@@ -267,7 +277,7 @@ func (a *FloatingIPApplier) apply(ctx context.Context, wants FloatingIPWants) ([
 	}
 	errs = append(errs, a.waitLocalRoutes(ctx, dev, waitFor)...)
 	for _, s := range p.steps {
-		if s.add {
+		if s.add || (skip != nil && skip(s.change)) {
 			continue
 		}
 		changes = append(changes, s.change)
@@ -294,6 +304,22 @@ func (a *FloatingIPApplier) apply(ctx context.Context, wants FloatingIPWants) ([
 		}
 	}
 	return changes, errors.Join(errs...)
+}
+
+// Restore puts back the floating IP addresses an owner wants that someone
+// else deleted (a DHCP client's flush, `ip addr flush`), leaving out those
+// skip refuses, and returns the adds it made. It removes nothing: what the
+// owners no longer want is the owners' business (Set). With nothing missing
+// it is one address dump and no write.
+func (a *FloatingIPApplier) Restore(ctx context.Context, skip func(Change) bool) ([]Change, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.wants) == 0 {
+		return nil, nil
+	}
+	return a.applySkipping(ctx, a.wants.Clone(), func(c Change) bool {
+		return c.Op != OpAdd || (skip != nil && skip(c))
+	})
 }
 
 // errNoLocalRoute says that the kernel has no local route for an address

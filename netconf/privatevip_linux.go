@@ -2,10 +2,13 @@ package netconf
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 )
@@ -19,13 +22,22 @@ import (
 // Ownership is by configuration: a VIP listed in groups[].private_ips
 // belongs to its group, the private-network reconciler leaves it alone
 // (Options.GroupIPs), and no record is kept, so a VIP left behind by a
-// crashed run is removed by the group's first Unconfigure.
+// crashed run is removed by the group's first Unconfigure. In memory it
+// keeps the VIPs added since, so that Restore can put back one that
+// someone else deleted.
 type PrivateVIPs struct {
 	h nlHandle
+
+	// mu serialises the writes, so that a Restore never re-adds a VIP that
+	// a RemoveVIP is taking away.
+	mu     sync.Mutex
+	wanted map[netip.Addr]net.HardwareAddr // added and not removed since
 }
 
 // NewPrivateVIPs returns the host side of private VIPs on h.
-func NewPrivateVIPs(h nlHandle) *PrivateVIPs { return &PrivateVIPs{h: h} }
+func NewPrivateVIPs(h nlHandle) *PrivateVIPs {
+	return &PrivateVIPs{h: h, wanted: map[netip.Addr]net.HardwareAddr{}}
+}
 
 // linkByMAC returns the NIC with mac, or nil when there is none (yet).
 func (p *PrivateVIPs) linkByMAC(mac net.HardwareAddr) (netlink.Link, error) {
@@ -41,8 +53,12 @@ func (p *PrivateVIPs) linkByMAC(mac net.HardwareAddr) (netlink.Link, error) {
 	return nil, nil
 }
 
-func vipAddr(ip netip.Addr) *netlink.Addr {
-	return toNetlinkAddr(netip.PrefixFrom(ip.Unmap(), 32))
+// vipAddr is ip/32 as hc-agent adds it on dev: labelled, so that a DHCP
+// client's label flush of the NIC leaves it (see addrLabel).
+func vipAddr(ip netip.Addr, dev string) *netlink.Addr {
+	a := toNetlinkAddr(netip.PrefixFrom(ip.Unmap(), 32))
+	a.Label = addrLabel(dev)
+	return a
 }
 
 // AddVIP configures ip as /32 on the NIC with mac. An address already there
@@ -51,25 +67,70 @@ func (p *PrivateVIPs) AddVIP(ctx context.Context, mac net.HardwareAddr, ip netip
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("add private vip %s: %w", ip, err)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wanted[ip.Unmap()] = slices.Clone(mac)
+	_, err := p.add(mac, ip)
+	return err
+}
+
+// add configures ip/32 on the NIC with mac unless it is there, and reports
+// whether it wrote.
+func (p *PrivateVIPs) add(mac net.HardwareAddr, ip netip.Addr) (bool, error) {
 	l, err := p.linkByMAC(mac)
 	if err != nil {
-		return fmt.Errorf("add private vip %s: %w", ip, err)
+		return false, fmt.Errorf("add private vip %s: %w", ip, err)
 	}
 	if l == nil {
-		return fmt.Errorf("add private vip %s: no private nic with mac %s", ip, mac)
+		return false, fmt.Errorf("add private vip %s: no private nic with mac %s", ip, mac)
 	}
 	dev := l.Attrs().Name
 	addrs, err := retryDump("addresses", func() ([]netlink.Addr, error) { return p.h.AddrList(l, netlink.FAMILY_V4) })
 	if err != nil {
-		return fmt.Errorf("add private vip %s dev %s: %w", ip, dev, err)
+		return false, fmt.Errorf("add private vip %s dev %s: %w", ip, dev, err)
 	}
 	if hasIP(addrs, ip.Unmap()) {
-		return nil
+		return false, nil
 	}
-	if err := p.h.AddrReplace(l, vipAddr(ip)); err != nil {
-		return fmt.Errorf("add private vip %s dev %s: %w", ip, dev, err)
+	if err := p.h.AddrReplace(l, vipAddr(ip, dev)); err != nil {
+		return false, fmt.Errorf("add private vip %s dev %s: %w", ip, dev, err)
 	}
-	return nil
+	return true, nil
+}
+
+// Restore puts back every VIP added since start and not removed that
+// someone else deleted, leaving out those skip refuses, and returns the adds
+// it made. A VIP whose NIC is gone is left for the group to notice.
+func (p *PrivateVIPs) Restore(ctx context.Context, skip func(Change) bool) ([]Change, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var changes []Change
+	var errs []error
+	for _, ip := range slices.SortedFunc(maps.Keys(p.wanted), netip.Addr.Compare) {
+		if err := ctx.Err(); err != nil {
+			return changes, err
+		}
+		mac := p.wanted[ip]
+		l, err := p.linkByMAC(mac)
+		if err != nil || l == nil {
+			errs = append(errs, err)
+			continue
+		}
+		c := Change{Op: OpAdd, Kind: "address", Object: netip.PrefixFrom(ip, 32).String(), Dev: l.Attrs().Name,
+			Reason: "private vip, deleted by someone else"}
+		if skip != nil && skip(c) {
+			continue
+		}
+		wrote, err := p.add(mac, ip)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if wrote {
+			changes = append(changes, c)
+		}
+	}
+	return changes, errors.Join(errs...)
 }
 
 // RemoveVIP removes ip/32 from the NIC with mac. A VIP or NIC that is not
@@ -78,6 +139,9 @@ func (p *PrivateVIPs) RemoveVIP(ctx context.Context, mac net.HardwareAddr, ip ne
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove private vip %s: %w", ip, err)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.wanted, ip.Unmap())
 	l, err := p.linkByMAC(mac)
 	if err != nil {
 		return fmt.Errorf("remove private vip %s: %w", ip, err)
@@ -94,7 +158,7 @@ func (p *PrivateVIPs) RemoveVIP(ctx context.Context, mac net.HardwareAddr, ip ne
 	if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return addrPrefix(a) == want }) {
 		return nil
 	}
-	if err := p.h.AddrDel(l, vipAddr(ip)); err != nil && !isGone(err) {
+	if err := p.h.AddrDel(l, vipAddr(ip, dev)); err != nil && !isGone(err) {
 		return fmt.Errorf("remove private vip %s dev %s: %w", ip, dev, err)
 	}
 	return nil

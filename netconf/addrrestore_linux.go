@@ -1,0 +1,139 @@
+package netconf
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// RestoreTarget is one kind of address the AddressRestorer keeps: Restore
+// puts back what of its own someone else deleted, leaving out the writes
+// skip refuses, and returns the adds it made (FloatingIPApplier.Restore,
+// PrivateVIPs.Restore). Kind names it in logs and metrics.
+type RestoreTarget struct {
+	Kind    string
+	Restore func(ctx context.Context, skip func(Change) bool) ([]Change, error)
+}
+
+// AddressRestorer puts back the floating IP addresses and private VIPs of
+// hc-agent that someone else deletes (a DHCP client's flush of the public
+// NIC, `ip addr flush`, a network manager's restart) as soon as the kernel
+// reports a deletion, as the Reconciler does for the private networks
+// (issue 13): without it a floating IP address was back only at the owner's
+// next read of the API, minutes later, and the holder dropped its traffic
+// meanwhile. The same settling and fight guard apply: a restore follows
+// restoreSettle of quiet, and each address gets restoreLimit restores per
+// restoreWindow, then restoreBackoff of being left alone.
+type AddressRestorer struct {
+	subscribe AddrSubscribeFunc
+	targets   []RestoreTarget
+	log       *slog.Logger
+	onRestore func(kind string, backedOff bool)
+	fight     *fightGuard
+	req       chan struct{}
+	done      atomic.Bool
+}
+
+// NewAddressRestorer returns a restorer of targets that learns of deletions
+// through subscribe (nil: netlink address events in ns, or in the current
+// namespace when ns is nil). onRestore, when set, is called for every
+// restore and every back-off, with the target's Kind.
+func NewAddressRestorer(subscribe AddrSubscribeFunc, ns *netns.NsHandle, log *slog.Logger,
+	onRestore func(kind string, backedOff bool), targets ...RestoreTarget) *AddressRestorer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &AddressRestorer{
+		subscribe: subscribe, targets: targets, log: log, onRestore: onRestore,
+		fight: newFightGuard(), req: make(chan struct{}, 1),
+	}
+	if r.subscribe == nil {
+		r.subscribe = func(ch chan<- netlink.AddrUpdate, done <-chan struct{}) error {
+			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+				Namespace: ns,
+				ErrorCallback: func(err error) {
+					if !r.done.Load() {
+						log.Warn("netlink address event subscription error", "err", err)
+						r.request()
+					}
+				},
+			})
+		}
+	}
+	return r
+}
+
+// request asks Run to restore soon; it never blocks.
+func (r *AddressRestorer) request() {
+	select {
+	case r.req <- struct{}{}:
+	default:
+	}
+}
+
+// event asks for a restore on every deletion of an address (of any
+// family: floating IPs are IPv4 and IPv6); additions are no news. Our own
+// removals cost one address dump each and no write.
+func (r *AddressRestorer) event(u netlink.AddrUpdate) {
+	if !u.NewAddr {
+		r.request()
+	}
+}
+
+// Run restores on deletion events until ctx is done. It returns an error
+// only when the first subscription fails.
+func (r *AddressRestorer) Run(ctx context.Context) error {
+	ch := make(chan netlink.AddrUpdate, 64)
+	if err := r.subscribe(ch, ctx.Done()); err != nil {
+		return fmt.Errorf("restore addresses: subscribe to address events: %w", err)
+	}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		watchEvents(ctx, r.log, "address", r.subscribe, ch, r.event, r.request)
+	}()
+	defer func() {
+		r.done.Store(true)
+		<-watched
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.req:
+			settle(ctx, r.req)
+			r.restore(ctx, time.Now())
+		}
+	}
+}
+
+// restore asks every target to put back what is missing and counts the
+// adds against the fight guard.
+func (r *AddressRestorer) restore(ctx context.Context, now time.Time) {
+	for _, t := range r.targets {
+		changes, err := t.Restore(ctx, func(c Change) bool { return r.fight.blocked(c, now) })
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("restore after an external deletion", "kind", t.Kind, "err", err)
+		}
+		for _, c := range changes {
+			backedOff := r.fight.note(c, now)
+			r.log.Info("restored after an external deletion", "kind", t.Kind, "addr", c.Object, "dev", c.Dev)
+			if r.onRestore != nil {
+				r.onRestore(t.Kind, false)
+			}
+			if backedOff {
+				r.log.Warn("another actor keeps deleting it: not restoring for a while",
+					"kind", t.Kind, "addr", c.Object, "dev", c.Dev,
+					"restores", restoreLimit, "within", restoreWindow, "backoff", restoreBackoff)
+				if r.onRestore != nil {
+					r.onRestore(t.Kind, true)
+				}
+			}
+		}
+	}
+}
