@@ -23,14 +23,29 @@ import (
 // trials must measure restores, not the back-off.
 const restoreAliases = 20
 
-// RunRestore measures, with hc-agent running on a configured server, the
-// time from someone else deleting one of the server's alias IPs (as a DHCP
-// client's flush or an operator's `ip addr del` does) to it being back in
-// the kernel, trials times.
-func RunRestore(ctx context.Context, env Env) (bench.Summary, error) {
-	c, err := newCluster(ctx, env, clusterSpec{servers: 1, networks: 1, holder: -1})
+// restoreFIPTrials is how many times the restore scenario deletes the one
+// floating IP address: fewer than the restores hc-agent allows per item and
+// minute before it backs off from a fight.
+const restoreFIPTrials = 4
+
+// Restore is the outcome of RunRestore.
+type Restore struct {
+	// Alias is from deleting one alias IP of a private network to it
+	// being back; FloatingIP the same for the floating IP address on the
+	// public NIC.
+	Alias, FloatingIP bench.Summary
+}
+
+// RunRestore measures, with hc-agent running on a configured server that
+// has a floating IP assigned, the time from someone else deleting one of
+// the server's alias IPs (as a DHCP client's flush or an operator's `ip
+// addr del` does) to it being back in the kernel, trials times, and the same
+// for the floating IP address (restoreFIPTrials times).
+func RunRestore(ctx context.Context, env Env) (Restore, error) {
+	var out Restore
+	c, err := newCluster(ctx, env, clusterSpec{servers: 1, networks: 1, holder: 0})
 	if err != nil {
-		return bench.Summary{}, err
+		return out, err
 	}
 	defer c.close()
 	s := c.servers[0]
@@ -39,52 +54,67 @@ func RunRestore(ctx context.Context, env Env) (bench.Summary, error) {
 		aliases[i] = netip.AddrFrom4([4]byte{10, 1, 0, byte(100 + i)})
 	}
 	if err := c.cloud.SetAliasIPs(s.Name(), c.nets[0].Name(), aliases); err != nil {
-		return bench.Summary{}, err
+		return out, err
 	}
 	if _, err := c.startAgent(ctx, s); err != nil {
-		return bench.Summary{}, err
+		return out, err
 	}
-	e := expect(s, nil)
+	e := expect(s, c.fip)
 	if _, err := waitConfigured(ctx, s, e, 30*time.Second); err != nil {
-		return bench.Summary{}, fmt.Errorf("wait for the network: %w%s", err, c.agentLogTail(s))
+		return out, fmt.Errorf("wait for the network: %w%s", err, c.agentLogTail(s))
 	}
 	nic, err := privateNIC(s, e.nics[0].mac)
 	if err != nil {
-		return bench.Summary{}, err
+		return out, err
 	}
 	h := s.NetlinkHandle()
 	link, err := h.LinkByName(nic)
 	if err != nil {
-		return bench.Summary{}, fmt.Errorf("find %s on %s: %w", nic, s.Name(), err)
+		return out, fmt.Errorf("find %s on %s: %w", nic, s.Name(), err)
+	}
+	pub, err := h.LinkByName(s.PublicNIC())
+	if err != nil {
+		return out, fmt.Errorf("find %s on %s: %w", s.PublicNIC(), s.Name(), err)
 	}
 	for _, a := range aliases {
 		if err := waitAddr(ctx, h, link, netip.PrefixFrom(a, 32), true, 30*time.Second); err != nil {
-			return bench.Summary{}, fmt.Errorf("wait for alias ip %s: %w%s", a, err, c.agentLogTail(s))
+			return out, fmt.Errorf("wait for alias ip %s: %w%s", a, err, c.agentLogTail(s))
 		}
 	}
-	var (
-		samples []time.Duration
-		failed  int
-		lastErr error
-	)
-	for i := range env.Trials {
-		p := netip.PrefixFrom(aliases[i%len(aliases)], 32)
-		start := time.Now()
-		if err := h.AddrDel(link, &netlink.Addr{IPNet: prefixNet(p)}); err != nil {
-			return bench.Summarize(samples, failed), fmt.Errorf("restore trial %d: delete %s: %w", i+1, p, err)
+	// trial deletes p from l and waits for it to be back.
+	trials := func(what string, n int, l netlink.Link, prefix func(i int) netip.Prefix) (bench.Summary, error) {
+		var (
+			samples []time.Duration
+			failed  int
+			lastErr error
+		)
+		for i := range n {
+			p := prefix(i)
+			start := time.Now()
+			if err := h.AddrDel(l, &netlink.Addr{IPNet: prefixNet(p)}); err != nil {
+				return bench.Summarize(samples, failed), fmt.Errorf("restore %s trial %d: delete %s: %w", what, i+1, p, err)
+			}
+			if err := waitAddr(ctx, h, l, p, true, 10*time.Second); err != nil {
+				failed++
+				lastErr = fmt.Errorf("restore %s trial %d: %s not restored: %w", what, i+1, p, err)
+				env.Log.Warn("restore trial failed", "what", what, "trial", i+1, "err", err, "log", c.agentLogTail(s))
+				continue
+			}
+			samples = append(samples, time.Since(start))
+			if ctx.Err() != nil {
+				return bench.Summarize(samples, failed), ctx.Err()
+			}
 		}
-		if err := waitAddr(ctx, h, link, p, true, 10*time.Second); err != nil {
-			failed++
-			lastErr = fmt.Errorf("restore trial %d: %s not restored: %w", i+1, p, err)
-			env.Log.Warn("restore trial failed", "trial", i+1, "err", err, "log", c.agentLogTail(s))
-			continue
-		}
-		samples = append(samples, time.Since(start))
-		if ctx.Err() != nil {
-			return bench.Summarize(samples, failed), ctx.Err()
-		}
+		return bench.Summarize(samples, failed), lastErr
 	}
-	return bench.Summarize(samples, failed), lastErr
+	out.Alias, err = trials("alias ip", env.Trials, link, func(i int) netip.Prefix {
+		return netip.PrefixFrom(aliases[i%len(aliases)], 32)
+	})
+	if err != nil {
+		return out, err
+	}
+	out.FloatingIP, err = trials("floating ip", min(env.Trials, restoreFIPTrials), pub, func(int) netip.Prefix { return e.fip })
+	return out, err
 }
 
 // waitAddr polls until p is (present) or is not (!present) on link.
