@@ -286,3 +286,34 @@ func TestSecondCrashAfterPauseTakesOverAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// Someone on the holder deletes the floating IP address (a DHCP client's
+// flush of the public NIC, `ip addr flush`): the agent puts it back from
+// the address event, the holder keeps the IP, and nothing moves. Before,
+// the address was back only at the holder's next read of the API, minutes
+// later, and the holder dropped the IP's traffic meanwhile.
+func TestHolderAddressDeletedIsRestored(t *testing.T) {
+	w, h := groupWorld(t, spec{servers: []string{"alpha", "beta", "gamma"}})
+	before := w.assigns()
+	p := w.probe(probeInterval)
+	s := w.c.Server(h)
+	for _, argv := range [][]string{
+		{"ip", "addr", "del", w.vip.HostPrefix().String(), "dev", s.PublicNIC()},
+		{"ip", "-4", "addr", "flush", "dev", s.PublicNIC(), "scope", "global"},
+	} {
+		out, err := s.Exec(w.ctx, argv...)
+		require.NoError(t, err, "%v: %s", argv, out)
+		waitFor(t, 10*time.Second, 10*time.Millisecond, "the address is back on the holder", func() bool { return w.hasAddr(h, w.vip.Addr()) })
+	}
+	waitFor(t, 5*time.Second, probeInterval, "the holder answers again", func() bool {
+		s, ok := p.Last()
+		return ok && s.OK()
+	})
+	samples := p.Stop()
+	if o, found := simcloud.LongestOutage(samples); found {
+		t.Logf("client-visible outage %s (%d failed requests)", o.Duration().Round(time.Millisecond), o.Failures)
+	}
+	assert.Equal(t, []string{h}, servers(samples), "who answered")
+	assert.Equal(t, before, w.assigns(), "assign actions")
+	assert.Equal(t, h, w.c.Holder(w.vip))
+}
