@@ -276,9 +276,16 @@ func NewEgressController(h nlHandle, groups []string, log *slog.Logger) *EgressC
 // applies the resulting egress. The group calls it right after it configured
 // its addresses (the route's source must be a local address) and right
 // before it removes them.
+//
+// A group the controller was not created with (one that a reload started
+// or that turned egress on) comes after those, in the order of its first
+// Set, so that a reload needs no restart for egress.
 func (c *EgressController) Set(ctx context.Context, group string, held []netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !slices.Contains(c.order, group) {
+		c.order = append(c.order, group)
+	}
 	c.held[group] = slices.Clone(held)
 	return c.applyLocked(ctx)
 }

@@ -392,6 +392,18 @@ func TestNetnsEgressController(t *testing.T) {
 	assert.Empty(t, r.egressRoutesIn(t))
 	assert.Equal(t, 4, strings.Count(logs.String(), "egress source changed"), logs.String())
 
+	// A group that a reload started (or that turned egress on) is not in
+	// the order the controller was built with: it still egresses, after
+	// the configured ones.
+	require.NoError(t, c.Set(ctx, "new", []netip.Addr{other}))
+	assert.Equal(t, Egress{V4: other}, c.Current())
+	require.NoError(t, c.Set(ctx, "web", []netip.Addr{fip4}))
+	assert.Equal(t, Egress{V4: fip4}, c.Current(), "configured groups first")
+	require.NoError(t, c.Set(ctx, "web", nil))
+	require.NoError(t, c.Set(ctx, "new", nil))
+	assert.Equal(t, Egress{}, c.Current())
+	logs.Reset()
+
 	// A failure is logged once until it changes, and reported each time.
 	routes, err := r.host.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	require.NoError(t, err)
