@@ -36,7 +36,9 @@ type AddressRestorer struct {
 	onRestore func(kind string, backedOff bool)
 	fight     *fightGuard
 	req       chan struct{}
-	done      atomic.Bool
+	// runCtx is Run's context: a subscription error after it ended is the
+	// subscription closing at shutdown, not news.
+	runCtx atomic.Pointer[context.Context]
 }
 
 // NewAddressRestorer returns a restorer of targets that learns of deletions
@@ -57,10 +59,11 @@ func NewAddressRestorer(subscribe AddrSubscribeFunc, ns *netns.NsHandle, log *sl
 			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
 				Namespace: ns,
 				ErrorCallback: func(err error) {
-					if !r.done.Load() {
-						log.Warn("netlink address event subscription error", "err", err)
-						r.request()
+					if ctx := r.runCtx.Load(); ctx != nil && (*ctx).Err() != nil {
+						return
 					}
+					log.Warn("netlink address event subscription error", "err", err)
+					r.request()
 				},
 			})
 		}
@@ -88,6 +91,7 @@ func (r *AddressRestorer) event(u netlink.AddrUpdate) {
 // Run restores on deletion events until ctx is done. It returns an error
 // only when the first subscription fails.
 func (r *AddressRestorer) Run(ctx context.Context) error {
+	r.runCtx.Store(&ctx)
 	ch := make(chan netlink.AddrUpdate, 64)
 	if err := r.subscribe(ch, ctx.Done()); err != nil {
 		return fmt.Errorf("restore addresses: subscribe to address events: %w", err)
@@ -97,10 +101,7 @@ func (r *AddressRestorer) Run(ctx context.Context) error {
 		defer close(watched)
 		watchEvents(ctx, r.log, "address", r.subscribe, ch, r.event, r.request)
 	}()
-	defer func() {
-		r.done.Store(true)
-		<-watched
-	}()
+	defer func() { <-watched }()
 	for {
 		select {
 		case <-ctx.Done():
