@@ -152,6 +152,7 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 			return Components{}, fmt.Errorf("create floating ip manager: %w", err)
 		}
 		mc.Share = share
+		mc.OnMode = managerCadence(a, cfg.API.PollInterval)
 		mgr, err := floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))
 		if err != nil {
 			return Components{}, fmt.Errorf("create floating ip manager: %w", err)
