@@ -174,21 +174,35 @@ func (s *ReadShare) ownDigest() ReadDigest {
 	return s.own
 }
 
-// update records what membership w told, and wakes the Manager if that
-// changed anything.
-func (s *ReadShare) update(w *sharedMembership, f func(*shareState)) {
+// setHolding records whether the group of membership w holds, and wakes
+// the Manager if that changed.
+func (s *ReadShare) setHolding(w *sharedMembership, holding bool) {
 	s.mu.Lock()
-	old, ok := s.members[w]
-	if !ok {
-		s.mu.Unlock()
-		return // left
+	st, ok := s.members[w]
+	changed := ok && st.holding != holding
+	if changed {
+		st.holding = holding
+		s.members[w] = st
 	}
-	st := old
-	st.holders = slices.Clone(old.holders)
-	f(&st)
-	s.members[w] = st
 	s.mu.Unlock()
-	if st.holding != old.holding || !slices.Equal(st.holders, old.holders) {
+	if changed {
+		s.notify()
+	}
+}
+
+// setHolders records the other holders that membership w sees, and wakes
+// the Manager if they changed. The group looks at its members every
+// evaluation (twice a second): an unchanged view costs no allocation.
+func (s *ReadShare) setHolders(w *sharedMembership, hs []holderAdvert) {
+	s.mu.Lock()
+	st, ok := s.members[w]
+	changed := ok && !slices.Equal(st.holders, hs)
+	if changed {
+		st.holders = slices.Clone(hs)
+		s.members[w] = st
+	}
+	s.mu.Unlock()
+	if changed {
 		s.notify()
 	}
 }
@@ -252,7 +266,7 @@ func (w *sharedMembership) SetLocal(st LocalState) error {
 	defer w.mu.Unlock()
 	w.last, w.set = st, true
 	err := w.Membership.SetLocal(w.withDigest(st))
-	w.s.update(w, func(s *shareState) { s.holding = st.Holding })
+	w.s.setHolding(w, st.Holding)
 	return err
 }
 
@@ -282,7 +296,8 @@ func (w *sharedMembership) readvertise() {
 // evaluation, so the share follows every change the group sees.
 func (w *sharedMembership) Members() []Member {
 	ms := w.Membership.Members()
-	var hs []holderAdvert
+	var buf [8]holderAdvert // usually one holder: no allocation
+	hs := buf[:0]
 	for _, m := range ms {
 		if m.Left || !m.Holding || m.ID == w.s.self {
 			continue
@@ -290,7 +305,7 @@ func (w *sharedMembership) Members() []Member {
 		hs = append(hs, holderAdvert{id: m.ID, digest: m.ReadDigest})
 	}
 	slices.SortFunc(hs, func(a, b holderAdvert) int { return cmp.Compare(a.id, b.id) })
-	w.s.update(w, func(s *shareState) { s.holders = hs })
+	w.s.setHolders(w, hs)
 	return ms
 }
 
