@@ -63,7 +63,12 @@ func ParseReadDigest(s string) (ReadDigest, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return ReadDigest{}, fmt.Errorf("parse read digest %q: %w", s, err)
 	}
-	return ReadDigest{Selector: uint32(a), List: b}, nil
+	d := ReadDigest{Selector: uint32(a), List: b}
+	if d.IsZero() {
+		// String never prints it: the zero digest is "".
+		return ReadDigest{}, fmt.Errorf("parse read digest %q: the zero digest is written as no digest", s)
+	}
+	return d, nil
 }
 
 func isLowerHex(s string) bool {

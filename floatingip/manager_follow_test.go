@@ -29,6 +29,7 @@ func TestParseReadDigest(t *testing.T) {
 		{"0000002a:00000000000000ff", ReadDigest{Selector: 42, List: 255}, false},
 		{"ffffffff:ffffffffffffffff", ReadDigest{Selector: 1<<32 - 1, List: 1<<64 - 1}, false},
 		{"0000002A:00000000000000ff", ReadDigest{}, true}, // upper case is not String's form
+		{"00000000:0000000000000000", ReadDigest{}, true}, // the zero digest is ""
 		{"0000002a00000000000000ff", ReadDigest{}, true},
 		{"2a:ff", ReadDigest{}, true},
 		{"0000002a:00000000000000ff:", ReadDigest{}, true},
