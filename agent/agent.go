@@ -168,6 +168,10 @@ type componentState struct {
 	Duration    float64
 	Changes     int
 	Error       string
+	// Mode and Period are the component's cadence (SetCadence); Period
+	// is meaningful once Mode is set.
+	Mode   string
+	Period time.Duration
 }
 
 // Agent is the daemon. Build it with New and call Run once.

@@ -141,11 +141,18 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 		return Components{}, fmt.Errorf("wire floating ips: %w", err)
 	}
 	groupCfg := cfg
+	// share connects the manager with the groups' gossip: only a group's
+	// holder lists the floating IPs periodically (issue 14). Without a
+	// manager the groups advertise no read, and their standbys read.
+	var share *floatingip.ReadShare
 	if cfg.FloatingIPs.IsEnabled() {
+		share = floatingip.NewReadShare(sum.InstanceID)
 		mc, err := managerConfig(cfg, sum, ipv6Host, m, a.Report)
 		if err != nil {
 			return Components{}, fmt.Errorf("create floating ip manager: %w", err)
 		}
+		mc.Share = share
+		mc.OnMode = managerCadence(a, cfg.API.PollInterval)
 		mgr, err := floatingip.NewManager(mc, api, host, log.With("component", ComponentFloatingIP))
 		if err != nil {
 			return Components{}, fmt.Errorf("create floating ip manager: %w", err)
@@ -171,7 +178,7 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 		newMembership: func(g config.Group, self int64, bind string, peers []string, log *slog.Logger, m *metrics.Metrics) (floatingip.Membership, error) {
 			return newNamedGossip(g, self, sum.Hostname, bind, peers, log, m)
 		},
-		privateHost: vips, egress: egress,
+		privateHost: vips, egress: egress, share: share,
 	}
 	// A reload may add groups later, on the same clients.
 	c.Factory = gp

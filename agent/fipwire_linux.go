@@ -73,6 +73,20 @@ func managerConfig(cfg config.Config, sum metadata.Summary, ipv6Host netip.Addr,
 	}, nil
 }
 
+// managerCadence is the Manager's OnMode: it tells the agent the read
+// mode for /status and how long /healthz may wait for the next sync. A
+// reader syncs at most 1.2 intervals apart (±20% jitter, retries capped at
+// the interval); a follower only on events.
+func managerCadence(a *Agent, interval time.Duration) func(floatingip.ReadMode, string) {
+	return func(mode floatingip.ReadMode, _ string) {
+		period := interval * 12 / 10
+		if mode == floatingip.ReadModeFollower {
+			period = 0
+		}
+		a.SetCadence(ComponentFloatingIP, string(mode), period)
+	}
+}
+
 // fipComponent runs the Manager without exposing its Trigger. The agent's
 // watchdog keep-alive triggers the component it becomes ready on every half
 // watchdog interval; each Manager sync is an API read, so that would turn

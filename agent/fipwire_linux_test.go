@@ -133,6 +133,11 @@ func TestWireFloatingIP(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantMgr, c.FloatingIP != nil, "floating ip manager")
 			assert.Equal(t, tc.wantGroups, c.Groups != nil, "groups")
+			if gp, ok := c.Factory.(groupsParams); ok {
+				// The groups' gossip carries the manager's reads only
+				// when there is a manager (issue 14).
+				assert.Equal(t, tc.wantMgr, gp.share != nil, "read share")
+			}
 			assert.Nil(t, c.Netconf, "private networks disabled")
 		})
 	}
@@ -260,4 +265,52 @@ hcagent_floating_ip_assigned{ip="2001:db8:1::/64"} 1
 hcagent_floating_ip_assigned{ip="203.0.113.1"} 1
 hcagent_floating_ip_assigned{ip="203.0.113.2"} 0
 `), "hcagent_floating_ip_assigned"))
+}
+
+// TestManagerCadenceHealth: /healthz waits for the manager's next sync as
+// long as its read mode says (a reader syncs every api.poll_interval, 20 m
+// by default; a follower only on events), and /status shows the mode.
+func TestManagerCadenceHealth(t *testing.T) {
+	tests := []struct {
+		name      string
+		mode      floatingip.ReadMode // "": the manager never said
+		age       time.Duration
+		wantStale bool
+	}{
+		{"no cadence: StaleAfter", "", 6 * time.Minute, true},
+		{"no cadence: fresh", "", 4 * time.Minute, false},
+		{"reader within two intervals", floatingip.ReadModeReader, 40 * time.Minute, false},
+		{"reader after more than two intervals", floatingip.ReadModeReader, 49 * time.Minute, true},
+		{"follower", floatingip.ReadModeFollower, 30 * time.Hour, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+			cfg := config.Default()
+			cfg.RuntimeDir = t.TempDir() // never the host's /run/hc-agent
+			a, err := New(cfg, Options{Now: func() time.Time { return now }})
+			require.NoError(t, err)
+			a.setReady()
+			a.Report(Report{Component: ComponentFloatingIP})
+			if tc.mode != "" {
+				managerCadence(a, 20*time.Minute)(tc.mode, "why")
+			}
+			now = now.Add(tc.age)
+			if tc.wantStale {
+				assert.ErrorContains(t, a.Health(), "floatingip: no reconcile for")
+			} else {
+				assert.NoError(t, a.Health())
+			}
+			assert.Equal(t, string(tc.mode), a.Status().Components[ComponentFloatingIP].Mode)
+		})
+	}
+	t.Run("cadence before the first sync", func(t *testing.T) {
+		cfg := config.Default()
+		cfg.RuntimeDir = t.TempDir()
+		a, err := New(cfg, Options{})
+		require.NoError(t, err)
+		a.setReady()
+		managerCadence(a, 20*time.Minute)(floatingip.ReadModeReader, "why")
+		assert.NoError(t, a.Health())
+	})
 }

@@ -35,7 +35,10 @@ type groupsParams struct {
 	privateHost floatingip.PrivateHost
 	// egress follows the floating IPs that groups with egress: true hold
 	// (netconf.EgressController); nil leaves egress off.
-	egress  floatingip.Egress
+	egress floatingip.Egress
+	// share, when set, wraps each group's membership so that the floating
+	// IP manager follows the holder's reads (floatingip.ReadShare).
+	share   *floatingip.ReadShare
 	metrics *metrics.Metrics
 	log     *slog.Logger
 }
@@ -45,6 +48,17 @@ type groupsParams struct {
 type groupAdapter struct {
 	*floatingip.Group
 	m floatingip.Membership
+}
+
+// gossip returns the group's memberlist membership, if it has one, from
+// under the read share's wrapper.
+func (g groupAdapter) gossip() (*floatingip.Gossip, bool) {
+	m := g.m
+	if u, ok := m.(interface{ Unwrap() floatingip.Membership }); ok {
+		m = u.Unwrap()
+	}
+	gs, ok := m.(*floatingip.Gossip)
+	return gs, ok
 }
 
 func (g groupAdapter) Status() any  { return g.Group.Status() }
@@ -179,6 +193,9 @@ func newGroup(ctx context.Context, p groupsParams, g config.Group) (*floatingip.
 			return nil, nil, fmt.Errorf("group %s: %w", g.Name, err)
 		}
 		deps.Membership = m
+		if p.share != nil {
+			deps.Membership = p.share.Membership(m)
+		}
 	}
 	grp, err := floatingip.NewGroup(gc, deps)
 	if err != nil {

@@ -273,3 +273,28 @@ func TestGroupLogsNameOnce(t *testing.T) {
 		assert.LessOrEqual(t, strings.Count(l, "group=web"), 1, "line: %s", l)
 	}
 }
+
+// TestGroupAdapterGossip: a reload finds a group's *Gossip also under the
+// read share's wrapper (issue 14), to change its keys and peers in place.
+func TestGroupAdapterGossip(t *testing.T) {
+	gs := &floatingip.Gossip{}
+	share := floatingip.NewReadShare(7)
+	tests := []struct {
+		name string
+		m    floatingip.Membership
+		want bool
+	}{
+		{"gossip", gs, true},
+		{"wrapped gossip", share.Membership(gs), true},
+		{"keepalived mode", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := groupAdapter{m: tc.m}.gossip()
+			assert.Equal(t, tc.want, ok)
+			if tc.want {
+				assert.Same(t, gs, got)
+			}
+		})
+	}
+}

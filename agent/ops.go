@@ -261,7 +261,7 @@ func (a *Agent) UpdateGroup(ctx context.Context, gp reload.GroupPlan, keys [][]b
 		return fmt.Errorf("update group %s: %w", gp.Name, err)
 	}
 	var errs []error
-	if gs, ok := ga.m.(*floatingip.Gossip); ok {
+	if gs, ok := ga.gossip(); ok {
 		if slices.Contains(gp.Changed, "key_file content") || slices.Contains(gp.Changed, "key_file") {
 			if err := gs.SetKeys(keys); err != nil {
 				errs = append(errs, err)

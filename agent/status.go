@@ -41,6 +41,10 @@ type ComponentStatus struct {
 	DurationSeconds float64   `json:"duration_seconds"`
 	Changes         int       `json:"changes"`
 	Error           string    `json:"error,omitempty"`
+	// Mode is how the component runs now, when it says (SetCadence): the
+	// floating IP manager is "reader" (reads every api.poll_interval) or
+	// "follower" (a standby that follows the group holder's reads).
+	Mode string `json:"mode,omitempty"`
 }
 
 // Status returns the agent's current status.
@@ -71,6 +75,7 @@ func (a *Agent) Status() Status {
 			DurationSeconds: c.Duration,
 			Changes:         c.Changes,
 			Error:           c.Error,
+			Mode:            c.Mode,
 		}
 	}
 	for _, g := range a.groups {
@@ -94,11 +99,39 @@ func (a *Agent) Health() error {
 			errs = append(errs, fmt.Errorf("%s: %s", n, c.Error))
 			continue
 		}
-		if age := now.Sub(c.LastRun); age > a.deps.StaleAfter {
+		stale := a.deps.StaleAfter
+		switch {
+		case c.LastRun.IsZero():
+			continue // a cadence before the first run: not a component failing yet
+		case c.Mode != "" && c.Period == 0:
+			continue // it runs on events only: no run for long is no sign of trouble
+		case c.Mode != "":
+			stale = max(stale, 2*c.Period)
+		}
+		if age := now.Sub(c.LastRun); age > stale {
 			errs = append(errs, fmt.Errorf("%s: no reconcile for %s", n, age.Round(time.Second)))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SetCadence is called by a component whenever its way of running
+// changes: mode names it for /status, period is the longest time between
+// two of its reports in that mode (0: it runs only on events). /healthz
+// then finds the component stale only after max(StaleAfter, 2·period),
+// or never for 0; without a cadence, after StaleAfter. The floating IP
+// manager reads every api.poll_interval (20 m by default, longer than
+// StaleAfter), or, as a standby that follows its group's holder, only on
+// events (issue 14).
+func (a *Agent) SetCadence(component, mode string, period time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cs := a.components[component]
+	if cs == nil {
+		cs = &componentState{}
+		a.components[component] = cs
+	}
+	cs.Mode, cs.Period = mode, period
 }
 
 // Handler serves /metrics, /healthz and /status for this agent.

@@ -38,6 +38,8 @@ type spec struct {
 	// ipv6 adds an IPv6 floating IP "vip6" to the group, first assigned
 	// with "vip" to servers[0].
 	ipv6 bool
+	// apiPoll is api.poll_interval (0: the default).
+	apiPoll time.Duration
 }
 
 // world is one simulated cloud with hc-agent on its servers.
@@ -148,6 +150,9 @@ func (w *world) config(self, dir string) string {
 	fmt.Fprintf(&b, "state_dir: %s/state\nruntime_dir: %s/run\n", dir, dir)
 	b.WriteString("log:\n  level: info\nmetadata:\n  poll_interval: 2s\n")
 	fmt.Fprintf(&b, "api:\n  endpoint: %s\n", w.c.APIEndpoint())
+	if w.spec.apiPoll > 0 {
+		fmt.Fprintf(&b, "  poll_interval: %s\n", w.spec.apiPoll)
+	}
 	if !w.spec.group {
 		return b.String()
 	}

@@ -36,6 +36,9 @@ type Member struct {
 	// Since is when this server last saw the member become alive, healthy and
 	// a candidate; it times the preemption delay.
 	Since time.Time `json:"since,omitzero"`
+	// ReadDigest is what the member advertises of its floating IP
+	// manager's last read (LocalState.ReadDigest); only ReadShare uses it.
+	ReadDigest ReadDigest `json:"-"`
 }
 
 // eligible reports whether m may hold the floating IPs.

@@ -7,6 +7,8 @@
 //     configured on the public NIC (IPv4 as /32, IPv6 as one address of the
 //     /64), reading the API a few times per hour (jittered) and on Trigger;
 //     after a failed read it retries from 5 s, doubling up to the interval.
+//     On a standby of a failover group it makes no periodic read and
+//     follows the digest of the holder's reads instead (ReadShare).
 //   - Group runs one failover group: membership and failure detection
 //     (memberlist gossip, or keepalived's notify_fifo), health checks, a
 //     deterministic role decision (Decide), back-off, a move cap and the

@@ -342,7 +342,8 @@ func (m *fakeMember) Members() []Member {
 			st = f
 		}
 		out = append(out, Member{ID: id, Name: "node" + strconv.FormatInt(id, 10), Priority: st.Priority,
-			Healthy: st.Healthy, Candidate: st.Candidate, Holding: st.Holding, Starting: !st.Ready, BackingOff: st.BackingOff})
+			Healthy: st.Healthy, Candidate: st.Candidate, Holding: st.Holding, Starting: !st.Ready, BackingOff: st.BackingOff,
+			ReadDigest: st.ReadDigest})
 	}
 	return out
 }

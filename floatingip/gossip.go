@@ -165,6 +165,12 @@ type gossipMeta struct {
 	// tell a leave from a death (the node's State field is stale there),
 	// so a leaving member says so in its metadata first.
 	L bool `json:"l,omitempty"`
+	// D is the digest of the last read of this member's floating IP
+	// manager while it holds the group (ReadDigest.String), so that the
+	// standbys can skip their own periodic reads (issue 14). Older members
+	// ignore the key and advertise none, which makes the standbys read
+	// periodically: the meta stays version 1.
+	D string `json:"d,omitempty"`
 }
 
 // Gossip is a group's membership over memberlist. It implements Membership.
@@ -349,6 +355,9 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 		if meta.L {
 			m.Candidate, m.Holding = false, false
 		}
+		if d, err := ParseReadDigest(meta.D); err == nil {
+			m.ReadDigest = d
+		}
 	}
 	return m, true
 }
@@ -358,7 +367,8 @@ func memberOf(n *memberlist.Node) (Member, bool) {
 // peer fails. A background publisher sends the newest state, one update at
 // a time, and sends it again until a broadcast went out.
 func (g *Gossip) SetLocal(s LocalState) error {
-	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff, N: g.cfg.Hostname})
+	b, err := json.Marshal(gossipMeta{V: gossipMetaVersion, P: s.Priority, R: s.Ready, H: s.Healthy, C: s.Candidate, O: s.Holding, B: s.BackingOff, N: g.cfg.Hostname,
+		D: s.ReadDigest.String()})
 	if err != nil {
 		return fmt.Errorf("encode gossip meta: %w", err)
 	}

@@ -26,6 +26,9 @@ type LocalState struct {
 	// IPs or a failed move: it would not take them, so peers must not
 	// choose it (a second failure would wait out the back-off).
 	BackingOff bool
+	// ReadDigest is the digest of the floating IP manager's last read,
+	// advertised while holding (see ReadShare); zero advertises none.
+	ReadDigest ReadDigest
 }
 
 // Membership is the failure detector of a group as the group uses it.

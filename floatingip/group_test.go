@@ -51,6 +51,9 @@ type cluster struct {
 	late map[int64]bool
 	// log, when set, is every member's logger.
 	log *slog.Logger
+	// share, when set, gives a member's ReadShare: its group's membership
+	// is wrapped by it (as the daemon wires a Manager's share).
+	share func(id int64) *ReadShare
 }
 
 // newCluster starts one group member per priority (server IDs 1..n) with
@@ -81,6 +84,12 @@ func newCluster(t *testing.T, holder int64, prios ...int) *cluster {
 func (c *cluster) start(id int64) {
 	n := c.nodes[id]
 	n.member = c.hub.join(id)
+	var membership Membership = n.member
+	if c.share != nil {
+		if s := c.share(id); s != nil {
+			membership = s.Membership(n.member)
+		}
+	}
 	cfg := GroupConfig{
 		Name: "web", Self: id, Priority: n.prio, FloatingIPs: []string{"vip"},
 		ExpectedSize: c.size, Health: HealthConfig{Interval: time.Second, Rise: 2, Fall: 2},
@@ -89,7 +98,7 @@ func (c *cluster) start(id int64) {
 		c.cfgHook(&cfg)
 	}
 	g, err := NewGroup(withConfigDefaults(cfg), GroupDeps{
-		Cloud: countingCloud{Cloud: c.cloud, reads: &n.reads}, Host: n.host, Membership: n.member, Probe: n.probe.probe, PeerCheck: c.peerCheck, Log: c.log,
+		Cloud: countingCloud{Cloud: c.cloud, reads: &n.reads}, Host: n.host, Membership: membership, Probe: n.probe.probe, PeerCheck: c.peerCheck, Log: c.log,
 		Hooks: Hooks{Moved: func(_ string, m MoveRecord) {
 			n.mu.Lock()
 			n.moves = append(n.moves, m)

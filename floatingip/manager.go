@@ -49,6 +49,17 @@ type ManagerConfig struct {
 	// AfterSync, when set, is called after every sync with its duration
 	// and its error (nil on success). It runs like OnSync.
 	AfterSync func(d time.Duration, err error)
+
+	// Share, when set, connects the Manager with this server's failover
+	// groups (one reader per group, issue 14): while this server is in a
+	// group, holds none and sees a holder that advertises its reads, the
+	// Manager makes no periodic read (see ReadShare). Without it, or in
+	// any other case, it reads every Interval.
+	Share *ReadShare
+	// OnMode, when set, is called by Run with the read mode at start and
+	// whenever it or its reason changes. It runs on Run's goroutine and
+	// must not block.
+	OnMode func(mode ReadMode, why string)
 }
 
 // configuredHost is a Host that can tell which addresses it configured
@@ -69,6 +80,8 @@ type Manager struct {
 
 	syncMu sync.Mutex
 	known  map[int64]FloatingIP // reported through OnSync, by ID
+	// digest is the digest of the last successful list (zero before).
+	digest ReadDigest
 }
 
 // NewManager returns a manager; call Run. It replaces no value: Interval
@@ -122,6 +135,10 @@ func (m *Manager) sync(ctx context.Context) error {
 	fips, err := m.cloud.ListFloatingIPs(ctx, m.cfg.Selector)
 	if err != nil {
 		return fmt.Errorf("sync floating ips: %w", err)
+	}
+	m.digest = digestOf(m.cfg.Selector, fips)
+	if m.cfg.Share != nil {
+		m.cfg.Share.setOwn(m.digest)
 	}
 	var items []syncItem
 	var ps []netip.Prefix
@@ -184,39 +201,112 @@ func (m *Manager) report(items []syncItem, configured func(syncItem) bool) {
 	}
 }
 
-// Run syncs at start, then every jittered interval and on Trigger, until
-// ctx is done (then it returns nil). A failed sync is retried after
-// RetryMin, doubling up to Interval (jittered), so that an outage costs
-// few API calls; the error is logged once until it changes.
+// Run syncs at start, on Trigger and, in ReadModeReader, every jittered
+// interval, until ctx is done (then it returns nil). In ReadModeFollower
+// (see ManagerConfig.Share) it makes no periodic sync, but syncs once
+// whenever a holder advertises a new digest that its own last read did not
+// see. A failed sync is retried after RetryMin, doubling up to Interval
+// (jittered), in either mode, so that an outage costs few API calls; the
+// error is logged once until it changes.
 func (m *Manager) Run(ctx context.Context) error {
+	var changes <-chan struct{}
+	if m.cfg.Share != nil {
+		changes = m.cfg.Share.changes
+	}
 	var lastErr string
 	failures := 0
+	// next is when the next periodic (or retry) sync is due.
+	var next time.Time
+	mode, why := ReadMode(""), ""
+	var fol follower
+	timer := time.NewTimer(0)
+	timer.Stop()
+	defer timer.Stop()
+	read := true
 	for {
-		if err := m.Sync(ctx); err != nil {
+		if read {
+			err := m.Sync(ctx)
 			if ctx.Err() != nil {
 				return nil
 			}
-			if err.Error() != lastErr {
-				m.log.Warn("sync floating ips", "err", err)
-			}
-			lastErr = err.Error()
-			failures++
-		} else {
-			if lastErr != "" {
+			switch {
+			case err != nil:
+				if err.Error() != lastErr {
+					m.log.Warn("sync floating ips", "err", err)
+				}
+				lastErr = err.Error()
+				failures++
+			case lastErr != "":
 				m.log.Info("floating ips synced again", "failures", failures)
+				lastErr, failures = "", 0
 			}
-			lastErr = ""
-			failures = 0
+			next = time.Now().Add(m.nextDelay(failures))
 		}
-		t := time.NewTimer(m.nextDelay(failures))
+		read = false
+
+		newMode, newWhy, follow := m.readMode()
+		if newMode != mode || newWhy != why {
+			if mode == ReadModeFollower && failures == 0 {
+				// Until now the holder read for us: the next periodic
+				// read is one interval away, not overdue (a failover
+				// would make every standby read at once otherwise).
+				next = time.Now().Add(m.nextDelay(0))
+			}
+			m.logMode(mode, newMode, newWhy, follow)
+			mode, why = newMode, newWhy
+			if m.cfg.OnMode != nil {
+				m.cfg.OnMode(mode, why)
+			}
+		}
+		if mode == ReadModeFollower && fol.due(follow, m.ownDigest()) {
+			read = true
+			continue
+		}
+
+		timer.Stop()
+		if mode == ReadModeReader || failures > 0 {
+			timer.Reset(time.Until(next))
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case <-t.C:
+		case <-timer.C:
+			read = true
 		case <-m.trigger:
-			t.Stop()
+			read = true
+		case <-changes:
 		}
+	}
+}
+
+// readMode decides the read mode from the groups' current view.
+func (m *Manager) readMode() (ReadMode, string, []holderAdvert) {
+	if m.cfg.Share == nil {
+		return ReadModeReader, readWhyNoGroup, nil
+	}
+	return decideRead(m.cfg.Share.view(), selectorHash(m.cfg.Selector))
+}
+
+func (m *Manager) ownDigest() ReadDigest {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	return m.digest
+}
+
+// logMode logs a change of the read mode at info: a state transition, not
+// a tick (the view changes only with the groups' membership).
+func (m *Manager) logMode(from, to ReadMode, why string, follow []holderAdvert) {
+	switch {
+	case from == "" && why == readWhyNoGroup:
+		// The usual start of a server without groups: nothing to say.
+	case to == ReadModeFollower:
+		ids := make([]int64, 0, len(follow))
+		for _, h := range follow {
+			ids = append(ids, h.id)
+		}
+		m.log.Info("floating ip reads follow the group holder", "holders", ids)
+	default:
+		m.log.Info("floating ip reads every poll interval", "reason", why)
 	}
 }
 

@@ -114,7 +114,11 @@ func WriteStatus(w io.Writer, v StatusView) error {
 			if c.Error != "" {
 				res = "error: " + c.Error
 			}
-			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%d\t%s", n, c.LastRun.Format(time.RFC3339),
+			name := n
+			if c.Mode != "" {
+				name += " (" + c.Mode + ")" // the floating IP manager: reader or follower
+			}
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%d\t%s", name, c.LastRun.Format(time.RFC3339),
 				time.Duration(c.DurationSeconds*float64(time.Second)).Round(time.Microsecond), c.Changes, res))
 		}
 		table(rows...)

@@ -35,7 +35,8 @@ func TestFetchAndWriteStatus(t *testing.T) {
 	srv := statusServer(t, agent.Status{
 		InstanceID: 11, Hostname: "web-1", StartedAt: at, UptimeSeconds: 90, Ready: true, Phase: "running",
 		Components: map[string]agent.ComponentStatus{
-			agent.ComponentNetconf: {LastRun: at, LastSuccess: at, DurationSeconds: 0.0042, Changes: 2},
+			agent.ComponentNetconf:    {LastRun: at, LastSuccess: at, DurationSeconds: 0.0042, Changes: 2},
+			agent.ComponentFloatingIP: {LastRun: at, LastSuccess: at, DurationSeconds: 0.01, Mode: "follower"},
 		},
 		Groups: []any{floatingip.Status{
 			Name: "web", Mode: "memberlist", Self: 11, Role: floatingip.RoleHolder, Healthy: true,
@@ -73,6 +74,7 @@ func TestFetchAndWriteStatus(t *testing.T) {
 		"uptime 1m30s",
 		"ready yes",
 		"netconf 2026-11-28T04:00:00Z 4.2ms 2 ok",
+		"floatingip (follower) 2026-11-28T04:00:00Z 10ms 0 ok",
 		"group web holder, healthy, mode memberlist",
 		"web-1 (this server) 11 100 yes yes yes",
 		"web-2 12 90 yes yes no",

@@ -365,8 +365,13 @@ func runAPI(ctx context.Context, h *harness) bench.Section {
 		return sec
 	}
 	for i, b := range res.PerServer {
-		sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("srv%d (%s) requests/hour", i+1, res.Roles[i]), b.PerHour, "req/h"))
+		who := res.Roles[i]
+		if res.Modes[i] != "" {
+			who += ", manager " + res.Modes[i]
+		}
+		sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("srv%d (%s) requests/hour", i+1, who), b.PerHour, "req/h"))
 	}
+	sec.Rows = append(sec.Rows, bench.ValueRow(bench.SubjectAgent, fmt.Sprintf("group of %d together requests/hour", res.GroupSize), res.Group.PerHour, "req/h"))
 	servers := "unbounded (no steady-state requests)"
 	if res.Max.Servers > 0 {
 		servers = fmt.Sprint(res.Max.Servers)
@@ -379,6 +384,9 @@ func runAPI(ctx context.Context, h *harness) bench.Section {
 		"only intervals from the configuration are scaled; a fixed timer inside the agent would be undercounted by the scale factor: "+
 			"the holder's re-read of the group's assignments (every 5 min, jittered; config.DefaultGroupRefreshInterval, not a configuration key) "+
 			"is such a timer, so the holder's row lacks its 12 requests per real hour; standbys make no such read (one reader per group)",
+		"one reader per group: only the holder's floating IP manager lists the floating IPs every api.poll_interval and advertises a digest of its read in the "+
+			"group's gossip; a standby's manager (follower) reads at start, on a trigger and once when the holder's digest changes to one it has not read, "+
+			"so the group's row does not grow with its size; the server without groups reads every api.poll_interval",
 		"keepalived's baseline makes no steady-state API requests (it only calls the API on a transition)")
 	return sec
 }

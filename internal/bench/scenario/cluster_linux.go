@@ -364,7 +364,12 @@ func (c *cluster) agentStatus(ctx context.Context, s *simcloud.Server) (agentSta
 // agentStatus is the part of the agent's /status document the scenarios
 // read.
 type agentStatus struct {
-	Ready  bool `json:"ready"`
+	Ready bool `json:"ready"`
+	// Components gives the floating IP manager's read mode (reader or
+	// follower).
+	Components map[string]struct {
+		Mode string `json:"mode"`
+	} `json:"components"`
 	Groups []struct {
 		Role    string `json:"role"`
 		Members []struct {

@@ -14,8 +14,14 @@ import (
 type BudgetResult struct {
 	PerServer []bench.Budget // one per server, in server order
 	Roles     []string       // each server's role at the end: holder, standby or "no group"
-	Max       bench.Budget   // the server that used the most
-	Intervals string         // the scaled intervals, for the report
+	// Modes are each server's floating IP manager read mode at the end
+	// (reader or follower; "" when /status did not say).
+	Modes     []string
+	Group     bench.Budget // the group's servers together
+	GroupSize int          // servers in the group
+	Max       bench.Budget // the server that used the most
+	// Intervals are the scaled intervals, for the report.
+	Intervals string
 }
 
 // RunBudget runs a group of three agents and a fourth server without
@@ -60,22 +66,34 @@ func RunBudget(ctx context.Context, env Env, scale float64, wall time.Duration) 
 	}
 	elapsed := time.Since(start)
 	for _, s := range c.servers {
-		role := "no group"
+		role, mode := "no group", ""
+		st, err := c.agentStatus(ctx, s)
+		if err == nil {
+			mode = st.Components["floatingip"].Mode
+		}
 		if c.inGroup(s) {
 			role = "?"
-			if st, err := c.agentStatus(ctx, s); err == nil && len(st.Groups) == 1 {
+			if err == nil && len(st.Groups) == 1 {
 				role = st.Groups[0].Role
 			}
 		}
 		res.Roles = append(res.Roles, role)
+		res.Modes = append(res.Modes, mode)
 	}
-	for i := range c.servers {
-		b := bench.ScaleBudget(c.sim.Requests(token(i))-before[i], elapsed, scale)
+	group := 0
+	for i, s := range c.servers {
+		n := c.sim.Requests(token(i)) - before[i]
+		b := bench.ScaleBudget(n, elapsed, scale)
 		res.PerServer = append(res.PerServer, b)
 		if b.PerHour >= res.Max.PerHour {
 			res.Max = b
 		}
+		if c.inGroup(s) {
+			group += n
+			res.GroupSize++
+		}
 	}
+	res.Group = bench.ScaleBudget(group, elapsed, scale)
 	return res, nil
 }
 
