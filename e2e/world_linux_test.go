@@ -284,15 +284,18 @@ func (w *world) waitGroupUp() string {
 	return h
 }
 
-// waitMembers waits until every agent sees every member alive (its
-// metrics).
+// waitMembers waits until every agent sees every member alive and
+// healthy (its metrics): only then can a hand-over find a peer to take
+// over (the health checks need their rise count after the start).
 func (w *world) waitMembers(timeout time.Duration) {
 	w.t.Helper()
-	want := fmt.Sprintf("hcagent_group_members_alive{group=\"web\"} %d\n", len(w.spec.servers))
-	waitFor(w.t, timeout, 100*time.Millisecond, "every member sees the whole group", func() bool {
+	n := len(w.spec.servers)
+	alive := fmt.Sprintf("hcagent_group_members_alive{group=\"web\"} %d\n", n)
+	healthy := fmt.Sprintf("hcagent_group_members_healthy{group=\"web\"} %d\n", n)
+	waitFor(w.t, timeout, 100*time.Millisecond, "every member sees the whole group alive and healthy", func() bool {
 		for _, name := range w.spec.servers {
 			m, err := w.c.Server(name).Get(w.ctx, "http://127.0.0.1:9183/metrics")
-			if err != nil || !strings.Contains(m, want) {
+			if err != nil || !strings.Contains(m, alive) || !strings.Contains(m, healthy) {
 				return false
 			}
 		}
