@@ -73,8 +73,6 @@ type Plan struct {
 	// PrivateNetworks is true when the private_networks settings changed:
 	// reconcile them at once.
 	PrivateNetworks bool
-	// FloatingIPs is true when the floating_ips host settings changed.
-	FloatingIPs bool
 	// LogLevel is true when log.level changed (applied in place).
 	LogLevel bool
 	// AtRestart lists the changed keys that only take effect when the
@@ -84,7 +82,7 @@ type Plan struct {
 
 // Changed reports whether the plan changes anything at all.
 func (p Plan) Changed() bool {
-	if p.PrivateNetworks || p.FloatingIPs || p.LogLevel || len(p.AtRestart) > 0 {
+	if p.PrivateNetworks || p.LogLevel || len(p.AtRestart) > 0 {
 		return true
 	}
 	for _, g := range p.Groups {
@@ -150,7 +148,6 @@ func Compute(old, new config.Config, oldKeys, newKeys KeyFiles) Plan {
 	}
 
 	p.PrivateNetworks = !reflect.DeepEqual(old.PrivateNetworks, new.PrivateNetworks)
-	p.FloatingIPs = !reflect.DeepEqual(old.FloatingIPs, new.FloatingIPs)
 	p.LogLevel = old.Log.Level != new.Log.Level
 	restart := func(key string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
@@ -163,6 +160,10 @@ func Compute(old, new config.Config, oldKeys, newKeys KeyFiles) Plan {
 	restart("metadata", old.Metadata, new.Metadata)
 	restart("api.endpoint", old.API.Endpoint, new.API.Endpoint)
 	restart("api.poll_interval", old.API.PollInterval, new.API.PollInterval)
+	// The floating IP manager and the public NIC's applier are built once
+	// (a reload that said "reloaded" for a new label selector, and applied
+	// nothing, misled).
+	restart("floating_ips", old.FloatingIPs, new.FloatingIPs)
 	// The API client holds the token it was built with (the value never
 	// leaves this comparison).
 	if old.API.Token.Reveal() != new.API.Token.Reveal() {

@@ -104,6 +104,9 @@ func TestCompute(t *testing.T) {
 				return c
 			}(),
 			wantLater: []string{"api.token", "metrics"}, changed: true},
+		{name: "floating ip host settings at restart", old: cfg(),
+			new:       func() config.Config { c := cfg(); c.FloatingIPs.LabelSelector = "role=web"; return c }(),
+			wantLater: []string{"floating_ips"}, changed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
