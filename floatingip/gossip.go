@@ -121,7 +121,8 @@ type GossipConfig struct {
 	// DecryptFailed, if set, is called for every message that no installed
 	// key decrypts (a peer with another key); it must not block.
 	DecryptFailed func()
-	// Transport replaces memberlist's network transport (tests).
+	// Transport replaces the network transport (tests); nil means
+	// gossipTransport on Bind:Port.
 	Transport memberlist.Transport
 	Log       *slog.Logger
 }
@@ -251,14 +252,24 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		mc.Keyring = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
-	if cfg.Transport != nil {
-		mc.Transport = cfg.Transport
-	}
 	mc.Logger = log.New((*memberlistLog)(g), "", 0)
+	mc.Transport = cfg.Transport
+	var own *gossipTransport
+	if mc.Transport == nil {
+		tr, err := newGossipTransport(cfg.Bind, cfg.Port, mc.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("start gossip of group %s: %w", cfg.Group, err)
+		}
+		own, mc.Transport = tr, tr
+	}
 	mc.Delegate = (*gossipDelegate)(g)
 	mc.Events = (*gossipEvents)(g)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		// memberlist shuts a transport down only once it has started.
+		if own != nil {
+			_ = own.Shutdown()
+		}
 		return nil, fmt.Errorf("start gossip of group %s on %s:%d: %w", cfg.Group, cfg.Bind, cfg.Port, err)
 	}
 	g.ml = ml
