@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -181,6 +182,13 @@ type Gossip struct {
 	update    chan struct{}
 	published chan struct{}
 
+	// pinger is memberlist once it runs (set under mu); refuting,
+	// refutePending and refutes belong to refuted.
+	pinger        pinger
+	refuting      atomic.Bool
+	refutePending atomic.Bool
+	refutes       sync.WaitGroup
+
 	// keyring is memberlist's, nil for an insecure group; SetKeys changes
 	// it in place (it has its own lock).
 	keyring *memberlist.Keyring
@@ -273,6 +281,9 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		return nil, fmt.Errorf("start gossip of group %s on %s:%d: %w", cfg.Group, cfg.Bind, cfg.Port, err)
 	}
 	g.ml = ml
+	g.mu.Lock()
+	g.pinger = ml
+	g.mu.Unlock()
 	g.rejoins.Add(1)
 	go g.rejoin()    // exits on Leave or Shutdown, after a join in progress
 	go g.publisher() // exits on Leave or Shutdown
@@ -424,13 +435,18 @@ func (g *Gossip) publisher() {
 	}
 }
 
-// stopWorkers stops the publisher and the rejoin loop and waits for the
-// publisher (at most one gossipUpdateWait), so that no older update races
+// stopWorkers stops the publisher, the refutation pings and the rejoin
+// loop and waits for the publisher (at most one gossipUpdateWait) and the
+// pings (ProbeTimeout), so that no older update races
 // what follows. The rejoin loop may still finish a join attempt; see
 // waitRejoin.
 func (g *Gossip) stopWorkers() {
 	close(g.stop)
 	<-g.published
+	g.mu.Lock()
+	g.pinger = nil // no more refutation pings
+	g.mu.Unlock()
+	g.refutes.Wait() // its pings end within ProbeTimeout
 }
 
 // waitRejoin waits for the rejoin loop until ctx is done: a join attempt in
