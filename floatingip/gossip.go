@@ -9,10 +9,12 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -38,14 +40,15 @@ const DefaultGossipPort = 7946
 //   - a member paused at t0 is suspect at the earliest at t0 + 180 ms (a
 //     probe sent just before the pause) and would be dead at t0 + 900 ms.
 //     When it wakes it reads the queued suspect messages and pings, refutes
-//     with a higher incarnation and piggybacks the refutation on its first
-//     packets (the acks of the queued pings go out at once), so a pause of
-//     up to 800 ms is refuted with ~100 ms to spare and nothing moves.
+//     with a higher incarnation and sends the refutation at once on a ping
+//     to each peer (gossip_refute.go), so a pause of up to 800 ms is
+//     refuted with ~100 ms to spare and nothing moves.
 //
 // The probes are most of an idle member's cost, so this is a trade-off
 // between idle CPU and detection, measured with hc-bench (issue 14; a group
 // of three, one HTTP health check, 1 s assign action, GOMAXPROCS 1 except
-// where noted; CPU of one core, crash-to-dead p50, client outage p50):
+// where noted; CPU of one core, crash-to-dead p50, client outage p50).
+// First round, with memberlist's NetTransport and the default timer slack:
 //
 //	ProbeInterval/SuspicionMult  CPU    wakeups/s  dead after  outage
 //	100 ms / 8 (2 cores)         1.2 %  380        0.97 s      1.98 s
@@ -55,12 +58,29 @@ const DefaultGossipPort = 7946
 //	300 ms / 2 (2 cores)         0.57 % 180        1.14 s      2.18 s
 //
 // (8 trials each; the full `make bench` run with 180 ms / 4 gave 0.63–0.68 %,
-// 200 wakeups/s, dead after 1.02 s and an outage of 2.03 s, against 2.17 s
-// before). 180 ms / 4 is the cheapest point that keeps the outage at about
-// 2 s and an 800 ms pause harmless (0 of 10 bench trials moved); no point
-// reaches the 0.3 % the issue hoped for, since each probe costs a few
-// wakeups of the process and detection in about a second needs several
-// probes a second.
+// 200 wakeups/s, dead after 1.02 s and an outage of 2.03 s.) A perf trace
+// then showed that most wakeups were not the probes themselves but the Go
+// runtime's sysmon thread polling every 20 µs through each burst of work,
+// and most garbage was NetTransport's 64 KiB buffer per packet. With the
+// group's own transport (gossip_transport.go), a 1 ms timer slack
+// (cmd/hc-agent) and the refutation sent at once (gossip_refute.go), in
+// one session (60 s footprint, holder/standby; 10 crash trials each):
+//
+//	ProbeInterval/SuspicionMult  CPU          wakeups/s  dead after  outage
+//	150 ms / 5                   0.55/0.47 %  87/88      1.00 s      2.02 s
+//	180 ms / 4                   0.42/0.50 %  77/75      0.94 s      1.95 s
+//	300 ms / 3                   0.37/0.37 %  71/62      1.43 s      2.44 s
+//
+// The CPU figures have a 10 ms resolution over 60 s (±0.02 %), and
+// 10-trial outages vary by ±0.05 s between runs (2.04 s and 1.95 s for the
+// same build). 180 ms / 4 stays: it is the cheapest point that keeps the
+// outage at about 2 s and an 800 ms pause harmless (0 of 10 bench trials
+// moved, also with two busy loops loading both cores). No point reaches the
+// 0.3 % the issue hoped for: a probe round is a ping, an ack and the
+// peers' pings, each a wakeup of the process and an encrypted packet
+// through the kernel, and detection in about a second needs several a
+// second, while the suspicion timeout (SuspicionMult × ProbeInterval)
+// must stay above ~700 ms for the pause.
 //
 // GossipInterval only paces broadcasts that found no probe or ack to ride
 // on: every packet memberlist sends piggybacks pending broadcasts, and each
@@ -68,8 +88,10 @@ const DefaultGossipPort = 7946
 // was 50 ms; each gossip tick wakes the process (about 8 context switches
 // on two cores even when nothing is pending), which made it the largest
 // part of an idle member's cost (issue 14: 340 wakeups/s at 50 ms, 220 at
-// 200 ms, 216 at 500 ms in a settled group of three). 200 ms keeps a
-// broadcast no slower than a probe round.
+// 200 ms, 216 at 500 ms in a settled group of three; with the timer slack
+// 75–77 at 200 ms and 69–72 at 500 ms). 200 ms keeps a broadcast no slower
+// than a probe round: the member that finds a crash first tells the others
+// by broadcast, and the new holder may be one of them.
 //
 // TCPTimeout bounds the TCP fallback probe and push/pull; it is 1 s on a
 // private network with sub-millisecond RTTs.
@@ -121,7 +143,9 @@ type GossipConfig struct {
 	// DecryptFailed, if set, is called for every message that no installed
 	// key decrypts (a peer with another key); it must not block.
 	DecryptFailed func()
-	// Transport replaces memberlist's network transport (tests).
+	// Transport replaces the network transport (tests); nil means
+	// gossipTransport on Bind:Port (memberlist's NetTransport for a
+	// wildcard Bind).
 	Transport memberlist.Transport
 	Log       *slog.Logger
 }
@@ -185,6 +209,13 @@ type Gossip struct {
 	// the publisher has exited.
 	update    chan struct{}
 	published chan struct{}
+
+	// pinger is memberlist once it runs (set under mu); refuting,
+	// refutePending and refutes belong to refuted.
+	pinger        pinger
+	refuting      atomic.Bool
+	refutePending atomic.Bool
+	refutes       sync.WaitGroup
 
 	// keyring is memberlist's, nil for an insecure group; SetKeys changes
 	// it in place (it has its own lock).
@@ -257,17 +288,32 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		mc.Keyring = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
-	if cfg.Transport != nil {
-		mc.Transport = cfg.Transport
-	}
 	mc.Logger = log.New((*memberlistLog)(g), "", 0)
+	mc.Transport = cfg.Transport
+	var own *gossipTransport
+	// A wildcard bind (bind: 0.0.0.0) keeps memberlist's NetTransport, which
+	// guesses the private address to advertise.
+	if ip, perr := netip.ParseAddr(cfg.Bind); mc.Transport == nil && perr == nil && !ip.IsUnspecified() {
+		tr, err := newGossipTransport(cfg.Bind, cfg.Port, mc.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("start gossip of group %s: %w", cfg.Group, err)
+		}
+		own, mc.Transport = tr, tr
+	}
 	mc.Delegate = (*gossipDelegate)(g)
 	mc.Events = (*gossipEvents)(g)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		// memberlist shuts a transport down only once it has started.
+		if own != nil {
+			_ = own.Shutdown()
+		}
 		return nil, fmt.Errorf("start gossip of group %s on %s:%d: %w", cfg.Group, cfg.Bind, cfg.Port, err)
 	}
 	g.ml = ml
+	g.mu.Lock()
+	g.pinger = ml
+	g.mu.Unlock()
 	g.rejoins.Add(1)
 	go g.rejoin()    // exits on Leave or Shutdown, after a join in progress
 	go g.publisher() // exits on Leave or Shutdown
@@ -423,13 +469,18 @@ func (g *Gossip) publisher() {
 	}
 }
 
-// stopWorkers stops the publisher and the rejoin loop and waits for the
-// publisher (at most one gossipUpdateWait), so that no older update races
+// stopWorkers stops the publisher, the refutation pings and the rejoin
+// loop and waits for the publisher (at most one gossipUpdateWait) and the
+// pings (ProbeTimeout), so that no older update races
 // what follows. The rejoin loop may still finish a join attempt; see
 // waitRejoin.
 func (g *Gossip) stopWorkers() {
 	close(g.stop)
 	<-g.published
+	g.mu.Lock()
+	g.pinger = nil // no more refutation pings
+	g.mu.Unlock()
+	g.refutes.Wait() // its pings end within ProbeTimeout
 }
 
 // waitRejoin waits for the rejoin loop until ctx is done: a join attempt in

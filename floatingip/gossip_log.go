@@ -64,6 +64,9 @@ func (l *memberlistLog) Write(p []byte) (int, error) {
 		(*Gossip)(l).decryptFailed(peer)
 		return len(p), nil
 	}
+	if isRefutation(text) {
+		(*Gossip)(l).refuted()
+	}
 	l.log.Log(context.Background(), level, "memberlist", "detail", text)
 	return len(p), nil
 }

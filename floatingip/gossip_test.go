@@ -16,15 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// ctlTransport wraps memberlist's network transport so a test can freeze a
+// ctlTransport wraps the group's network transport so a test can freeze a
 // node's network I/O (a paused process: packets queue, writes block, then
 // everything is delivered late) or cut it off from given peers.
 type ctlTransport struct {
-	// NetTransport is not embedded: its NodeAwareTransport methods would
-	// bypass the wrappers below.
-	NetTransport *memberlist.NetTransport
-	packets      chan *memberlist.Packet
-	streams      chan net.Conn
+	// inner is not embedded: its NodeAwareTransport methods would bypass
+	// the wrappers below.
+	inner   *gossipTransport
+	packets chan *memberlist.Packet
+	streams chan net.Conn
 
 	mu      sync.Mutex
 	resume  chan struct{} // non-nil while paused
@@ -33,15 +33,13 @@ type ctlTransport struct {
 }
 
 func newCtlTransport(t testing.TB) (*ctlTransport, int) {
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{"127.0.0.1"}, BindPort: 0, Logger: log.New(discardWriter{}, "", 0),
-	})
+	nt, err := newGossipTransport("127.0.0.1", 0, log.New(discardWriter{}, "", 0))
 	require.NoError(t, err)
-	c := &ctlTransport{NetTransport: nt, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
+	c := &ctlTransport{inner: nt, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
 		blocked: map[string]bool{}, done: make(chan struct{})}
 	go c.pumpPackets() // exits on Shutdown
 	go c.pumpStreams() // exits on Shutdown
-	return c, nt.GetAutoBindPort()
+	return c, nt.port()
 }
 
 type discardWriter struct{}
@@ -66,7 +64,7 @@ func (c *ctlTransport) wait() bool {
 func (c *ctlTransport) pumpPackets() {
 	for {
 		select {
-		case p := <-c.NetTransport.PacketCh():
+		case p := <-c.inner.PacketCh():
 			if !c.wait() {
 				return
 			}
@@ -91,7 +89,7 @@ func (c *ctlTransport) pumpPackets() {
 func (c *ctlTransport) pumpStreams() {
 	for {
 		select {
-		case s := <-c.NetTransport.StreamCh():
+		case s := <-c.inner.StreamCh():
 			if !c.wait() {
 				s.Close()
 				return
@@ -109,7 +107,7 @@ func (c *ctlTransport) pumpStreams() {
 }
 
 func (c *ctlTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
-	return c.NetTransport.FinalAdvertiseAddr(ip, port)
+	return c.inner.FinalAdvertiseAddr(ip, port)
 }
 
 func (c *ctlTransport) PacketCh() <-chan *memberlist.Packet { return c.packets }
@@ -125,7 +123,7 @@ func (c *ctlTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if drop {
 		return time.Now(), nil
 	}
-	return c.NetTransport.WriteTo(b, addr)
+	return c.inner.WriteTo(b, addr)
 }
 
 func (c *ctlTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
@@ -138,7 +136,7 @@ func (c *ctlTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 	if drop {
 		return nil, &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}
 	}
-	return c.NetTransport.DialTimeout(addr, timeout)
+	return c.inner.DialTimeout(addr, timeout)
 }
 
 func (c *ctlTransport) Shutdown() error {
@@ -149,23 +147,8 @@ func (c *ctlTransport) Shutdown() error {
 		close(c.done)
 	}
 	c.mu.Unlock()
-	// The inner listeners block on their unbuffered channels: drain them
-	// until they have stopped.
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-c.NetTransport.PacketCh():
-			case s := <-c.NetTransport.StreamCh():
-				s.Close()
-			case <-stop:
-				return
-			}
-		}
-	}()
-	err := c.NetTransport.Shutdown()
-	close(stop)
-	return err
+	// The inner transport drops what its listeners hold at shutdown.
+	return c.inner.Shutdown()
 }
 
 func (c *ctlTransport) pause() {

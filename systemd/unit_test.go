@@ -61,6 +61,8 @@ func TestUnitDirectives(t *testing.T) {
 		"PrivateTmp":               "yes",
 		"RestrictAddressFamilies":  "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
 		"WantedBy":                 "multi-user.target",
+		// The same as timerSlack in cmd/hc-agent (issue 14).
+		"TimerSlackNSec": "1ms",
 	}
 	for k, v := range want {
 		t.Run(k, func(t *testing.T) {
