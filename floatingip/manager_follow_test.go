@@ -1,13 +1,11 @@
 package floatingip
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -214,27 +212,9 @@ type followRig struct {
 	cloud  *mgrCloud
 	host   *fakeHost
 	m      *Manager
-	logs   *syncBuffer
+	logs   *lockedBuffer
 	cancel context.CancelFunc
 	done   chan error
-}
-
-// syncBuffer is a bytes.Buffer for a logger used by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
 }
 
 const followInterval = 20 * time.Minute
@@ -245,7 +225,7 @@ var (
 )
 
 func newFollowRig(t *testing.T) *followRig {
-	r := &followRig{hub: newHub(detect), share: NewReadShare(2), cloud: &mgrCloud{}, host: &fakeHost{}, logs: &syncBuffer{}}
+	r := &followRig{hub: newHub(detect), share: NewReadShare(2), cloud: &mgrCloud{}, host: &fakeHost{}, logs: &lockedBuffer{}}
 	r.cloud.set(nil, followA, followB)
 	r.holder = r.hub.join(1)
 	r.w = r.share.Membership(r.hub.join(2))

@@ -222,6 +222,9 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
+// count is how often sub occurs in what was written.
+func (b *lockedBuffer) count(sub string) int { return strings.Count(b.String(), sub) }
+
 // TestManagerBackoff checks that a failing API is retried after 5 s,
 // doubling up to the interval, that the error is logged once, that nothing
 // is removed meanwhile, and that the interval returns after recovery.
