@@ -122,19 +122,8 @@ func (r *AddressRestorer) restore(ctx context.Context, now time.Time) {
 			r.log.Warn("restore after an external deletion", "kind", t.Kind, "err", err)
 		}
 		for _, c := range changes {
-			backedOff := r.fight.note(c, now)
-			r.log.Info("restored after an external deletion", "kind", t.Kind, "addr", c.Object, "dev", c.Dev)
-			if r.onRestore != nil {
-				r.onRestore(t.Kind, false)
-			}
-			if backedOff {
-				r.log.Warn("another actor keeps deleting it: not restoring for a while",
-					"kind", t.Kind, "addr", c.Object, "dev", c.Dev,
-					"restores", restoreLimit, "within", restoreWindow, "backoff", restoreBackoff)
-				if r.onRestore != nil {
-					r.onRestore(t.Kind, true)
-				}
-			}
+			r.log.Info("restored after an external deletion", "kind", t.Kind, "object", c.Object, "dev", c.Dev)
+			r.fight.restored(c, t.Kind, now, r.log, r.onRestore)
 		}
 	}
 }

@@ -127,6 +127,25 @@ func (g *fightGuard) note(c Change, now time.Time) bool {
 	return true
 }
 
+// restored records the restore of c's item at now, reports it to
+// onRestore (when set) under kind, and, when that used up the item's
+// budget, logs the back-off once and reports it too.
+func (g *fightGuard) restored(c Change, kind string, now time.Time, log *slog.Logger, onRestore func(kind string, backedOff bool)) {
+	backedOff := g.note(c, now)
+	if onRestore != nil {
+		onRestore(kind, false)
+	}
+	if !backedOff {
+		return
+	}
+	log.Warn("another actor keeps deleting it: not restoring for a while",
+		"kind", kind, "object", c.Object, "dev", c.Dev,
+		"restores", restoreLimit, "within", restoreWindow, "backoff", restoreBackoff)
+	if onRestore != nil {
+		onRestore(kind, true)
+	}
+}
+
 // Request a restore soon; never blocks.
 func (r *Reconciler) requestRestore() {
 	select {
@@ -235,18 +254,7 @@ func (r *Reconciler) restore(ctx context.Context) {
 		if c.Op == OpRemove || (c.Kind != "address" && c.Kind != "route") {
 			continue
 		}
-		backedOff := r.fight.note(c, now)
-		if r.onRestore != nil {
-			r.onRestore(c.Kind, false)
-		}
-		if backedOff {
-			r.log.Warn("another actor keeps deleting it: not restoring for a while",
-				"kind", c.Kind, "object", c.Object, "dev", c.Dev,
-				"restores", restoreLimit, "within", restoreWindow, "backoff", restoreBackoff)
-			if r.onRestore != nil {
-				r.onRestore(c.Kind, true)
-			}
-		}
+		r.fight.restored(c, c.Kind, now, r.log, r.onRestore)
 	}
 	r.finish(desired, before, res, err)
 }
