@@ -45,12 +45,17 @@ func (p *PrivateVIPs) linkByMAC(mac net.HardwareAddr) (netlink.Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	return findMAC(links, mac), nil
+}
+
+// findMAC returns the link of links with mac, or nil.
+func findMAC(links []netlink.Link, mac net.HardwareAddr) netlink.Link {
 	for _, l := range links {
 		if slices.Equal(l.Attrs().HardwareAddr, mac) {
-			return l, nil
+			return l
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // vipAddr is ip/32 as hc-agent adds it on dev: labelled, so that a DHCP
@@ -70,20 +75,20 @@ func (p *PrivateVIPs) AddVIP(ctx context.Context, mac net.HardwareAddr, ip netip
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.wanted[ip.Unmap()] = slices.Clone(mac)
-	_, err := p.add(mac, ip)
+	l, err := p.linkByMAC(mac)
+	if err != nil {
+		return fmt.Errorf("add private vip %s: %w", ip, err)
+	}
+	if l == nil {
+		return fmt.Errorf("add private vip %s: no private nic with mac %s", ip, mac)
+	}
+	_, err = p.add(l, ip)
 	return err
 }
 
-// add configures ip/32 on the NIC with mac unless it is there, and reports
-// whether it wrote.
-func (p *PrivateVIPs) add(mac net.HardwareAddr, ip netip.Addr) (bool, error) {
-	l, err := p.linkByMAC(mac)
-	if err != nil {
-		return false, fmt.Errorf("add private vip %s: %w", ip, err)
-	}
-	if l == nil {
-		return false, fmt.Errorf("add private vip %s: no private nic with mac %s", ip, mac)
-	}
+// add configures ip/32 on NIC l unless it is there, and reports whether it
+// wrote.
+func (p *PrivateVIPs) add(l netlink.Link, ip netip.Addr) (bool, error) {
 	dev := l.Attrs().Name
 	addrs, err := retryDump("addresses", func() ([]netlink.Addr, error) { return p.h.AddrList(l, netlink.FAMILY_V4) })
 	if err != nil {
@@ -104,16 +109,21 @@ func (p *PrivateVIPs) add(mac net.HardwareAddr, ip netip.Addr) (bool, error) {
 func (p *PrivateVIPs) Restore(ctx context.Context, skip func(Change) bool) ([]Change, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(p.wanted) == 0 {
+		return nil, nil
+	}
+	links, err := retryDump("links", p.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("restore private vips: %w", err)
+	}
 	var changes []Change
 	var errs []error
 	for _, ip := range slices.SortedFunc(maps.Keys(p.wanted), netip.Addr.Compare) {
 		if err := ctx.Err(); err != nil {
 			return changes, err
 		}
-		mac := p.wanted[ip]
-		l, err := p.linkByMAC(mac)
-		if err != nil || l == nil {
-			errs = append(errs, err)
+		l := findMAC(links, p.wanted[ip])
+		if l == nil {
 			continue
 		}
 		c := Change{Op: OpAdd, Kind: "address", Object: netip.PrefixFrom(ip, 32).String(), Dev: l.Attrs().Name,
@@ -121,7 +131,7 @@ func (p *PrivateVIPs) Restore(ctx context.Context, skip func(Change) bool) ([]Ch
 		if skip != nil && skip(c) {
 			continue
 		}
-		wrote, err := p.add(mac, ip)
+		wrote, err := p.add(l, ip)
 		if err != nil {
 			errs = append(errs, err)
 			continue
