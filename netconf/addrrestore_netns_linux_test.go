@@ -2,11 +2,8 @@ package netconf
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,9 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
-	"github.com/hc-agent/hc-agent/internal/nstest"
 )
 
 // restoreCounts counts the AddressRestorer's callbacks by kind.
@@ -120,36 +114,21 @@ func sortedCopy(s []string) []string {
 	return c
 }
 
-// nsIP runs ip(8) in ns and fails the test when it fails.
-func nsIP(t *testing.T, ns netns.NsHandle, args ...string) {
-	t.Helper()
-	out, err := nsCommand(t, ns, append([]string{"ip"}, args...)...).CombinedOutput()
-	require.NoError(t, err, "ip %s: %s", strings.Join(args, " "), out)
-}
-
 // A floating IP on the public NIC and a private VIP on a private NIC, as a
 // holder has them: a DHCP client's label flush leaves both (they carry
 // IF:hc), and a full flush or a delete by hand is put back at once from
 // the address event, not at the owner's next API read.
 func TestAddressRestorerNetns(t *testing.T) {
-	ns, h := nstest.New(t)
-	seq := fipLinkSeq.Add(1)
-	pub := fmt.Sprintf("hcr%d-%d", os.Getpid()%100000, seq)
-	priv := fmt.Sprintf("hcp%d-%d", os.Getpid()%100000, seq)
-	pubMAC, _ := net.ParseMAC("96:00:00:aa:bb:02")
-	privMAC, _ := net.ParseMAC("86:00:00:aa:bb:03")
-	for _, l := range []struct {
-		name string
-		mac  net.HardwareAddr
-	}{{pub, pubMAC}, {priv, privMAC}} {
-		require.NoError(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: l.name, HardwareAddr: l.mac}, PeerName: l.name + "p"}))
-		link, err := h.LinkByName(l.name)
-		require.NoError(t, err)
-		require.NoError(t, h.LinkSetUp(link))
+	host, peers := newNS(t), newNS(t)
+	ns, h := host.ns, host.h
+	pub := host.addVeth(t, peers, "96:00:00:aa:bb:02")
+	priv := host.addVeth(t, peers, "86:00:00:aa:bb:03")
+	privMAC := mustMAC("86:00:00:aa:bb:03")
+	for _, dev := range []string{pub, priv} {
+		host.ip(t, "link", "set", dev, "up")
 	}
-	pl, err := h.LinkByName(pub)
-	require.NoError(t, err)
-	require.NoError(t, h.RouteAdd(&netlink.Route{LinkIndex: pl.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: v4Default}))
+	// Like a real server, the public NIC carries the IPv4 default route.
+	host.ip(t, "route", "add", "default", "dev", pub)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	fips, err := NewFloatingIPApplier(h, "", slog.New(slog.DiscardHandler))
@@ -179,19 +158,19 @@ func TestAddressRestorerNetns(t *testing.T) {
 	// Run subscribes before it returns to its loop; a deletion right after
 	// the start can precede the subscription, so the first step waits for
 	// one restore that proves the events arrive.
-	nsIP(t, ns, "addr", "del", v4.String(), "dev", pub)
+	host.ip(t, "addr", "del", v4.String(), "dev", pub)
 	counts.waitRestores(t, map[string]int{"floating_ip": 1})
 
 	t.Run("a DHCP client's label flush leaves them", func(t *testing.T) {
-		nsIP(t, ns, "-4", "addr", "flush", "dev", pub, "label", pub) // as dhclient-script does
-		nsIP(t, ns, "-4", "addr", "flush", "dev", priv, "label", priv)
+		host.ip(t, "-4", "addr", "flush", "dev", pub, "label", pub) // as dhclient-script does
+		host.ip(t, "-4", "addr", "flush", "dev", priv, "label", priv)
 		assert.ElementsMatch(t, wantPub, nsAddrs(t, h, pub))
 		assert.ElementsMatch(t, wantPriv, nsAddrs(t, h, priv))
 	})
 
 	t.Run("a full flush is put back", func(t *testing.T) {
-		nsIP(t, ns, "addr", "flush", "dev", pub, "scope", "global")
-		nsIP(t, ns, "addr", "flush", "dev", priv)
+		host.ip(t, "addr", "flush", "dev", pub, "scope", "global")
+		host.ip(t, "addr", "flush", "dev", priv)
 		counts.waitRestores(t, map[string]int{"floating_ip": 3, "private_vip": 1})
 		waitAddrs(t, h, pub, wantPub)
 		waitAddrs(t, h, priv, wantPriv)
@@ -205,7 +184,7 @@ func TestAddressRestorerNetns(t *testing.T) {
 		require.NoError(t, vips.RemoveVIP(ctx, privMAC, vip))
 		// A deletion elsewhere makes the restorer look again.
 		before, _ := counts.get()
-		nsIP(t, ns, "addr", "del", v4.String(), "dev", pub)
+		host.ip(t, "addr", "del", v4.String(), "dev", pub)
 		counts.waitRestores(t, map[string]int{"floating_ip": before["floating_ip"] + 1})
 		assert.Equal(t, []string{"203.0.113.10/32 " + pub + ":hc"}, nsAddrs(t, h, pub))
 		assert.Empty(t, nsAddrs(t, h, priv))
@@ -220,7 +199,7 @@ func TestAddressRestorerNetns(t *testing.T) {
 				break
 			}
 			require.Less(t, i, restoreLimit, "no back-off after %d restores", restores["floating_ip"])
-			nsIP(t, ns, "addr", "del", v4.String(), "dev", pub)
+			host.ip(t, "addr", "del", v4.String(), "dev", pub)
 			counts.waitRestores(t, map[string]int{"floating_ip": restores["floating_ip"] + 1})
 		}
 		_, backoffs := counts.get()
