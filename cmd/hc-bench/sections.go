@@ -285,17 +285,34 @@ func runHotplug(ctx context.Context, h *harness) bench.Section {
 }
 
 // agentDurationSection is a section of one hc-agent duration row measured
-// by run; a failed run's error becomes a note, or the reason the section is
-// unavailable when it measured nothing.
+// by run (see agentDurationsSection).
 func agentDurationSection(ctx context.Context, h *harness, method, kase string, run func(context.Context, scenario.Env) (bench.Summary, error)) bench.Section {
+	return agentDurationsSection(ctx, h, method, func(ctx context.Context, env scenario.Env) ([]durationCase, error) {
+		s, err := run(ctx, env)
+		return []durationCase{{kase, s}}, err
+	})
+}
+
+// durationCase is one row of agentDurationsSection.
+type durationCase struct {
+	kase string
+	s    bench.Summary
+}
+
+// agentDurationsSection is a section of hc-agent duration rows measured by
+// run, one per case that measured anything; a failed run's error becomes a
+// note, or the reason the section is unavailable when it measured nothing.
+func agentDurationsSection(ctx context.Context, h *harness, method string, run func(context.Context, scenario.Env) ([]durationCase, error)) bench.Section {
 	sec := bench.Section{Method: method}
 	if r := h.needAgent(); r != "" {
 		sec.Unavailable = r
 		return sec
 	}
-	s, err := run(ctx, h.env())
-	if s.N > 0 || s.Failed > 0 {
-		sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, kase, s))
+	cases, err := run(ctx, h.env())
+	for _, c := range cases {
+		if c.s.N > 0 || c.s.Failed > 0 {
+			sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, c.kase, c.s))
+		}
 	}
 	if err != nil {
 		sec.Notes = append(sec.Notes, err.Error())

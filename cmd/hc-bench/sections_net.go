@@ -10,63 +10,31 @@ import (
 // The private-network sections of issue 13.
 
 func runRestore(ctx context.Context, h *harness) bench.Section {
-	sec := bench.Section{Method: "hc-agent running on a configured server with 20 alias IPs and a floating IP assigned; the harness deletes " +
-		"one alias IP (netlink, as `ip addr del` or a DHCP client's flush does), the next one each trial, and the floating IP address " +
-		"on the public NIC (4 trials: hc-agent allows 5 restores a minute per address before it backs off); from the deletion to " +
-		"the address being back in the kernel, read every 1 ms; hc-agent restores from address and route events (after 50 ms " +
-		"without further deletions), not from its 30 s poll or the floating IP manager's 20 min read"}
-	if r := h.needAgent(); r != "" {
-		sec.Unavailable = r
-		return sec
-	}
-	r, err := scenario.RunRestore(ctx, h.env())
-	for _, row := range []struct {
-		kase string
-		s    bench.Summary
-	}{
-		{"restore after external deletion (alias IP)", r.Alias},
-		{"restore after external deletion (floating IP)", r.FloatingIP},
-	} {
-		if row.s.N > 0 || row.s.Failed > 0 {
-			sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, row.kase, row.s))
-		}
-	}
-	if err != nil {
-		sec.Notes = append(sec.Notes, err.Error())
-		if len(sec.Rows) == 0 {
-			sec.Unavailable = err.Error()
-		}
-	}
-	return sec
+	return agentDurationsSection(ctx, h, "hc-agent running on a configured server with 20 alias IPs and a floating IP assigned; the harness deletes "+
+		"one alias IP (netlink, as `ip addr del` or a DHCP client's flush does), the next one each trial, and the floating IP address "+
+		"on the public NIC (4 trials: hc-agent allows 5 restores a minute per address before it backs off); from the deletion to "+
+		"the address being back in the kernel, read every 1 ms; hc-agent restores from address and route events (after 50 ms "+
+		"without further deletions), not from its 30 s poll or the floating IP manager's 20 min read",
+		func(ctx context.Context, env scenario.Env) ([]durationCase, error) {
+			r, err := scenario.RunRestore(ctx, env)
+			return []durationCase{
+				{"restore after external deletion (alias IP)", r.Alias},
+				{"restore after external deletion (floating IP)", r.FloatingIP},
+			}, err
+		})
 }
 
 func runBlackhole(ctx context.Context, h *harness) bench.Section {
-	sec := bench.Section{Method: "one server whose private NIC a DHCP client configured, with 169.254.169.254/32 via the private gateway " +
-		"in place before hc-agent starts (metadata unreachable); from starting `hc-agent run` to hcagent_metadata_blackholed 1 " +
-		"(pin_metadata_route off), and to metadata answering from the server and /status ready (pin on), polled every 5 ms; " +
-		"between trials the agent is stopped, its state removed and the black hole put back"}
-	if r := h.needAgent(); r != "" {
-		sec.Unavailable = r
-		return sec
-	}
-	b, err := scenario.RunBlackholeBoot(ctx, h.env())
-	for _, r := range []struct {
-		kase string
-		s    bench.Summary
-	}{
-		{"black hole at boot → reported (pin off)", b.Reported},
-		{"black hole at boot → metadata reachable (pin on)", b.Reachable},
-		{"black hole at boot → ready (pin on)", b.Ready},
-	} {
-		if r.s.N > 0 || r.s.Failed > 0 {
-			sec.Rows = append(sec.Rows, bench.DurationRow(bench.SubjectAgent, r.kase, r.s))
-		}
-	}
-	if err != nil {
-		sec.Notes = append(sec.Notes, err.Error())
-		if len(sec.Rows) == 0 {
-			sec.Unavailable = err.Error()
-		}
-	}
-	return sec
+	return agentDurationsSection(ctx, h, "one server whose private NIC a DHCP client configured, with 169.254.169.254/32 via the private gateway "+
+		"in place before hc-agent starts (metadata unreachable); from starting `hc-agent run` to hcagent_metadata_blackholed 1 "+
+		"(pin_metadata_route off), and to metadata answering from the server and /status ready (pin on), polled every 5 ms; "+
+		"between trials the agent is stopped, its state removed and the black hole put back",
+		func(ctx context.Context, env scenario.Env) ([]durationCase, error) {
+			b, err := scenario.RunBlackholeBoot(ctx, env)
+			return []durationCase{
+				{"black hole at boot → reported (pin off)", b.Reported},
+				{"black hole at boot → metadata reachable (pin on)", b.Reachable},
+				{"black hole at boot → ready (pin on)", b.Ready},
+			}, err
+		})
 }
