@@ -160,6 +160,9 @@ type Options struct {
 	// SetLogLevel, when set, changes the level of Log in place (a reload
 	// of log.level); without it the change waits for the next start.
 	SetLogLevel func(level string) error
+	// OnReady, when set, is called once when the agent becomes ready
+	// (after READY=1); it must not block.
+	OnReady func()
 }
 
 type componentState struct {
@@ -607,6 +610,9 @@ func (a *Agent) setReady() {
 	a.log.Info("ready")
 	a.notify("READY=1")
 	a.updateStatus()
+	if a.deps.OnReady != nil {
+		a.deps.OnReady()
+	}
 }
 
 func (a *Agent) pingWatchdog() {

@@ -196,10 +196,12 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	group := &fakeGroup{name: "web", handovers: make(chan struct{}, 1)}
 	groupCalls, releaseGroups := make(chan struct{}, 1), make(chan struct{})
 	var logs syncBuffer
+	readies := make(chan struct{}, 2)
 	a, err := New(cfg, Options{
 		Log:        slog.New(slog.NewTextHandler(&logs, nil)),
 		Build:      metrics.BuildInfo{Version: "v9"},
 		RetryDelay: time.Millisecond,
+		OnReady:    func() { readies <- struct{}{} },
 	})
 	require.NoError(t, err)
 	wire := func(ctx context.Context, sum metadata.Summary) (Components, error) {
@@ -256,6 +258,7 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	// gossip binds to a private address.
 	loop.reconcile(Report{Component: ComponentNetconf, Changes: 3, Duration: time.Millisecond})
 	expectMsgs(t, msgs, "WATCHDOG=1", "READY=1", "STATUS=running; netconf ok")
+	<-readies // OnReady follows READY=1
 	<-groupCalls
 	close(releaseGroups)
 	expectMsgs(t, msgs, "STATUS=running; netconf ok; group web holder")
@@ -292,6 +295,7 @@ func TestRunNotifyAndSnapshotState(t *testing.T) {
 	expectMsgs(t, msgs, "STOPPING=1", "STATUS=stopping: handing over floating IPs; netconf ok; group web holder; metadata black hole detected")
 	<-group.handovers
 	require.NoError(t, <-runErr)
+	assert.Empty(t, readies, "OnReady is called once, not on every reconcile")
 	assert.NotContains(t, logs.String(), "secret-token")
 	// The black hole is logged once, when it appears.
 	assert.Equal(t, 1, strings.Count(logs.String(), "metadata black hole:"))
