@@ -64,7 +64,9 @@ socket in runtime_dir.`,
 				return err
 			}
 			build := metrics.BuildInfo{Version: version, Commit: commit}
-			d, err := agent.NewDaemon(cfg, agent.Options{Log: log, Build: build, Stacks: stacks, SetLogLevel: env.setLogLevel}, nil)
+			// Once settled, give back what only start-up used (issue 14).
+			onReady := func() { trimAfter(ctx, log, trimDelay) }
+			d, err := agent.NewDaemon(cfg, agent.Options{Log: log, Build: build, Stacks: stacks, SetLogLevel: env.setLogLevel, OnReady: onReady}, nil)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ var (
 
 func main() {
 	limitProcs(os.Getenv)
+	tuneGC(os.Getenv)
 	setTimerSlack("/proc", timerSlack)
 	stopProfile := startCPUProfile(os.Getenv, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
