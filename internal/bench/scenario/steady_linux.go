@@ -113,9 +113,11 @@ var FootprintHealthTarget = fmt.Sprintf("http://127.0.0.1:%d/", namePort)
 
 // RunFootprint runs a group of three agents with the default configuration
 // plus one HTTP health check (FootprintHealthTarget, at its default
-// interval), waits until it has settled, and measures the holder's and one
-// standby's resident memory, CPU time and context switches over window.
-func RunFootprint(ctx context.Context, env Env, window time.Duration) (FootprintResult, error) {
+// interval), waits until it has settled and then warmup more (the agents
+// release their start-up memory some seconds after they are ready), and
+// measures the holder's and one standby's resident memory, CPU time and
+// context switches over window.
+func RunFootprint(ctx context.Context, env Env, warmup, window time.Duration) (FootprintResult, error) {
 	var res FootprintResult
 	c, err := newCluster(ctx, env, clusterSpec{servers: groupSize, networks: 1, holder: 0, names: true})
 	if err != nil {
@@ -136,6 +138,11 @@ func RunFootprint(ctx context.Context, env Env, window time.Duration) (Footprint
 	}
 	if err := c.waitAgentsSettled(ctx, 60*time.Second); err != nil {
 		return res, err
+	}
+	select {
+	case <-ctx.Done():
+		return res, context.Cause(ctx)
+	case <-time.After(warmup):
 	}
 	holder := c.agents[c.servers[0].Name()]
 	standby := c.agents[c.servers[1].Name()]
