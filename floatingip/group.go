@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hc-agent/hc-agent/logging"
@@ -216,6 +217,10 @@ type Group struct {
 	handoverDones []chan error
 	// advertisedBackoff is the BackingOff last published.
 	advertisedBackoff bool
+
+	// wakeups counts the runs of the memberlist loop's evaluate, for tests
+	// (a settled group must not wake).
+	wakeups atomic.Int64
 }
 
 // NewGroup validates cfg and deps and returns a group ready to Run.
@@ -400,6 +405,7 @@ func (g *Group) Run(ctx context.Context) error {
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
+		g.wakeups.Add(1)
 		g.evaluate(ctx)
 		if d, ok := g.nextWake(time.Now()); ok {
 			wake.Reset(d)
