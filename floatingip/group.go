@@ -217,6 +217,12 @@ type Group struct {
 	handoverDones []chan error
 	// advertisedBackoff is the BackingOff last published.
 	advertisedBackoff bool
+	// preemptAt and recheckAt are the time-based conditions of the last
+	// evaluate (zero: none pending): when preemption to a better member
+	// becomes due, and when the second path's answer expires while it
+	// decides whether this member takes over. nextWake wakes the loop then.
+	preemptAt time.Time
+	recheckAt time.Time
 
 	// wakeups counts the runs of the memberlist loop's evaluate, for tests
 	// (a settled group must not wake).
@@ -397,11 +403,10 @@ func (g *Group) Run(ctx context.Context) error {
 
 	refresh := time.NewTimer(g.jitter(g.cfg.RefreshInterval))
 	defer refresh.Stop()
-	// The tick re-evaluates time-based conditions (preemption delay,
-	// second-path reuse); wake fires exactly when a backoff or the startup
-	// hold ends, so that neither adds up to a tick to a failover.
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
+	// There is no tick (issue 14: a settled group costs no wakeup).
+	// evaluate runs on every event that can change its outcome, and wake
+	// fires exactly when a time-based condition does (see nextWake), so
+	// that none adds a polling period to a failover.
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
@@ -422,7 +427,6 @@ func (g *Group) Run(ctx context.Context) error {
 			g.publish()
 		case done := <-g.handoverCh:
 			g.startHandover(done)
-		case <-tick.C:
 		case <-g.refreshCh:
 			g.readAssignments(ctx, refresh)
 		case <-refresh.C:
@@ -440,13 +444,17 @@ func (g *Group) Run(ctx context.Context) error {
 	}
 }
 
-// nextWake returns how long until the earliest of the backoff end and the
-// startup hold end, if one of them lies ahead.
+// nextWake returns how long until the earliest time-based condition that
+// evaluate checks changes, if one lies ahead: the backoff ends (which also
+// ends its advertisement and the move cap's wait), the startup hold ends,
+// preemption becomes due, or the second path's answer expires. Everything
+// else evaluate depends on arrives as an event (membership, health,
+// handover, refresh).
 func (g *Group) nextWake(now time.Time) (time.Duration, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var next time.Time
-	for _, t := range []time.Time{g.backoffUntil, g.startedAt.Add(g.cfg.StartupDelay)} {
+	for _, t := range [...]time.Time{g.backoffUntil, g.startedAt.Add(g.cfg.StartupDelay), g.preemptAt, g.recheckAt} {
 		if t.After(now) && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -669,10 +677,12 @@ func (g *Group) evaluate(ctx context.Context) {
 	if g.deps.Hooks.MembersChanged != nil {
 		g.deps.Hooks.MembersChanged(g.cfg.Name, alive, healthy)
 	}
-	if v.ExpectedSize == 2 && alive == 1 && g.deps.PeerCheck != nil {
+	secondPath := v.ExpectedSize == 2 && alive == 1 && g.deps.PeerCheck != nil
+	if secondPath {
 		v.Peer = g.secondPath(ctx, g.peerOf(v), now)
 	}
 	d := Decide(v)
+	preemptAt, _ := preemptDue(v)
 
 	g.mu.Lock()
 	if d != g.decision {
@@ -680,6 +690,13 @@ func (g *Group) evaluate(ctx context.Context) {
 	}
 	g.decision = d
 	holding, draining, holder := g.holding, g.draining, g.knownHolder
+	g.preemptAt, g.recheckAt = preemptAt, time.Time{}
+	if secondPath && !holding {
+		// Ask again when the answer expires: the cut-off peer may have
+		// gone down meanwhile. A holder keeps its addresses whatever the
+		// answer, so it does not keep asking (nor spend API calls).
+		g.recheckAt = g.peerStateAt.Add(g.cfg.SecondPathTTL)
+	}
 	backoff := now.Before(g.backoffUntil) || g.startupHoldLocked(v, now)
 	g.mu.Unlock()
 

@@ -1,0 +1,107 @@
+package floatingip
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestGroupSettledLoopSleeps is issue 14's idle CPU: once a group has
+// settled and nothing happens, no member's loop wakes (there was a 500 ms
+// tick). The refresh interval is longer than the minute watched, so the
+// holder's periodic read does not fall into it.
+func TestGroupSettledLoopSleeps(t *testing.T) {
+	tests := []struct {
+		name  string
+		prios []int
+		setup func(c *cluster)
+	}{
+		{"group of 2", []int{200, 150}, func(*cluster) {}},
+		{"group of 3", []int{200, 150, 120}, func(*cluster) {}},
+		{"group of 5", []int{200, 150, 120, 110, 100}, func(*cluster) {}},
+		{"group of 3 with preemption", []int{100, 200, 120}, func(c *cluster) {
+			c.cfgHook = func(cfg *GroupConfig) { cfg.Preempt, cfg.PreemptDelay = true, 5*time.Second }
+		}},
+		{"group of 3 with a standby unhealthy", []int{200, 150, 120}, func(c *cluster) { c.nodes[3].probe.fail.Store(true) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newClusterWith(t, tt.setup, 1, tt.prios...)
+				time.Sleep(30 * time.Second) // settled: start-up, health, preemption done
+				synctest.Wait()
+				before := map[int64]int64{}
+				for id, n := range c.nodes {
+					before[id] = n.group.wakeups.Load()
+				}
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				for id, n := range c.nodes {
+					assert.Zero(t, n.group.wakeups.Load()-before[id], "wakeups of member %d in a settled minute", id)
+				}
+			})
+		})
+	}
+}
+
+// TestGroupSecondPathRecheck checks that a standby of a pair cut off from
+// its peer asks the second path again exactly when the last answer expires
+// (SecondPathTTL), and takes over on the first answer that says the peer is
+// down, without waiting for a tick; the holder, which keeps the addresses
+// whatever the answer, does not ask again at each expiry.
+func TestGroupSecondPathRecheck(t *testing.T) {
+	const ttl = 10 * time.Second
+	for _, downAfter := range []int{1, 3} {
+		t.Run(fmt.Sprintf("down from answer %d", downAfter+1), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				var asked []time.Time // by node 2, about node 1
+				holderAsks := 0       // by node 1, about node 2
+				c := newClusterWith(t, func(c *cluster) {
+					c.cfgHook = func(cfg *GroupConfig) { cfg.SecondPathTTL = ttl }
+					c.peerCheck = func(_ context.Context, id int64) (PeerState, error) {
+						mu.Lock()
+						defer mu.Unlock()
+						if id == 2 {
+							holderAsks++
+							return PeerUp, nil
+						}
+						asked = append(asked, time.Now())
+						if len(asked) > downAfter {
+							return PeerDown, nil
+						}
+						return PeerUp, nil
+					}
+				}, 1, 200, 150)
+				time.Sleep(5 * time.Second)
+				split := time.Now()
+				c.hub.split([]int64{1}, []int64{2})
+				time.Sleep(time.Minute)
+				mu.Lock()
+				defer mu.Unlock()
+				want := []time.Duration{detect}
+				for i := 1; i <= downAfter; i++ {
+					want = append(want, detect+time.Duration(i)*ttl)
+				}
+				var got []time.Duration
+				for _, at := range asked {
+					got = append(got, at.Sub(split))
+				}
+				assert.Equal(t, want, got, "second path asked at detection and at each expiry, until down")
+				at, ok := c.cloud.firstAssignAt()
+				if assert.True(t, ok, "node 2 took over") {
+					assert.Equal(t, want[len(want)-1], at.Sub(split), "took over on the answer that said down")
+				}
+				// The holder asks on the events it sees (the detection, the
+				// gossip of node 2's claim, which it cannot read), not at
+				// every expiry.
+				assert.Equal(t, 2, holderAsks, "the holder's asks")
+			})
+		})
+	}
+}
