@@ -223,6 +223,13 @@ type Group struct {
 	// decides whether this member takes over. nextWake wakes the loop then.
 	preemptAt time.Time
 	recheckAt time.Time
+	// viewBuf holds the members of evaluate's view between calls (only
+	// the loop's goroutine uses it), so that evaluate does not allocate.
+	viewBuf []Member
+	// reported is the member count last given to Hooks.MembersChanged
+	// (alive, healthy; -1 before the first): the hook, which sets labelled
+	// gauges, runs only when the count changes.
+	reported [2]int
 
 	// wakeups counts the runs of the memberlist loop's evaluate, for tests
 	// (a settled group must not wake).
@@ -301,6 +308,7 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 		refreshCh:  make(chan struct{}, 1),
 		seen:       map[int64]Member{},
 		role:       RoleStandby,
+		reported:   [2]int{-1, -1},
 	}, nil
 }
 
@@ -334,6 +342,7 @@ func (g *Group) Run(ctx context.Context) error {
 	// What a previous run saw is stale: the startup rule relies on seen
 	// holding only members observed in this run.
 	g.seen = map[int64]Member{}
+	g.reported = [2]int{-1, -1} // report the members of this run
 	g.mu.Unlock()
 
 	// The first probe decides the initial health, before peers see us.
@@ -540,11 +549,25 @@ func (g *Group) advertisedBackoffLocked(now time.Time) bool {
 }
 
 // view builds the decision view from membership and the known holder.
-func (g *Group) view(now time.Time) View {
+func (g *Group) view(now time.Time) View { return g.viewInto(now, nil) }
+
+// viewInto is view with the members appended to buf[:0], so that a caller
+// that owns buf (evaluate: the loop's goroutine) builds the view without
+// allocating.
+func (g *Group) viewInto(now time.Time, buf []Member) View {
 	ms := g.deps.Membership.Members()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	alive := map[int64]bool{}
+	// alive reports whether membership lists id alive; groups are small
+	// (a handful of members), a scan beats building a set each time.
+	alive := func(id int64) bool {
+		for i := range ms {
+			if ms[i].ID == id && !ms[i].Left {
+				return true
+			}
+		}
+		return false
+	}
 	left := 0
 	for _, m := range ms {
 		if m.Left {
@@ -555,7 +578,6 @@ func (g *Group) view(now time.Time) View {
 			}
 			continue
 		}
-		alive[m.ID] = true
 		prev, ok := g.seen[m.ID]
 		m.Alive = true
 		if m.ID == g.cfg.Self {
@@ -577,7 +599,7 @@ func (g *Group) view(now time.Time) View {
 		}
 		g.seen[m.ID] = m
 	}
-	if !alive[g.cfg.Self] {
+	if !alive(g.cfg.Self) {
 		m := Member{ID: g.cfg.Self, Priority: g.cfg.Priority, Alive: true, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding,
 			BackingOff: g.advertisedBackoffLocked(now)}
 		g.seen[g.cfg.Self] = m
@@ -592,9 +614,13 @@ func (g *Group) view(now time.Time) View {
 		PreemptDelay: g.cfg.PreemptDelay,
 		Now:          now,
 		Peer:         PeerUnknown,
+		Members:      buf[:0],
+	}
+	if v.Members == nil {
+		v.Members = make([]Member, 0, len(g.seen))
 	}
 	for id, m := range g.seen {
-		if !alive[id] && id != g.cfg.Self && !m.Left {
+		if id != g.cfg.Self && !m.Left && !alive(id) {
 			m.Alive, m.Holding, m.Since = false, false, time.Time{}
 			g.seen[id] = m
 		}
@@ -664,7 +690,8 @@ func (g *Group) evaluate(ctx context.Context) {
 		// A back-off began or ended: tell the peers (see LocalState).
 		g.publish()
 	}
-	v := g.view(now)
+	v := g.viewInto(now, g.viewBuf)
+	g.viewBuf = v.Members
 	alive, healthy := 0, 0
 	for _, m := range v.Members {
 		if m.Alive {
@@ -674,8 +701,11 @@ func (g *Group) evaluate(ctx context.Context) {
 			}
 		}
 	}
-	if g.deps.Hooks.MembersChanged != nil {
-		g.deps.Hooks.MembersChanged(g.cfg.Name, alive, healthy)
+	if n := [2]int{alive, healthy}; n != g.reported {
+		g.reported = n
+		if g.deps.Hooks.MembersChanged != nil {
+			g.deps.Hooks.MembersChanged(g.cfg.Name, alive, healthy)
+		}
 	}
 	secondPath := v.ExpectedSize == 2 && alive == 1 && g.deps.PeerCheck != nil
 	if secondPath {

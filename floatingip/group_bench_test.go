@@ -23,25 +23,31 @@ func (s *staticMembership) SetLocal(LocalState) error       { return nil }
 func (s *staticMembership) Changes() <-chan struct{}        { return s.changes }
 func (s *staticMembership) Leave(ctx context.Context) error { return nil }
 
+// metricsHooks are the hooks as the daemon wires them (agent.GroupHooks):
+// member counts and roles feed labelled Prometheus gauges of m.
+func metricsHooks(m *metrics.Metrics) Hooks {
+	return Hooks{
+		RoleChanged:    func(group string, role Role) { m.SetGroupRole(group, string(role)) },
+		MembersChanged: func(group string, alive, healthy int) { m.SetGroupMembers(group, alive, healthy) },
+	}
+}
+
 // settledGroup returns member self of a settled group of three (server 1
-// holds) whose member counts feed real Prometheus gauges, as the daemon
-// wires them (agent.GroupHooks).
-func settledGroup(tb testing.TB, self int64) *Group {
+// holds) and its membership, whose members a test may change (then it
+// calls evaluate).
+func settledGroup(tb testing.TB, self int64, hooks Hooks) (*Group, *staticMembership) {
 	tb.Helper()
 	ms := []Member{
 		{ID: 1, Priority: 200, Alive: true, Healthy: true, Candidate: true, Holding: true},
 		{ID: 2, Priority: 150, Alive: true, Healthy: true, Candidate: true},
 		{ID: 3, Priority: 120, Alive: true, Healthy: true, Candidate: true},
 	}
-	m := metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})
+	sm := &staticMembership{ms: ms, changes: make(chan struct{})}
 	g, err := NewGroup(withConfigDefaults(GroupConfig{Name: "web", Self: self, Priority: ms[self-1].Priority, FloatingIPs: []string{"vip"}, ExpectedSize: 3}),
 		GroupDeps{
 			Cloud: newFakeCloud(0, FloatingIP{ID: fipID, Name: "vip", Type: "ipv4", IP: vip.Addr(), ServerID: 1}), Host: &fakeHost{},
-			Membership: &staticMembership{ms: ms, changes: make(chan struct{})}, Probe: (&switchProbe{}).probe,
-			Hooks: Hooks{
-				RoleChanged:    func(group string, role Role) { m.SetGroupRole(group, string(role)) },
-				MembersChanged: func(group string, alive, healthy int) { m.SetGroupMembers(group, alive, healthy) },
-			},
+			Membership: sm, Probe: (&switchProbe{}).probe,
+			Hooks: hooks,
 		})
 	if err != nil {
 		tb.Fatal(err)
@@ -49,7 +55,7 @@ func settledGroup(tb testing.TB, self int64) *Group {
 	g.startedAt = time.Now().Add(-time.Hour)
 	g.healthy, g.knownHolder, g.holding = true, 1, self == 1
 	g.evaluate(context.Background()) // the first look sees everybody join
-	return g
+	return g, sm
 }
 
 // BenchmarkGroupEvaluate is one evaluation of a settled group of three
@@ -60,7 +66,7 @@ func BenchmarkGroupEvaluate(b *testing.B) {
 		self int64
 	}{{"holder", 1}, {"standby", 2}} {
 		b.Run(bc.name, func(b *testing.B) {
-			g := settledGroup(b, bc.self)
+			g, _ := settledGroup(b, bc.self, metricsHooks(metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})))
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -3,12 +3,19 @@ package floatingip
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hc-agent/hc-agent/metrics"
 )
 
 // TestGroupSettledLoopSleeps is issue 14's idle CPU: once a group has
@@ -103,5 +110,48 @@ func TestGroupSecondPathRecheck(t *testing.T) {
 				assert.Equal(t, 2, holderAsks, "the holder's asks")
 			})
 		})
+	}
+}
+
+// TestGroupMembersHook checks that the member counts reach the metrics
+// when they change, and only then: the hook sets labelled gauges, whose
+// label hashing cost every evaluation before.
+func TestGroupMembersHook(t *testing.T) {
+	type count struct{ alive, healthy int }
+	var calls []count
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, metrics.BuildInfo{})
+	hooks := metricsHooks(m)
+	hooks.MembersChanged = func(group string, alive, healthy int) {
+		calls = append(calls, count{alive, healthy})
+		m.SetGroupMembers(group, alive, healthy)
+	}
+	g, sm := settledGroup(t, 2, hooks)
+	all := slices.Clone(sm.ms)
+	steps := []struct {
+		name   string
+		change func()
+		want   count // the last call
+		calls  int
+	}{
+		{"first evaluation reports", func() {}, count{3, 3}, 1},
+		{"nothing new: no call", func() {}, count{3, 3}, 1},
+		{"member 3 unhealthy", func() { sm.ms[2].Healthy = false }, count{3, 2}, 2},
+		{"member 3 dead", func() { sm.ms = sm.ms[:2] }, count{2, 2}, 3},
+		{"member 3 back and healthy", func() { sm.ms = all }, count{3, 3}, 4},
+	}
+	for _, st := range steps {
+		st.change()
+		for range 3 {
+			g.evaluate(t.Context())
+		}
+		require.Len(t, calls, st.calls, st.name)
+		assert.Equal(t, st.want, calls[len(calls)-1], st.name)
+		want := fmt.Sprintf(`
+# HELP hcagent_group_members_healthy Alive group members whose health check passes (candidates for the floating IPs).
+# TYPE hcagent_group_members_healthy gauge
+hcagent_group_members_healthy{group="web"} %d
+`, st.want.healthy)
+		assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "hcagent_group_members_healthy"), st.name)
 	}
 }
