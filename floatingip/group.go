@@ -721,10 +721,12 @@ func (g *Group) evaluate(ctx context.Context) {
 	g.decision = d
 	holding, draining, holder := g.holding, g.draining, g.knownHolder
 	g.preemptAt, g.recheckAt = preemptAt, time.Time{}
-	if secondPath && !holding {
+	if secondPath && !holding && takesIfPeerDown(v) {
 		// Ask again when the answer expires: the cut-off peer may have
-		// gone down meanwhile. A holder keeps its addresses whatever the
-		// answer, so it does not keep asking (nor spend API calls).
+		// gone down meanwhile. Only while the answer matters: a holder
+		// keeps its addresses whatever it says, and a member that would
+		// not take over anyway (unhealthy, draining) waits for an event;
+		// neither keeps asking (an API call each with ServerStatusPeerCheck).
 		g.recheckAt = g.peerStateAt.Add(g.cfg.SecondPathTTL)
 	}
 	backoff := now.Before(g.backoffUntil) || g.startupHoldLocked(v, now)
@@ -773,6 +775,13 @@ func (g *Group) evaluate(ctx context.Context) {
 }
 
 func urgentReason(r string) string { return r }
+
+// takesIfPeerDown reports whether v's member would take over if the
+// second path said that its peer is down.
+func takesIfPeerDown(v View) bool {
+	v.Peer = PeerDown
+	return Decide(v).Take(v.Self)
+}
 
 // startupHoldLocked reports whether a starting member must not take the
 // floating IPs yet because its view may only lack news. Right after start

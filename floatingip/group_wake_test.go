@@ -23,23 +23,39 @@ import (
 // tick). The refresh interval is longer than the minute watched, so the
 // holder's periodic read does not fall into it.
 func TestGroupSettledLoopSleeps(t *testing.T) {
+	pairUp := func(c *cluster) {
+		c.peerCheck = func(context.Context, int64) (PeerState, error) { return PeerUp, nil }
+	}
 	tests := []struct {
 		name  string
 		prios []int
 		setup func(c *cluster)
+		// then, when set, runs once the group formed (5 s).
+		then func(c *cluster)
 	}{
-		{"group of 2", []int{200, 150}, func(*cluster) {}},
-		{"group of 3", []int{200, 150, 120}, func(*cluster) {}},
-		{"group of 5", []int{200, 150, 120, 110, 100}, func(*cluster) {}},
+		{"group of 2", []int{200, 150}, func(*cluster) {}, nil},
+		{"group of 2 with a second path", []int{200, 150}, pairUp, nil},
+		{"group of 3", []int{200, 150, 120}, func(*cluster) {}, nil},
+		{"group of 5", []int{200, 150, 120, 110, 100}, func(*cluster) {}, nil},
 		{"group of 3 with preemption", []int{100, 200, 120}, func(c *cluster) {
 			c.cfgHook = func(cfg *GroupConfig) { cfg.Preempt, cfg.PreemptDelay = true, 5*time.Second }
-		}},
-		{"group of 3 with a standby unhealthy", []int{200, 150, 120}, func(c *cluster) { c.nodes[3].probe.fail.Store(true) }},
+		}, nil},
+		{"group of 3 with a standby unhealthy", []int{200, 150, 120}, func(c *cluster) { c.nodes[3].probe.fail.Store(true) }, nil},
+		// The second path matters to neither: the holder keeps the
+		// addresses and the standby would not take them.
+		{"pair cut off, the standby unhealthy", []int{200, 150}, func(c *cluster) {
+			pairUp(c)
+			c.nodes[2].probe.fail.Store(true)
+		}, func(c *cluster) { c.hub.split([]int64{1}, []int64{2}) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c := newClusterWith(t, tt.setup, 1, tt.prios...)
+				if tt.then != nil {
+					time.Sleep(5 * time.Second)
+					tt.then(c)
+				}
 				time.Sleep(30 * time.Second) // settled: start-up, health, preemption done
 				synctest.Wait()
 				before := map[int64]int64{}
