@@ -91,7 +91,10 @@ type GroupConfig struct {
 	// RefreshInterval is the mean period of re-reading the floating IPs from
 	// the API (jittered ±20%) (config: 5m).
 	RefreshInterval time.Duration
-	// SecondPathTTL is how long a second-path answer is reused (config: 10s).
+	// SecondPathTTL is how long a second-path answer is reused (config:
+	// 10s). A standby cut off from its peer that would take over on a
+	// "down" asks again when the answer expires; a holder, or a member that
+	// would not take over anyway, asks only on the next event.
 	SecondPathTTL time.Duration
 	// StartupDelay is how long a starting member does not take the
 	// floating IPs on a view that may only lack news: the holder by the API
