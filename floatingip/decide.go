@@ -123,32 +123,14 @@ func (d Decision) Take(self int64) bool { return d.Quorum && d.Leader == self &&
 //     says the peer is down.
 func Decide(v View) Decision {
 	var d Decision
-	alive := 0
-	var best *Member
-	var holder *Member
-	for i := range v.Members {
-		m := &v.Members[i]
-		if m.Alive {
-			alive++
-		}
-		if m.ID == v.Holder && v.Holder != 0 {
-			holder = m
-		}
-		if !m.eligible() {
-			continue
-		}
-		if best == nil || better(*m, *best) {
-			best = m
-		}
-	}
+	holder, best, alive := weigh(v)
 
 	switch {
 	case holder != nil && holder.Alive && holder.Starting:
 		d.Leader, d.Reason = holder.ID, "keep starting holder"
 	case holder != nil && holder.eligible():
 		d.Leader, d.Reason = holder.ID, "keep healthy holder"
-		if v.Preempt && best != nil && best.ID != holder.ID && best.Priority > holder.Priority &&
-			!best.Since.IsZero() && v.Now.Sub(best.Since) >= v.PreemptDelay {
+		if at, ok := preemptTime(v, holder, best); ok && !v.Now.Before(at) {
 			d.Leader, d.Reason = best.ID, "preempt to higher priority"
 		}
 	case best != nil:
@@ -176,6 +158,50 @@ func Decide(v View) Decision {
 		d.Reason += " (no majority)"
 	}
 	return d
+}
+
+// weigh returns what Decide weighs in v: the holder (nil when unassigned
+// or not among the members), the best eligible member (nil when none is
+// eligible) and how many members are alive.
+func weigh(v View) (holder, best *Member, alive int) {
+	for i := range v.Members {
+		m := &v.Members[i]
+		if m.Alive {
+			alive++
+		}
+		if m.ID == v.Holder && v.Holder != 0 {
+			holder = m
+		}
+		if m.eligible() && (best == nil || better(*m, *best)) {
+			best = m
+		}
+	}
+	return holder, best, alive
+}
+
+// preemptTime returns when preemption from the eligible holder to best
+// is due (best has then been eligible for PreemptDelay), and false when
+// preemption is off or best would not preempt the holder at any time.
+func preemptTime(v View, holder, best *Member) (time.Time, bool) {
+	if !v.Preempt || best == nil || best.ID == holder.ID || best.Priority <= holder.Priority || best.Since.IsZero() {
+		return time.Time{}, false
+	}
+	return best.Since.Add(v.PreemptDelay), true
+}
+
+// preemptDue returns when Decide's answer for v changes by time alone, to
+// a preemption after the delay, and false when no such change lies ahead:
+// the group loop wakes then instead of polling.
+func preemptDue(v View) (time.Time, bool) {
+	holder, best, _ := weigh(v)
+	if holder == nil || !holder.eligible() {
+		return time.Time{}, false
+	}
+	at, ok := preemptTime(v, holder, best)
+	if !ok || !at.After(v.Now) {
+		return time.Time{}, false
+	}
+	return at, true
 }
 
 // better reports whether a beats b: higher priority, then lower server ID.

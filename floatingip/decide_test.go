@@ -103,3 +103,47 @@ func TestDecisionTake(t *testing.T) {
 	assert.False(t, Decision{Leader: 2}.Take(2))
 	assert.False(t, Decision{Quorum: true}.Take(0))
 }
+
+// TestPreemptDue checks the deadline the group loop sleeps until instead
+// of polling: when, by time alone, Decide turns to a preemption, and that
+// Decide does so exactly then.
+func TestPreemptDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const delay = 30 * time.Second
+	m := func(id int64, prio int, since time.Time) Member {
+		return Member{ID: id, Priority: prio, Alive: true, Healthy: true, Candidate: true, Since: since}
+	}
+	unhealthy := m(1, 100, t0)
+	unhealthy.Healthy = false
+	tests := []struct {
+		name    string
+		preempt bool
+		members []Member
+		now     time.Time
+		want    time.Time // zero: none ahead
+	}{
+		{"better member eligible since t0", true, []Member{m(1, 100, t0), m(2, 200, t0.Add(time.Second))}, t0.Add(2 * time.Second), t0.Add(time.Second + delay)},
+		{"preemption off", false, []Member{m(1, 100, t0), m(2, 200, t0)}, t0, time.Time{}},
+		{"already due", true, []Member{m(1, 100, t0), m(2, 200, t0)}, t0.Add(delay), time.Time{}},
+		{"no better member", true, []Member{m(1, 200, t0), m(2, 100, t0)}, t0, time.Time{}},
+		{"equal priority", true, []Member{m(1, 200, t0), m(2, 200, t0)}, t0, time.Time{}},
+		{"holder not eligible: no preemption, a failover", true, []Member{unhealthy, m(2, 200, t0)}, t0, time.Time{}},
+		{"better member not yet eligible", true, []Member{m(1, 100, t0), m(2, 200, time.Time{})}, t0, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := View{Self: 2, Holder: 1, Members: tt.members, ExpectedSize: 2, Preempt: tt.preempt, PreemptDelay: delay, Now: tt.now}
+			at, ok := preemptDue(v)
+			assert.Equal(t, !tt.want.IsZero(), ok)
+			assert.Equal(t, tt.want, at)
+			if !ok {
+				return
+			}
+			assert.Equal(t, int64(1), Decide(v).Leader, "no preemption before the deadline")
+			v.Now = at.Add(-time.Nanosecond)
+			assert.Equal(t, int64(1), Decide(v).Leader, "no preemption a moment before the deadline")
+			v.Now = at
+			assert.Equal(t, int64(2), Decide(v).Leader, "preemption at the deadline")
+		})
+	}
+}

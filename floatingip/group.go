@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hc-agent/hc-agent/logging"
@@ -90,7 +91,10 @@ type GroupConfig struct {
 	// RefreshInterval is the mean period of re-reading the floating IPs from
 	// the API (jittered ±20%) (config: 5m).
 	RefreshInterval time.Duration
-	// SecondPathTTL is how long a second-path answer is reused (config: 10s).
+	// SecondPathTTL is how long a second-path answer is reused (config:
+	// 10s). A standby cut off from its peer that would take over on a
+	// "down" asks again when the answer expires; a holder, or a member that
+	// would not take over anyway, asks only on the next event.
 	SecondPathTTL time.Duration
 	// StartupDelay is how long a starting member does not take the
 	// floating IPs on a view that may only lack news: the holder by the API
@@ -216,6 +220,23 @@ type Group struct {
 	handoverDones []chan error
 	// advertisedBackoff is the BackingOff last published.
 	advertisedBackoff bool
+	// preemptAt and recheckAt are the time-based conditions of the last
+	// evaluate (zero: none pending): when preemption to a better member
+	// becomes due, and when the second path's answer expires while it
+	// decides whether this member takes over. nextWake wakes the loop then.
+	preemptAt time.Time
+	recheckAt time.Time
+	// viewBuf holds the members of evaluate's view between calls (only
+	// the loop's goroutine uses it), so that evaluate does not allocate.
+	viewBuf []Member
+	// reported is the member count last given to Hooks.MembersChanged
+	// (alive, healthy; -1 before the first): the hook, which sets labelled
+	// gauges, runs only when the count changes.
+	reported [2]int
+
+	// wakeups counts the runs of the memberlist loop's evaluate, for tests
+	// (a settled group must not wake).
+	wakeups atomic.Int64
 }
 
 // NewGroup validates cfg and deps and returns a group ready to Run.
@@ -290,6 +311,7 @@ func NewGroup(cfg GroupConfig, deps GroupDeps) (*Group, error) {
 		refreshCh:  make(chan struct{}, 1),
 		seen:       map[int64]Member{},
 		role:       RoleStandby,
+		reported:   [2]int{-1, -1},
 	}, nil
 }
 
@@ -323,6 +345,7 @@ func (g *Group) Run(ctx context.Context) error {
 	// What a previous run saw is stale: the startup rule relies on seen
 	// holding only members observed in this run.
 	g.seen = map[int64]Member{}
+	g.reported = [2]int{-1, -1} // report the members of this run
 	g.mu.Unlock()
 
 	// The first probe decides the initial health, before peers see us.
@@ -392,14 +415,14 @@ func (g *Group) Run(ctx context.Context) error {
 
 	refresh := time.NewTimer(g.jitter(g.cfg.RefreshInterval))
 	defer refresh.Stop()
-	// The tick re-evaluates time-based conditions (preemption delay,
-	// second-path reuse); wake fires exactly when a backoff or the startup
-	// hold ends, so that neither adds up to a tick to a failover.
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
+	// There is no tick (issue 14: a settled group costs no wakeup).
+	// evaluate runs on every event that can change its outcome, and wake
+	// fires exactly when a time-based condition does (see nextWake), so
+	// that none adds a polling period to a failover.
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
+		g.wakeups.Add(1)
 		g.evaluate(ctx)
 		if d, ok := g.nextWake(time.Now()); ok {
 			wake.Reset(d)
@@ -416,7 +439,6 @@ func (g *Group) Run(ctx context.Context) error {
 			g.publish()
 		case done := <-g.handoverCh:
 			g.startHandover(done)
-		case <-tick.C:
 		case <-g.refreshCh:
 			g.readAssignments(ctx, refresh)
 		case <-refresh.C:
@@ -434,13 +456,17 @@ func (g *Group) Run(ctx context.Context) error {
 	}
 }
 
-// nextWake returns how long until the earliest of the backoff end and the
-// startup hold end, if one of them lies ahead.
+// nextWake returns how long until the earliest time-based condition that
+// evaluate checks changes, if one lies ahead: the backoff ends (which also
+// ends its advertisement and the move cap's wait), the startup hold ends,
+// preemption becomes due, or the second path's answer expires. Everything
+// else evaluate depends on arrives as an event (membership, health,
+// handover, refresh).
 func (g *Group) nextWake(now time.Time) (time.Duration, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var next time.Time
-	for _, t := range []time.Time{g.backoffUntil, g.startedAt.Add(g.cfg.StartupDelay)} {
+	for _, t := range [...]time.Time{g.backoffUntil, g.startedAt.Add(g.cfg.StartupDelay), g.preemptAt, g.recheckAt} {
 		if t.After(now) && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -526,11 +552,25 @@ func (g *Group) advertisedBackoffLocked(now time.Time) bool {
 }
 
 // view builds the decision view from membership and the known holder.
-func (g *Group) view(now time.Time) View {
+func (g *Group) view(now time.Time) View { return g.viewInto(now, nil) }
+
+// viewInto is view with the members appended to buf[:0], so that a caller
+// that owns buf (evaluate: the loop's goroutine) builds the view without
+// allocating.
+func (g *Group) viewInto(now time.Time, buf []Member) View {
 	ms := g.deps.Membership.Members()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	alive := map[int64]bool{}
+	// alive reports whether membership lists id alive; groups are small
+	// (a handful of members), a scan beats building a set each time.
+	alive := func(id int64) bool {
+		for i := range ms {
+			if ms[i].ID == id && !ms[i].Left {
+				return true
+			}
+		}
+		return false
+	}
 	left := 0
 	for _, m := range ms {
 		if m.Left {
@@ -541,7 +581,6 @@ func (g *Group) view(now time.Time) View {
 			}
 			continue
 		}
-		alive[m.ID] = true
 		prev, ok := g.seen[m.ID]
 		m.Alive = true
 		if m.ID == g.cfg.Self {
@@ -563,7 +602,7 @@ func (g *Group) view(now time.Time) View {
 		}
 		g.seen[m.ID] = m
 	}
-	if !alive[g.cfg.Self] {
+	if !alive(g.cfg.Self) {
 		m := Member{ID: g.cfg.Self, Priority: g.cfg.Priority, Alive: true, Healthy: g.healthy, Candidate: !g.draining, Holding: g.holding,
 			BackingOff: g.advertisedBackoffLocked(now)}
 		g.seen[g.cfg.Self] = m
@@ -578,9 +617,13 @@ func (g *Group) view(now time.Time) View {
 		PreemptDelay: g.cfg.PreemptDelay,
 		Now:          now,
 		Peer:         PeerUnknown,
+		Members:      buf[:0],
+	}
+	if v.Members == nil {
+		v.Members = make([]Member, 0, len(g.seen))
 	}
 	for id, m := range g.seen {
-		if !alive[id] && id != g.cfg.Self && !m.Left {
+		if id != g.cfg.Self && !m.Left && !alive(id) {
 			m.Alive, m.Holding, m.Since = false, false, time.Time{}
 			g.seen[id] = m
 		}
@@ -650,7 +693,8 @@ func (g *Group) evaluate(ctx context.Context) {
 		// A back-off began or ended: tell the peers (see LocalState).
 		g.publish()
 	}
-	v := g.view(now)
+	v := g.viewInto(now, g.viewBuf)
+	g.viewBuf = v.Members
 	alive, healthy := 0, 0
 	for _, m := range v.Members {
 		if m.Alive {
@@ -660,13 +704,18 @@ func (g *Group) evaluate(ctx context.Context) {
 			}
 		}
 	}
-	if g.deps.Hooks.MembersChanged != nil {
-		g.deps.Hooks.MembersChanged(g.cfg.Name, alive, healthy)
+	if n := [2]int{alive, healthy}; n != g.reported {
+		g.reported = n
+		if g.deps.Hooks.MembersChanged != nil {
+			g.deps.Hooks.MembersChanged(g.cfg.Name, alive, healthy)
+		}
 	}
-	if v.ExpectedSize == 2 && alive == 1 && g.deps.PeerCheck != nil {
+	secondPath := v.ExpectedSize == 2 && alive == 1 && g.deps.PeerCheck != nil
+	if secondPath {
 		v.Peer = g.secondPath(ctx, g.peerOf(v), now)
 	}
 	d := Decide(v)
+	preemptAt, _ := preemptDue(v)
 
 	g.mu.Lock()
 	if d != g.decision {
@@ -674,6 +723,15 @@ func (g *Group) evaluate(ctx context.Context) {
 	}
 	g.decision = d
 	holding, draining, holder := g.holding, g.draining, g.knownHolder
+	g.preemptAt, g.recheckAt = preemptAt, time.Time{}
+	if secondPath && !holding && takesIfPeerDown(v) {
+		// Ask again when the answer expires: the cut-off peer may have
+		// gone down meanwhile. Only while the answer matters: a holder
+		// keeps its addresses whatever it says, and a member that would
+		// not take over anyway (unhealthy, draining) waits for an event;
+		// neither keeps asking (an API call each with ServerStatusPeerCheck).
+		g.recheckAt = g.peerStateAt.Add(g.cfg.SecondPathTTL)
+	}
 	backoff := now.Before(g.backoffUntil) || g.startupHoldLocked(v, now)
 	g.mu.Unlock()
 
@@ -720,6 +778,13 @@ func (g *Group) evaluate(ctx context.Context) {
 }
 
 func urgentReason(r string) string { return r }
+
+// takesIfPeerDown reports whether v's member would take over if the
+// second path said that its peer is down.
+func takesIfPeerDown(v View) bool {
+	v.Peer = PeerDown
+	return Decide(v).Take(v.Self)
+}
 
 // startupHoldLocked reports whether a starting member must not take the
 // floating IPs yet because its view may only lack news. Right after start

@@ -196,8 +196,9 @@ func (s *ReadShare) setHolding(w *sharedMembership, holding bool) {
 }
 
 // setHolders records the other holders that membership w sees, and wakes
-// the Manager if they changed. The group looks at its members every
-// evaluation (twice a second): an unchanged view costs no allocation.
+// the Manager if they changed. The group looks at its members at every
+// evaluation (each membership event): an unchanged view costs no
+// allocation.
 func (s *ReadShare) setHolders(w *sharedMembership, hs []holderAdvert) {
 	s.mu.Lock()
 	st, ok := s.members[w]
