@@ -22,8 +22,7 @@ var (
 )
 
 func main() {
-	limitProcs(os.Getenv)
-	tuneGC(os.Getenv)
+	tuneRuntime(os.Getenv)
 	setTimerSlack("/proc", timerSlack)
 	stopProfile := startCPUProfile(os.Getenv, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -10,20 +10,6 @@ import (
 	"github.com/hc-agent/hc-agent/memtrim"
 )
 
-// limitProcs runs Go code on one OS thread at a time unless the
-// environment sets GOMAXPROCS (the runtime reads it itself). hc-agent is
-// idle nearly all the time and wakes a few dozen times a second for
-// failure detection; with more than one P every wakeup also wakes a
-// second, spinning thread that finds nothing to do. One P cut an idle group
-// member's context switches by about a third (issue 14: 200 to 135 per
-// second on two cores). Nothing hc-agent does needs two cores: its work is
-// waiting for the network, netlink and the API.
-func limitProcs(getenv func(string) string) {
-	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
-}
-
 // gcPercent is hc-agent's GOGC. The Go heap never aims below 4 MiB × GOGC
 // / 100, and an idle agent's live heap is about 1.3 MiB, so with the
 // default 100 its heap filled up to 4 MiB of mostly garbage between
@@ -34,9 +20,21 @@ func limitProcs(getenv func(string) string) {
 // 60 s measurement (±0.05 %). 25 kept no more memory off.
 const gcPercent = 50
 
-// tuneGC sets gcPercent unless the environment sets GOGC (the runtime reads
-// it itself).
-func tuneGC(getenv func(string) string) {
+// tuneRuntime sets hc-agent's runtime settings, each unless the
+// environment sets it (the runtime reads those itself):
+//
+//   - GOMAXPROCS 1. hc-agent is idle nearly all the time and wakes a few
+//     dozen times a second for failure detection; with more than one P
+//     every wakeup also wakes a second, spinning thread that finds nothing
+//     to do. One P cut an idle group member's context switches by about a
+//     third (issue 14: 200 to 135 per second on two cores). Nothing
+//     hc-agent does needs two cores: its work is waiting for the network,
+//     netlink and the API.
+//   - GOGC gcPercent.
+func tuneRuntime(getenv func(string) string) {
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}

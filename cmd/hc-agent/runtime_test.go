@@ -13,50 +13,29 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-func TestLimitProcs(t *testing.T) {
-	was := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(was) })
+// TestTuneRuntime: GOMAXPROCS 1 and GOGC gcPercent, each unless the
+// environment sets it.
+func TestTuneRuntime(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	gc := debug.SetGCPercent(100)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs); debug.SetGCPercent(gc) })
 	for _, tt := range []struct {
-		name string
-		env  string
-		want int
+		name      string
+		env       map[string]string
+		wantProcs int
+		wantGC    int
 	}{
-		{name: "unset: one", env: "", want: 1},
-		{name: "set: left to the runtime", env: "3", want: was},
+		{name: "unset: hc-agent's", wantProcs: 1, wantGC: gcPercent},
+		{name: "GOMAXPROCS set: left to the runtime", env: map[string]string{"GOMAXPROCS": "3"}, wantProcs: procs, wantGC: gcPercent},
+		{name: "GOGC set: left to the runtime", env: map[string]string{"GOGC": "200"}, wantProcs: 1, wantGC: 100},
+		{name: "both set", env: map[string]string{"GOMAXPROCS": "3", "GOGC": "200"}, wantProcs: procs, wantGC: 100},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			runtime.GOMAXPROCS(was)
-			limitProcs(func(k string) string {
-				if k == "GOMAXPROCS" {
-					return tt.env
-				}
-				return ""
-			})
-			assert.Equal(t, tt.want, runtime.GOMAXPROCS(0))
-		})
-	}
-}
-
-func TestTuneGC(t *testing.T) {
-	was := debug.SetGCPercent(100)
-	t.Cleanup(func() { debug.SetGCPercent(was) })
-	for _, tt := range []struct {
-		name string
-		env  string
-		want int
-	}{
-		{name: "unset: hc-agent's", env: "", want: gcPercent},
-		{name: "set: left to the runtime", env: "200", want: 100},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
+			runtime.GOMAXPROCS(procs)
 			debug.SetGCPercent(100)
-			tuneGC(func(k string) string {
-				if k == "GOGC" {
-					return tt.env
-				}
-				return ""
-			})
-			assert.Equal(t, tt.want, debug.SetGCPercent(100))
+			tuneRuntime(func(k string) string { return tt.env[k] })
+			assert.Equal(t, tt.wantProcs, runtime.GOMAXPROCS(0))
+			assert.Equal(t, tt.wantGC, debug.SetGCPercent(100))
 		})
 	}
 }
