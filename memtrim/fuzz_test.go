@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// FuzzParseMaps checks that ParseMaps never panics, that every segment it
+// FuzzParseMaps checks that parseMaps never panics, that every segment it
 // returns is a non-empty range with four permission characters, and that
 // a segment printed back in the maps format parses to itself.
 func FuzzParseMaps(f *testing.F) {
@@ -22,7 +22,7 @@ func FuzzParseMaps(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		segs, err := ParseMaps(strings.NewReader(in))
+		segs, err := parseMaps(strings.NewReader(in))
 		if err != nil {
 			return
 		}
@@ -30,9 +30,9 @@ func FuzzParseMaps(f *testing.F) {
 			require.Greater(t, s.End, s.Start)
 			require.Len(t, s.Perms, 4)
 			line := fmt.Sprintf("%x-%x %s 00000000 00:00 0 %s", s.Start, s.End, s.Perms, s.Path)
-			again, err := ParseMaps(strings.NewReader(line))
+			again, err := parseMaps(strings.NewReader(line))
 			require.NoError(t, err, "printed back: %q", line)
-			require.Equal(t, []Segment{s}, again, "printed back: %q", line)
+			require.Equal(t, []segment{s}, again, "printed back: %q", line)
 		}
 	})
 }

@@ -33,27 +33,27 @@ import (
 	"strings"
 )
 
-// Segment is one mapping of /proc/PID/maps.
-type Segment struct {
+// segment is one mapping of /proc/PID/maps.
+type segment struct {
 	Start, End uint64 // [Start, End)
 	Perms      string // e.g. "r-xp"
 	Path       string // "" for anonymous mappings
 }
 
-// Writable reports whether the segment may be written.
-func (s Segment) Writable() bool { return strings.Contains(s.Perms, "w") }
+// writable reports whether the segment may be written.
+func (s segment) writable() bool { return strings.Contains(s.Perms, "w") }
 
-// Size is the segment's length in bytes.
-func (s Segment) Size() uint64 { return s.End - s.Start }
+// size is the segment's length in bytes.
+func (s segment) size() uint64 { return s.End - s.Start }
 
-// ParseMaps reads the lines of /proc/PID/maps:
+// parseMaps reads the lines of /proc/PID/maps:
 //
 //	00400000-00c86000 r-xp 00000000 fe:00 10027084   /usr/bin/hc-agent
 //
 // It returns an error naming the line for a line it cannot read, so that
 // a caller never acts on a range it misread.
-func ParseMaps(r io.Reader) ([]Segment, error) {
-	var segs []Segment
+func parseMaps(r io.Reader) ([]segment, error) {
+	var segs []segment
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -73,32 +73,32 @@ func ParseMaps(r io.Reader) ([]Segment, error) {
 	return segs, nil
 }
 
-func parseLine(line string) (Segment, error) {
+func parseLine(line string) (segment, error) {
 	// Address, perms, offset, device, inode, then the path, which may
 	// contain blanks (and " (deleted)" after it).
 	f := strings.Fields(line)
 	if len(f) < 5 {
-		return Segment{}, fmt.Errorf("%q: want at least 5 fields", line)
+		return segment{}, fmt.Errorf("%q: want at least 5 fields", line)
 	}
 	lo, hi, ok := strings.Cut(f[0], "-")
 	if !ok {
-		return Segment{}, fmt.Errorf("%q: address range without '-'", f[0])
+		return segment{}, fmt.Errorf("%q: address range without '-'", f[0])
 	}
 	start, err := strconv.ParseUint(lo, 16, 64)
 	if err != nil {
-		return Segment{}, fmt.Errorf("%q: start address: %w", f[0], err)
+		return segment{}, fmt.Errorf("%q: start address: %w", f[0], err)
 	}
 	end, err := strconv.ParseUint(hi, 16, 64)
 	if err != nil {
-		return Segment{}, fmt.Errorf("%q: end address: %w", f[0], err)
+		return segment{}, fmt.Errorf("%q: end address: %w", f[0], err)
 	}
 	if end <= start {
-		return Segment{}, fmt.Errorf("%q: end not after start", f[0])
+		return segment{}, fmt.Errorf("%q: end not after start", f[0])
 	}
 	if len(f[1]) != 4 {
-		return Segment{}, fmt.Errorf("%q: permissions must be 4 characters", f[1])
+		return segment{}, fmt.Errorf("%q: permissions must be 4 characters", f[1])
 	}
-	s := Segment{Start: start, End: end, Perms: f[1]}
+	s := segment{Start: start, End: end, Perms: f[1]}
 	if len(f) > 5 {
 		// The path starts at the sixth field and runs to the end of the line.
 		s.Path = strings.TrimSpace(line[fieldOffset(line, 5):])
@@ -123,12 +123,12 @@ func fieldOffset(line string, i int) int {
 	return len(line)
 }
 
-// ExecutableSegments returns the read-only segments of the executable at
+// executableSegments returns the read-only segments of the executable at
 // path: its code and its read-only data (pclntab, type data, strings).
-func ExecutableSegments(segs []Segment, path string) []Segment {
-	var out []Segment
+func executableSegments(segs []segment, path string) []segment {
+	var out []segment
 	for _, s := range segs {
-		if s.Path == path && !s.Writable() {
+		if s.Path == path && !s.writable() {
 			out = append(out, s)
 		}
 	}

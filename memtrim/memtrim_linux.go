@@ -21,20 +21,20 @@ func Trim() (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("read mappings: %w", err)
 	}
-	segs, err := ParseMaps(f)
+	segs, err := parseMaps(f)
 	f.Close()
 	if err != nil {
 		return Result{}, err
 	}
 	var res Result
-	for _, s := range ExecutableSegments(segs, exe) {
+	for _, s := range executableSegments(segs, exe) {
 		// madvise on an address range, not a Go slice: the segments are
 		// the executable's own mappings, which Go never frees or moves.
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(s.Start), uintptr(s.Size()), syscall.MADV_DONTNEED); errno != 0 {
+		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(s.Start), uintptr(s.size()), syscall.MADV_DONTNEED); errno != 0 {
 			return res, fmt.Errorf("unmap executable pages %x-%x: %w", s.Start, s.End, errno)
 		}
 		res.Segments++
-		res.Bytes += s.Size()
+		res.Bytes += s.size()
 	}
 	return res, nil
 }

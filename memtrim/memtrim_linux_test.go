@@ -25,7 +25,7 @@ func executableRSS(t *testing.T) int {
 		line := sc.Text()
 		// A mapping's header parses; its "Key: value" lines do not.
 		if s, err := parseLine(line); err == nil {
-			counting = s.Path == exe && !s.Writable()
+			counting = s.Path == exe && !s.writable()
 			continue
 		}
 		if counting && strings.HasPrefix(line, "Rss:") {

@@ -12,7 +12,7 @@ func TestParseMaps(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    []Segment
+		want    []segment
 		wantErr string
 	}{
 		{
@@ -22,7 +22,7 @@ func TestParseMaps(t *testing.T) {
 				"015bd000-01637000 rw-p 011bd000 fe:00 10027084                           /usr/bin/hc-agent\n" +
 				"01637000-0367c000 rw-p 00000000 00:00 0 \n" +
 				"7ffda34e3000-7ffda3504000 rw-p 00000000 00:00 0                          [stack]\n",
-			want: []Segment{
+			want: []segment{
 				{Start: 0x400000, End: 0xc86000, Perms: "r-xp", Path: "/usr/bin/hc-agent"},
 				{Start: 0xc86000, End: 0x15bd000, Perms: "r--p", Path: "/usr/bin/hc-agent"},
 				{Start: 0x15bd000, End: 0x1637000, Perms: "rw-p", Path: "/usr/bin/hc-agent"},
@@ -33,7 +33,7 @@ func TestParseMaps(t *testing.T) {
 		{
 			name: "path with blanks and deleted executable",
 			in:   "00400000-00401000 r-xp 00000000 fe:00 12 /opt/my tools/hc-agent (deleted)\n",
-			want: []Segment{{Start: 0x400000, End: 0x401000, Perms: "r-xp", Path: "/opt/my tools/hc-agent (deleted)"}},
+			want: []segment{{Start: 0x400000, End: 0x401000, Perms: "r-xp", Path: "/opt/my tools/hc-agent (deleted)"}},
 		},
 		{name: "empty", in: "", want: nil},
 		{name: "blank lines are skipped", in: "\n  \n", want: nil},
@@ -47,7 +47,7 @@ func TestParseMaps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMaps(strings.NewReader(tt.in))
+			got, err := parseMaps(strings.NewReader(tt.in))
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return
@@ -59,7 +59,7 @@ func TestParseMaps(t *testing.T) {
 }
 
 func TestExecutableSegments(t *testing.T) {
-	segs := []Segment{
+	segs := []segment{
 		{Start: 0x1000, End: 0x2000, Perms: "r-xp", Path: "/usr/bin/hc-agent"},
 		{Start: 0x2000, End: 0x3000, Perms: "r--p", Path: "/usr/bin/hc-agent"},
 		{Start: 0x3000, End: 0x4000, Perms: "rw-p", Path: "/usr/bin/hc-agent"},
@@ -68,7 +68,7 @@ func TestExecutableSegments(t *testing.T) {
 	}
 	tests := []struct {
 		path string
-		want []Segment
+		want []segment
 	}{
 		{"/usr/bin/hc-agent", segs[:2]},
 		{"/usr/lib/other.so", segs[3:4]},
@@ -76,7 +76,7 @@ func TestExecutableSegments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			assert.Equal(t, tt.want, ExecutableSegments(segs, tt.path))
+			assert.Equal(t, tt.want, executableSegments(segs, tt.path))
 		})
 	}
 }
