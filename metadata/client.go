@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -38,6 +40,41 @@ type Client struct {
 	hc          *http.Client
 	logger      *slog.Logger
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	// parsePNs is ParsePrivateNetworks; tests wrap it to count parses.
+	parsePNs func([]byte) ([]PrivateNetwork, error)
+	pns      pnCache
+}
+
+// pnCache remembers the last private-networks body that parsed and its
+// result (issue 14): the daemon polls that document every 15–30 s and it
+// almost never changes, and running the YAML parser on every poll both
+// allocates and keeps the parser's code resident in an otherwise idle
+// agent. One entry for this one key is all it needs; the other documents
+// are read once at start.
+type pnCache struct {
+	mu    sync.Mutex
+	body  []byte
+	value []PrivateNetwork // never handed out: callers get copies
+	ok    bool
+}
+
+// get returns a copy of the cached result if body is the cached body.
+func (p *pnCache) get(body []byte) ([]PrivateNetwork, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ok || !bytes.Equal(p.body, body) {
+		return nil, false
+	}
+	return ClonePrivateNetworks(p.value), true
+}
+
+// put caches value, the parse result of body, replacing the entry. It keeps
+// a copy, so the caller may hand value out. body must not be modified later.
+func (p *pnCache) put(body []byte, value []PrivateNetwork) {
+	value = ClonePrivateNetworks(value)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.body, p.value, p.ok = body, value, true
 }
 
 // Option configures a Client.
@@ -125,6 +162,7 @@ func New(opts ...Option) *Client {
 		backoffBase: DefaultBackoffBase,
 		backoffMax:  DefaultBackoffMax,
 		logger:      slog.New(slog.DiscardHandler),
+		parsePNs:    ParsePrivateNetworks,
 	}
 	for _, o := range opts {
 		o(c)
@@ -186,12 +224,27 @@ func (c *Client) PublicIPv4(ctx context.Context) (netip.Addr, error) {
 
 // PrivateNetworks reads the private networks the server is attached to. An
 // empty answer (204 or an empty 200) yields an empty slice and no error.
+//
+// It parses the answer only when it changed: when the body is byte for byte
+// the last one that parsed, it returns a copy of that result. A body that
+// does not parse is never remembered, so it fails every time, and the last
+// good result is kept for when the good body comes back. The returned slice
+// shares no memory with the client or with other calls' results: callers may
+// modify it.
 func (c *Client) PrivateNetworks(ctx context.Context) ([]PrivateNetwork, error) {
 	b, err := c.fetch(ctx, KeyPrivateNetworks)
 	if err != nil {
 		return nil, err
 	}
-	return ParsePrivateNetworks(b)
+	if pns, ok := c.pns.get(b); ok {
+		return pns, nil
+	}
+	pns, err := c.parsePNs(b)
+	if err != nil {
+		return nil, err
+	}
+	c.pns.put(b, pns)
+	return pns, nil
 }
 
 // AvailabilityZone reads the availability zone, e.g. "hel1-dc2".

@@ -81,21 +81,8 @@ func FuzzParsePrivateNetworks(f *testing.F) {
 		if !bytes.Equal(out, out2) {
 			t.Fatalf("marshal not stable:\n%s\n---\n%s", out, out2)
 		}
-		if len(pns) != len(pns2) {
-			t.Fatalf("round trip changed length %d → %d", len(pns), len(pns2))
-		}
-		for i := range pns {
-			a, b := pns[i], pns2[i]
-			if a.IP != b.IP || a.Gateway != b.Gateway || a.Network != b.Network || a.Subnet != b.Subnet ||
-				a.NetworkID != b.NetworkID || a.NetworkName != b.NetworkName || a.InterfaceNum != b.InterfaceNum ||
-				!bytes.Equal(a.MACAddress, b.MACAddress) || len(a.AliasIPs) != len(b.AliasIPs) {
-				t.Fatalf("round trip changed entry %d:\n%+v\n%+v", i, a, b)
-			}
-			for j := range a.AliasIPs {
-				if a.AliasIPs[j] != b.AliasIPs[j] {
-					t.Fatalf("round trip changed alias %d of entry %d", j, i)
-				}
-			}
+		if !metadata.EqualPrivateNetworks(pns, pns2) {
+			t.Fatalf("round trip changed the entries:\n%+v\n%+v", pns, pns2)
 		}
 	})
 }

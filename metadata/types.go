@@ -7,8 +7,10 @@
 package metadata
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // DefaultEndpoint is the metadata base URL on every Hetzner Cloud server.
@@ -48,4 +50,39 @@ type PrivateNetwork struct {
 	Network      netip.Prefix     // network
 	Subnet       netip.Prefix     // subnet
 	Gateway      netip.Addr       // gateway
+}
+
+// Equal reports whether n and o describe the same attachment: every field
+// equal, addresses and prefixes by ==, AliasIPs element by element in order
+// and MACAddress byte by byte. A nil and an empty AliasIPs are equal, as the
+// document's "alias_ips: []" and a missing key mean the same.
+func (n PrivateNetwork) Equal(o PrivateNetwork) bool {
+	return n.IP == o.IP &&
+		slices.Equal(n.AliasIPs, o.AliasIPs) &&
+		n.InterfaceNum == o.InterfaceNum &&
+		bytes.Equal(n.MACAddress, o.MACAddress) &&
+		n.NetworkID == o.NetworkID &&
+		n.NetworkName == o.NetworkName &&
+		n.Network == o.Network &&
+		n.Subnet == o.Subnet &&
+		n.Gateway == o.Gateway
+}
+
+// EqualPrivateNetworks reports whether a and b hold equal entries in the same
+// order; a nil and an empty slice are equal. The order counts because it is
+// the service's order: a reordered document is a changed document.
+func EqualPrivateNetworks(a, b []PrivateNetwork) bool {
+	return slices.EqualFunc(a, b, PrivateNetwork.Equal)
+}
+
+// ClonePrivateNetworks returns a deep copy of pns that shares no memory with
+// it (AliasIPs and MACAddress included), so either may be modified. Nil stays
+// nil, an empty slice stays empty and non-nil, and so do the nested slices.
+func ClonePrivateNetworks(pns []PrivateNetwork) []PrivateNetwork {
+	out := slices.Clone(pns)
+	for i := range out {
+		out[i].AliasIPs = slices.Clone(out[i].AliasIPs)
+		out[i].MACAddress = slices.Clone(out[i].MACAddress)
+	}
+	return out
 }

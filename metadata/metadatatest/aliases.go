@@ -28,7 +28,7 @@ func (s *Server) SetAliasIPs(networkID int64, ips []netip.Addr) {
 		ips = []netip.Addr{}
 	}
 	apply := func() {
-		pns := clonePrivateNetworks(s.pns)
+		pns := metadata.ClonePrivateNetworks(s.pns)
 		for i := range pns {
 			if pns[i].NetworkID == networkID {
 				pns[i].AliasIPs = slices.Clone(ips)
@@ -74,14 +74,5 @@ func (s *Server) FollowAliasIPs(serverID int64) func(serverID, networkID int64, 
 func (s *Server) PrivateNetworks() []metadata.PrivateNetwork {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return clonePrivateNetworks(s.pns)
-}
-
-func clonePrivateNetworks(pns []metadata.PrivateNetwork) []metadata.PrivateNetwork {
-	out := slices.Clone(pns)
-	for i := range out {
-		out[i].AliasIPs = slices.Clone(out[i].AliasIPs)
-		out[i].MACAddress = slices.Clone(out[i].MACAddress)
-	}
-	return out
+	return metadata.ClonePrivateNetworks(s.pns)
 }

@@ -206,7 +206,7 @@ func textEntry(body string) entry {
 func (s *Server) SetPrivateNetworks(pns []metadata.PrivateNetwork) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.setPrivateNetworksLocked(clonePrivateNetworks(pns))
+	s.setPrivateNetworksLocked(metadata.ClonePrivateNetworks(pns))
 }
 
 func (s *Server) setPrivateNetworksLocked(pns []metadata.PrivateNetwork) {
