@@ -121,9 +121,6 @@ type plan struct {
 	// dropped from the record without a write.
 	forget       []OwnedAddress
 	missingLinks []string
-	// managed holds the ifindexes of the NICs the plan configures: the
-	// private NICs of managed networks and the public NIC of the pin.
-	managed map[int]bool
 }
 
 // Plan returns the changes Apply would make, without writing anything.
@@ -175,9 +172,9 @@ func apply(ctx context.Context, h nlHandle, desired State, owned *Owned, skip fu
 		for _, a := range p.forget {
 			owned.drop(a.MAC, a.Prefix)
 		}
-		res.managed = p.managed
 		for _, s := range p.steps {
 			if skip != nil && skip(s.change) {
+				res.deferred = true
 				continue
 			}
 			if err := ctx.Err(); err != nil {
@@ -376,7 +373,6 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		wantAddr    = map[OwnedAddress]bool{}
 		managedMACs = map[string]bool{}
 	)
-	p.managed = map[int]bool{}
 	for _, nw := range desired.Networks {
 		mac := nw.MAC.String()
 		managedMACs[mac] = true
@@ -390,7 +386,6 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 		}
 		attrs := link.Attrs()
 		dev, ix := attrs.Name, attrs.Index
-		p.managed[ix] = true
 		reason := nw.Label()
 		if attrs.MTU != nw.MTU {
 			mtu := nw.MTU
@@ -451,7 +446,6 @@ func makePlan(snap *snapshot, desired State, owned Owned) plan {
 
 	if desired.PinMetadataRoute {
 		if ix, dev, r, ok := metadataPin(snap); ok {
-			p.managed[ix] = true
 			desiredByIx[ix] = append(desiredByIx[ix], r)
 			if !satisfied(snap.routes, ix, r) {
 				adds = append(adds, routeAdd(ix, dev, r, "metadata route pinned to the public gateway"))

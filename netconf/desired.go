@@ -401,7 +401,13 @@ type Result struct {
 	MetadataBlackholed bool
 	MetadataRoute      MetadataRoute
 
-	managed map[int]bool // see plan.managed
+	// Unchanged reports a reconcile that found metadata, the options and
+	// the kernel as the last apply that left the kernel as desired, and so
+	// did not read the kernel (Reconciler.ReconcileOnce). The other fields
+	// then repeat that apply's findings; Changes is empty.
+	Unchanged bool
+
+	deferred bool // a needed write was left out (the fight guard)
 }
 
 // FormatChanges renders a plan for people, one change per line.

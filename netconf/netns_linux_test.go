@@ -476,3 +476,32 @@ func newNS(t testing.TB) *testNS {
 	ns, h := nstest.New(t)
 	return &testNS{ns: ns, h: h}
 }
+
+// On a real kernel the set-up and the Reconciler's own writes make the
+// first reconciles read the kernel; after that a reconcile reads only
+// metadata. A change that only the poll used to find, a new MTU, is put back
+// from its link event, with the poll an hour away.
+func TestNetnsQuietReconcileRestoresMTU(t *testing.T) {
+	host, peers := newNS(t), newNS(t)
+	e0 := host.addVeth(t, peers, "86:00:00:7a:00:71")
+	n1 := withMAC(nwTest1(), "86:00:00:7a:00:71")
+	h := &countingNL{nlHandle: host.h}
+	rr := startReconcilerWith(t, host, h, []metadata.PrivateNetwork{n1}, Options{PollInterval: time.Hour})
+	names := map[string]string{e0: "ens10"}
+	want := host.state(t, names)
+	require.Contains(t, want, "mtu 1450 up")
+
+	quiet := false
+	for range 10 {
+		before := h.reads.Load()
+		require.NoError(t, rr.waitReconcile(t))
+		if h.reads.Load() == before {
+			quiet = true
+			break
+		}
+	}
+	require.True(t, quiet, "every reconcile still reads the kernel after 10 rounds without a change")
+
+	host.ip(t, "link", "set", "dev", e0, "mtu", "1400")
+	host.waitState(t, names, want, "mtu set by someone else")
+}

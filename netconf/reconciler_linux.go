@@ -92,9 +92,21 @@ func WithOwnedFile(path string) ReconcilerOption {
 	return func(r *Reconciler) { r.ownedPath = path }
 }
 
-// Reconciler keeps the private networks configured: it reconciles at start,
-// on every jittered poll, on link events (hotplug) and on Trigger, and
-// restores what someone else deleted on address and route events.
+// Reconciler keeps the private networks configured: it reconciles (reads
+// metadata and applies it) at start, on every jittered poll, on link events
+// (hotplug) and on Trigger, and it restores (applies the last metadata
+// again) once the kernel's events have settled after a change of a known
+// link, an IPv4 address or an IPv4 main-table route, which puts back at once
+// what someone else deleted or changed.
+//
+// A poll reads metadata every time, but it reads the kernel only when
+// something may have changed since the last reconcile or restore that left
+// the kernel as desired: metadata, the options, or the kernel, which the
+// Reconciler hears of through its netlink subscriptions (a lost
+// subscription counts as a change). An idle agent's poll is then one
+// metadata request; the netlink dumps and the plan run when there is
+// something to look at. Without address and route subscriptions (tests that
+// inject only link events) every reconcile reads the kernel.
 type Reconciler struct {
 	opts           Options
 	src            Source
@@ -112,9 +124,11 @@ type Reconciler struct {
 	// runCtx is Run's context: subscription errors once it is done are
 	// the sockets closing, not trouble.
 	runCtx atomic.Pointer[context.Context]
-
-	linksMu sync.Mutex
-	managed map[int]bool // ifindexes of the NICs the last reconcile managed
+	// dirty says that what apply manages may differ from what the last
+	// apply read and wrote: an event, a lost subscription or new options
+	// set it, and a reconcile or restore clears it before it reads the
+	// kernel, so that an event during the read sets it again.
+	dirty atomic.Bool
 
 	mu         sync.Mutex
 	lastGood   []metadata.PrivateNetwork
@@ -127,6 +141,12 @@ type Reconciler struct {
 	// pending holds the MACs of hot-added private NICs that metadata does
 	// not list yet, with when to give up on them.
 	pending map[string]time.Time
+	// converged says that the last apply (reconcile or restore) left the
+	// kernel as desired (no error, no write deferred by the fight guard),
+	// for the metadata in applied and with the Result last.
+	converged bool
+	applied   []metadata.PrivateNetwork
+	last      Result
 }
 
 type linkEvent struct {
@@ -174,7 +194,22 @@ func (r *Reconciler) subscribeError(err error) {
 		return
 	}
 	r.log.Warn("netlink event subscription error", "err", err)
+	r.kernelChanged()
 	r.Trigger()
+}
+
+// kernelChanged notes that the kernel may no longer be as the last apply
+// left it: a restore reads it once the events have settled, and so does the
+// next reconcile.
+func (r *Reconciler) kernelChanged() {
+	r.dirty.Store(true)
+	r.requestRestore()
+}
+
+// watchesKernel reports whether the Reconciler hears of every change to
+// what it manages (links, addresses, routes).
+func (r *Reconciler) watchesKernel() bool {
+	return r.subscribeAddr != nil && r.subscribeRoute != nil
 }
 
 // pin reports whether the metadata route is to be pinned.
@@ -247,14 +282,14 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		if err := r.subscribeAddr(ch, ctx.Done()); err != nil {
 			return fmt.Errorf("subscribe to address events: %w", err)
 		}
-		watchers.Go(func() { watchEvents(ctx, r.log, "address", r.subscribeAddr, ch, r.addrEvent, r.requestRestore) })
+		watchers.Go(func() { watchEvents(ctx, r.log, "address", r.subscribeAddr, ch, r.addrEvent, r.kernelChanged) })
 	}
 	if r.subscribeRoute != nil {
 		ch := make(chan netlink.RouteUpdate, 64)
 		if err := r.subscribeRoute(ch, ctx.Done()); err != nil {
 			return fmt.Errorf("subscribe to route events: %w", err)
 		}
-		watchers.Go(func() { watchEvents(ctx, r.log, "route", r.subscribeRoute, ch, r.routeEvent, r.requestRestore) })
+		watchers.Go(func() { watchEvents(ctx, r.log, "route", r.subscribeRoute, ch, r.routeEvent, r.kernelChanged) })
 	}
 
 	poll := time.NewTimer(jitter(r.opts.pollInterval()))
@@ -326,10 +361,12 @@ func jitter(d time.Duration) time.Duration {
 
 // watchLinks turns kernel link updates into link events: a new private NIC
 // (MAC 86:00:00…) or a link that went away. Changes of an existing link
-// (including the MTU and up that Apply sets) are not events; the periodic
-// poll restores those. When the subscription breaks (the kernel drops
-// messages with ENOBUFS when a burst overflows the socket), it subscribes
-// again and triggers a full reconcile, since events may have been missed.
+// (including the MTU and up that Apply sets) are not events, but they ask for
+// a restore, which puts back an MTU or an up someone else changed. When the
+// subscription
+// breaks (the kernel drops messages with ENOBUFS when a burst overflows the
+// socket), it subscribes again and triggers a full reconcile, since events
+// may have been missed.
 //
 // It returns when ctx is done and the subscription's channel is closed: it
 // keeps draining until then so that netlink's receive goroutine, which may be
@@ -356,6 +393,7 @@ func (r *Reconciler) watchLinks(ctx context.Context, updates chan netlink.LinkUp
 			}
 			r.log.Warn("subscribe to link events", "err", err)
 		}
+		r.kernelChanged()
 		r.Trigger()
 	}
 }
@@ -363,8 +401,12 @@ func (r *Reconciler) watchLinks(ctx context.Context, updates chan netlink.LinkUp
 // consumeLinks handles updates until the channel is closed.
 func (r *Reconciler) consumeLinks(ctx context.Context, updates <-chan netlink.LinkUpdate, known map[int]string) {
 	for u := range updates {
-		if ctx.Err() != nil || u.Link == nil || u.Link.Attrs() == nil {
-			continue // draining after ctx is done, or nothing to look at
+		if ctx.Err() != nil {
+			continue // draining after ctx is done
+		}
+		r.dirty.Store(true) // for the next reconcile, which a link event triggers
+		if u.Link == nil || u.Link.Attrs() == nil {
+			continue // nothing to look at
 		}
 		a := u.Link.Attrs()
 		mac := a.HardwareAddr.String()
@@ -372,6 +414,7 @@ func (r *Reconciler) consumeLinks(ctx context.Context, updates <-chan netlink.Li
 		switch u.Header.Type {
 		case unix.RTM_NEWLINK:
 			if known[a.Index] == mac {
+				r.requestRestore() // a change of a known link: its MTU, up
 				continue
 			}
 			known[a.Index] = mac
@@ -471,16 +514,41 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 		}
 	}
 
+	if mdErr == nil && r.unchanged(nets) {
+		res := r.last
+		res.Unchanged = true
+		return res, nil
+	}
+
 	desired := Desired(nets, r.opts)
 	before := r.owned.Clone()
 	now = time.Now()
+	r.dirty.Store(false) // before apply reads the kernel: see dirty
 	res, applyErr := apply(ctx, r.h, desired, &r.owned, func(c Change) bool { return r.fight.blocked(c, now) })
 	if mdErr != nil && res.MetadataBlackholed {
 		mdErr = fmt.Errorf("%w; %s", mdErr, MetadataCheck{Blackholed: true, Route: res.MetadataRoute}.Hint(r.pin()))
 	}
 	err := errors.Join(mdErr, r.finish(desired, before, res, applyErr))
+	r.noteApplied(nets, res, err)
 	r.logError(err)
 	return res, err
+}
+
+// noteApplied records what an apply of nets left: whether the kernel is as
+// desired, and the findings a poll that does not read the kernel repeats.
+// Called with mu held.
+func (r *Reconciler) noteApplied(nets []metadata.PrivateNetwork, res Result, err error) {
+	r.converged = err == nil && !res.deferred && r.watchesKernel()
+	r.applied = nets
+	r.last = res
+	r.last.Changes, r.last.Writes = nil, 0
+}
+
+// unchanged reports whether the last reconcile that read the kernel left it
+// as desired for nets and nothing has changed since: no event, no new
+// options, no hot-added NIC waiting for metadata. Called with mu held.
+func (r *Reconciler) unchanged(nets []metadata.PrivateNetwork) bool {
+	return r.converged && !r.dirty.Load() && len(r.pending) == 0 && metadata.EqualPrivateNetworks(nets, r.applied)
 }
 
 // checkMetadataRoute runs CheckMetadataRoute and logs what it found and
@@ -497,17 +565,14 @@ func (r *Reconciler) checkMetadataRoute(ctx context.Context) {
 }
 
 // finish does the bookkeeping after an apply: save the ownership record,
-// log notes and changes and the black-hole state, remember the managed NICs
-// for the event filters. It returns applyErr joined with a save error.
+// log notes and changes and the black-hole state. It returns applyErr joined
+// with a save error.
 // Called with mu held.
 func (r *Reconciler) finish(desired State, before Owned, res Result, applyErr error) error {
 	if r.ownedPath != "" && !slices.Equal(before.Addresses, r.owned.Addresses) {
 		if err := SaveOwned(r.ownedPath, r.owned); err != nil {
 			applyErr = errors.Join(applyErr, err)
 		}
-	}
-	if res.managed != nil {
-		r.setManaged(res.managed)
 	}
 	r.logNotes(desired.Problems, res.MissingLinks)
 	r.logChanges(res.Changes)

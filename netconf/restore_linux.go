@@ -3,7 +3,6 @@ package netconf
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -154,48 +153,27 @@ func (r *Reconciler) requestRestore() {
 	}
 }
 
-// managedLink reports whether ifindex is a NIC the last reconcile managed
-// (a private NIC of a managed network, or the public NIC of the pin).
-func (r *Reconciler) managedLink(ix int) bool {
-	r.linksMu.Lock()
-	defer r.linksMu.Unlock()
-	return r.managed[ix]
-}
-
-func (r *Reconciler) setManaged(m map[int]bool) {
-	r.linksMu.Lock()
-	defer r.linksMu.Unlock()
-	r.managed = m
-}
-
-// addrEvent decides whether an address update asks for a restore: an IPv4
-// address removed from a managed NIC (by a flush, a DHCP release, the kernel
-// expiring a lease-bound address).
+// addrEvent asks for a restore on every change of an IPv4 address: one
+// removed from a private NIC (by a flush, a DHCP release, the kernel
+// expiring a lease-bound address), or anything else, which the restore finds
+// in order.
 func (r *Reconciler) addrEvent(u netlink.AddrUpdate) {
-	if u.NewAddr || u.LinkAddress.IP.To4() == nil || !r.managedLink(u.LinkIndex) {
-		return
+	if u.LinkAddress.IP.To4() == nil {
+		return // private networks are IPv4
 	}
-	r.requestRestore()
+	r.kernelChanged()
 }
 
-// routeEvent decides whether a route update asks for a restore: a route of
-// ours or on a managed NIC went away, or someone else installed a route to
-// the metadata service (a DHCP client's black hole at renewal, or a replace
-// that took the pin's place).
+// routeEvent asks for a restore on every change of an IPv4 main-table
+// route: a route of ours or on a private NIC went away, someone else
+// installed a route to the metadata service (a DHCP client's black hole at
+// renewal, or a replace that took the pin's place), or anything else, which
+// the restore finds in order.
 func (r *Reconciler) routeEvent(u netlink.RouteUpdate) {
 	if (u.Table != 0 && u.Table != unix.RT_TABLE_MAIN) || (u.Family != 0 && u.Family != netlink.FAMILY_V4) {
 		return // private networks are IPv4 and in the main table
 	}
-	switch u.Type {
-	case unix.RTM_DELROUTE:
-		if u.Protocol == RouteProtocol || r.managedLink(u.LinkIndex) {
-			r.requestRestore()
-		}
-	case unix.RTM_NEWROUTE:
-		if u.Protocol != RouteProtocol && routeDst(u.Route) == netip.PrefixFrom(MetadataAddr, 32) {
-			r.requestRestore()
-		}
-	}
+	r.kernelChanged()
 }
 
 // watchEvents forwards the updates of one subscription to handle until ctx
@@ -249,6 +227,7 @@ func (r *Reconciler) restore(ctx context.Context) {
 	}
 	desired := Desired(r.lastGood, r.opts)
 	before := r.owned.Clone()
+	r.dirty.Store(false) // before apply reads the kernel: see dirty
 	res, err := apply(ctx, r.h, desired, &r.owned, func(c Change) bool { return r.fight.blocked(c, now) })
 	for _, c := range res.Changes {
 		if c.Op == OpRemove || (c.Kind != "address" && c.Kind != "route") {
@@ -256,5 +235,5 @@ func (r *Reconciler) restore(ctx context.Context) {
 		}
 		r.fight.restored(c, c.Kind, now, r.log, r.onRestore)
 	}
-	r.finish(desired, before, res, err)
+	r.noteApplied(r.lastGood, res, r.finish(desired, before, res, err))
 }
