@@ -363,10 +363,9 @@ func jitter(d time.Duration) time.Duration {
 // (MAC 86:00:00…) or a link that went away. Changes of an existing link
 // (including the MTU and up that Apply sets) are not events, but they ask for
 // a restore, which puts back an MTU or an up someone else changed. When the
-// subscription
-// breaks (the kernel drops messages with ENOBUFS when a burst overflows the
-// socket), it subscribes again and triggers a full reconcile, since events
-// may have been missed.
+// subscription breaks (the kernel drops messages with ENOBUFS when a burst
+// overflows the socket), it subscribes again and triggers a full reconcile,
+// since events may have been missed.
 //
 // It returns when ctx is done and the subscription's channel is closed: it
 // keeps draining until then so that netlink's receive goroutine, which may be
@@ -544,8 +543,8 @@ func (r *Reconciler) noteApplied(nets []metadata.PrivateNetwork, res Result, err
 	r.last.Changes, r.last.Writes = nil, 0
 }
 
-// unchanged reports whether the last reconcile that read the kernel left it
-// as desired for nets and nothing has changed since: no event, no new
+// unchanged reports whether the last apply (reconcile or restore) left the
+// kernel as desired for nets and nothing has changed since: no event, no new
 // options, no hot-added NIC waiting for metadata. Called with mu held.
 func (r *Reconciler) unchanged(nets []metadata.PrivateNetwork) bool {
 	return r.converged && !r.dirty.Load() && len(r.pending) == 0 && metadata.EqualPrivateNetworks(nets, r.applied)
