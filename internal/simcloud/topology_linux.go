@@ -861,7 +861,10 @@ func (c *Cloud) setServerLinksLocked(s *Server, up bool) error {
 	if up {
 		set = (*namespace).setLinkUp
 	}
-	errs := []error{set(c.cloud, s.port())}
+	var errs []error
+	if up {
+		errs = append(errs, set(c.cloud, s.port()))
+	}
 	for _, a := range s.attached {
 		err := set(a.net.router, s.peer())
 		if err == nil && up {
@@ -871,6 +874,15 @@ func (c *Cloud) setServerLinksLocked(s *Server, up bool) error {
 			err = c.syncNetworkRoutesLocked(a.net)
 		}
 		errs = append(errs, err)
+	}
+	if !up {
+		// The public port goes last: a failover daemon that watches the
+		// public NIC would otherwise still reach its peers over a private
+		// network in between (keepalived, which tracks the interface of
+		// its VIP, sends its peers a priority 0 advertisement on the way
+		// to FAULT, and a standby takes over after its skew time, 0.6 s,
+		// instead of detecting the crash).
+		errs = append(errs, set(c.cloud, s.port()))
 	}
 	return errors.Join(errs...)
 }
