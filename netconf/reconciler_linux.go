@@ -142,10 +142,9 @@ type Reconciler struct {
 	// not list yet, with when to give up on them.
 	pending map[string]time.Time
 	// converged says that the last apply (reconcile or restore) left the
-	// kernel as desired (no error, no write deferred by the fight guard),
-	// for the metadata in applied and with the Result last.
+	// kernel as desired for lastGood, which every apply applies (no error,
+	// no write deferred by the fight guard), with the Result last.
 	converged bool
-	applied   []metadata.PrivateNetwork
 	last      Result
 }
 
@@ -480,6 +479,7 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	sameNets := false // metadata is what the last apply applied
 	if mdErr != nil {
 		mdErr = fmt.Errorf("read private networks from metadata: %w", mdErr)
 		if !r.haveGood {
@@ -500,6 +500,7 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 		}
 		nets = r.lastGood
 	} else {
+		sameNets = metadata.EqualPrivateNetworks(nets, r.lastGood)
 		r.lastGood, r.haveGood = slices.Clone(nets), true
 	}
 
@@ -513,7 +514,7 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 		}
 	}
 
-	if mdErr == nil && r.unchanged(nets) {
+	if sameNets && r.unchanged() {
 		res := r.last
 		res.Unchanged = true
 		return res, nil
@@ -528,26 +529,26 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) (Result, error) {
 		mdErr = fmt.Errorf("%w; %s", mdErr, MetadataCheck{Blackholed: true, Route: res.MetadataRoute}.Hint(r.pin()))
 	}
 	err := errors.Join(mdErr, r.finish(desired, before, res, applyErr))
-	r.noteApplied(nets, res, err)
+	r.noteApplied(res, err)
 	r.logError(err)
 	return res, err
 }
 
-// noteApplied records what an apply of nets left: whether the kernel is as
-// desired, and the findings a poll that does not read the kernel repeats.
+// noteApplied records what an apply of lastGood left: whether the kernel is
+// as desired, and the findings a poll that does not read the kernel repeats.
 // Called with mu held.
-func (r *Reconciler) noteApplied(nets []metadata.PrivateNetwork, res Result, err error) {
+func (r *Reconciler) noteApplied(res Result, err error) {
 	r.converged = err == nil && !res.deferred && r.watchesKernel()
-	r.applied = nets
 	r.last = res
 	r.last.Changes, r.last.Writes = nil, 0
 }
 
 // unchanged reports whether the last apply (reconcile or restore) left the
-// kernel as desired for nets and nothing has changed since: no event, no new
-// options, no hot-added NIC waiting for metadata. Called with mu held.
-func (r *Reconciler) unchanged(nets []metadata.PrivateNetwork) bool {
-	return r.converged && !r.dirty.Load() && len(r.pending) == 0 && metadata.EqualPrivateNetworks(nets, r.applied)
+// kernel as desired and nothing has changed since: no event, no new
+// options, no hot-added NIC waiting for metadata. The caller checks that
+// metadata is the same. Called with mu held.
+func (r *Reconciler) unchanged() bool {
+	return r.converged && !r.dirty.Load() && len(r.pending) == 0
 }
 
 // checkMetadataRoute runs CheckMetadataRoute and logs what it found and

@@ -235,5 +235,5 @@ func (r *Reconciler) restore(ctx context.Context) {
 		}
 		r.fight.restored(c, c.Kind, now, r.log, r.onRestore)
 	}
-	r.noteApplied(r.lastGood, res, r.finish(desired, before, res, err))
+	r.noteApplied(res, r.finish(desired, before, res, err))
 }
