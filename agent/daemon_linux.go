@@ -112,6 +112,9 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	cfg, a, h, md, ns, ipv6Host, log := d.cfg, d.a, d.h, d.md, d.ns, d.ipv6Host, d.log
 	m := a.Metrics()
 	var c Components
+	// One netlink socket hears the kernel's events for the Reconciler and
+	// the AddressRestorer (issue 14).
+	events := netconf.NewKernelEvents(ns)
 	if cfg.PrivateNetworks.IsEnabled() {
 		src := &timedSource{src: md, m: m}
 		nopts := []netconf.ReconcilerOption{
@@ -123,9 +126,7 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 					Blackholed: res.MetadataBlackholed, Err: err,
 				})
 			}),
-		}
-		if ns != nil {
-			nopts = append(nopts, netconf.WithNetns(*ns))
+			netconf.WithEvents(events),
 		}
 		c.Netconf = netconf.New(NetconfOptions(cfg), src, h, log.With("component", ComponentNetconf), nopts...)
 	}
@@ -169,7 +170,7 @@ func (d *wiring) wire(ctx context.Context, sum metadata.Summary) (Components, er
 	egress := netconf.NewEgressController(h, cfg.EgressGroups(), log.With("component", "egress"))
 	// A DHCP client's flush or an operator's `ip addr flush` of a NIC is
 	// undone from the address event, not at the owner's next API read.
-	c.Restore = netconf.NewAddressRestorer(nil, ns, log.With("component", ComponentRestore), m.ObserveRestore,
+	c.Restore = netconf.NewAddressRestorer(nil, events, log.With("component", ComponentRestore), m.ObserveRestore,
 		netconf.RestoreTarget{Kind: metrics.KindFloatingIP, Restore: host.Restore},
 		netconf.RestoreTarget{Kind: metrics.KindPrivateVIP, Restore: vips.Restore})
 	gp := groupsParams{

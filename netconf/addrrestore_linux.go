@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // RestoreTarget is one kind of address the AddressRestorer keeps: Restore
@@ -42,10 +41,11 @@ type AddressRestorer struct {
 }
 
 // NewAddressRestorer returns a restorer of targets that learns of deletions
-// through subscribe (nil: netlink address events in ns, or in the current
-// namespace when ns is nil). onRestore, when set, is called for every
-// restore and every back-off, with the target's Kind.
-func NewAddressRestorer(subscribe AddrSubscribeFunc, ns *netns.NsHandle, log *slog.Logger,
+// through subscribe (nil: the address events of events, which the
+// Reconciler of the namespace may share; nil events: a source of its own in
+// the current namespace). onRestore, when set, is called for every restore
+// and every back-off, with the target's Kind.
+func NewAddressRestorer(subscribe AddrSubscribeFunc, events *KernelEvents, log *slog.Logger,
 	onRestore func(kind string, backedOff bool), targets ...RestoreTarget) *AddressRestorer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -55,18 +55,16 @@ func NewAddressRestorer(subscribe AddrSubscribeFunc, ns *netns.NsHandle, log *sl
 		fight: newFightGuard(), req: make(chan struct{}, 1),
 	}
 	if r.subscribe == nil {
-		r.subscribe = func(ch chan<- netlink.AddrUpdate, done <-chan struct{}) error {
-			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-				Namespace: ns,
-				ErrorCallback: func(err error) {
-					if ctx := r.runCtx.Load(); ctx != nil && (*ctx).Err() != nil {
-						return
-					}
-					log.Warn("netlink address event subscription error", "err", err)
-					r.request()
-				},
-			})
+		if events == nil {
+			events = NewKernelEvents(nil)
 		}
+		r.subscribe = events.Addrs(func(err error) {
+			if ctx := r.runCtx.Load(); ctx != nil && (*ctx).Err() != nil {
+				return
+			}
+			log.Warn("address event subscription error", "err", err)
+			r.request()
+		})
 	}
 	return r
 }

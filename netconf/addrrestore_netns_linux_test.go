@@ -156,7 +156,7 @@ func TestAddressRestorerNetns(t *testing.T) {
 	assert.ElementsMatch(t, wantPriv, nsAddrs(t, h, priv))
 
 	counts := newRestoreCounts()
-	r := NewAddressRestorer(nil, &ns, slog.New(slog.DiscardHandler), counts.observe,
+	r := NewAddressRestorer(nil, NewKernelEvents(&ns), slog.New(slog.DiscardHandler), counts.observe,
 		RestoreTarget{Kind: "floating_ip", Restore: fips.Restore},
 		RestoreTarget{Kind: "private_vip", Restore: vips.Restore})
 	done := make(chan error, 1)

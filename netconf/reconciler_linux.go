@@ -37,34 +37,26 @@ type SubscribeFunc func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) erro
 // ReconcilerOption configures a Reconciler.
 type ReconcilerOption func(*Reconciler)
 
-// WithNetns makes the Reconciler subscribe to link events in ns (the
-// namespace its netlink handle works in). Without it, and without
-// WithSubscribe, the current namespace is used.
+// WithNetns makes the Reconciler hear link, address and route events in ns
+// (the namespace its netlink handle works in), on an event source of its
+// own. Without it, WithEvents and WithSubscribe, the current namespace is
+// used.
 func WithNetns(ns netns.NsHandle) ReconcilerOption {
-	return func(r *Reconciler) { r.subscribeIn(&ns) }
+	return func(r *Reconciler) { r.useEvents(NewKernelEvents(&ns)) }
 }
 
-// subscribeIn sets the link, address and route event sources to ns (nil:
-// the current namespace).
-func (r *Reconciler) subscribeIn(ns *netns.NsHandle) {
-	r.subscribe = func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
-		return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
-			Namespace:     ns,
-			ErrorCallback: r.subscribeError,
-		})
-	}
-	r.subscribeAddr = func(ch chan<- netlink.AddrUpdate, done <-chan struct{}) error {
-		return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-			Namespace:     ns,
-			ErrorCallback: r.subscribeError,
-		})
-	}
-	r.subscribeRoute = func(ch chan<- netlink.RouteUpdate, done <-chan struct{}) error {
-		return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
-			Namespace:     ns,
-			ErrorCallback: r.subscribeError,
-		})
-	}
+// WithEvents makes the Reconciler hear link, address and route events from
+// k, which the AddressRestorer of the same namespace shares: one socket and
+// one reading goroutine for both.
+func WithEvents(k *KernelEvents) ReconcilerOption {
+	return func(r *Reconciler) { r.useEvents(k) }
+}
+
+// useEvents sets the link, address and route event sources to k.
+func (r *Reconciler) useEvents(k *KernelEvents) {
+	r.subscribe = k.Links(r.subscribeError)
+	r.subscribeAddr = k.Addrs(r.subscribeError)
+	r.subscribeRoute = k.Routes(r.subscribeError)
 }
 
 // WithSubscribe replaces the link event source (tests inject events). Unless
@@ -173,7 +165,7 @@ func New(opts Options, src Source, h nlHandle, logger *slog.Logger, ropts ...Rec
 	}
 	if r.subscribe == nil {
 		sa, sr := r.subscribeAddr, r.subscribeRoute
-		r.subscribeIn(nil)
+		r.useEvents(NewKernelEvents(nil))
 		if sa != nil {
 			r.subscribeAddr = sa
 		}
@@ -184,10 +176,9 @@ func New(opts Options, src Source, h nlHandle, logger *slog.Logger, ropts ...Rec
 	return r
 }
 
-// subscribeError is the ErrorCallback of the event subscriptions. When Run
-// stops, netlink closes the sockets and its receive goroutines report
-// "resource temporarily unavailable": that is the clean stop (issue 15), not
-// an error.
+// subscribeError hears of the event subscriptions' errors: a message that
+// did not parse or a failed socket, after which events may be missing. Once
+// Run has stopped, nothing is news (issue 15).
 func (r *Reconciler) subscribeError(err error) {
 	if ctx := r.runCtx.Load(); ctx != nil && (*ctx).Err() != nil {
 		return
