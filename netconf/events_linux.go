@@ -94,59 +94,30 @@ func (s *eventSub) end() {
 // Links returns a SubscribeFunc of link updates; onError (may be nil) hears
 // of messages that do not parse and of the socket failing.
 func (k *KernelEvents) Links(onError func(error)) SubscribeFunc {
-	return func(ch chan<- netlink.LinkUpdate, done <-chan struct{}) error {
-		return k.subscribe(&eventSub{
-			deliver: func(m syscall.NetlinkMessage, done <-chan struct{}) (bool, error) {
-				if m.Header.Type != unix.RTM_NEWLINK && m.Header.Type != unix.RTM_DELLINK {
-					return false, nil
-				}
-				u, err := parseLinkUpdate(m)
-				if err != nil {
-					return true, err
-				}
-				select {
-				case ch <- u:
-				case <-done:
-				}
-				return true, nil
-			},
-			onError: onError, done: done, close: func() { close(ch) },
-		})
-	}
+	return subscriber(k, unix.RTM_NEWLINK, unix.RTM_DELLINK, parseLinkUpdate, onError)
 }
 
 // Addrs returns an AddrSubscribeFunc of IPv4 and IPv6 address updates.
 func (k *KernelEvents) Addrs(onError func(error)) AddrSubscribeFunc {
-	return func(ch chan<- netlink.AddrUpdate, done <-chan struct{}) error {
-		return k.subscribe(&eventSub{
-			deliver: func(m syscall.NetlinkMessage, done <-chan struct{}) (bool, error) {
-				if m.Header.Type != unix.RTM_NEWADDR && m.Header.Type != unix.RTM_DELADDR {
-					return false, nil
-				}
-				u, err := parseAddrUpdate(m)
-				if err != nil {
-					return true, err
-				}
-				select {
-				case ch <- u:
-				case <-done:
-				}
-				return true, nil
-			},
-			onError: onError, done: done, close: func() { close(ch) },
-		})
-	}
+	return subscriber(k, unix.RTM_NEWADDR, unix.RTM_DELADDR, parseAddrUpdate, onError)
 }
 
 // Routes returns a RouteSubscribeFunc of IPv4 route updates.
 func (k *KernelEvents) Routes(onError func(error)) RouteSubscribeFunc {
-	return func(ch chan<- netlink.RouteUpdate, done <-chan struct{}) error {
+	return subscriber(k, unix.RTM_NEWROUTE, unix.RTM_DELROUTE, parseRouteUpdate, onError)
+}
+
+// subscriber returns the subscribe function of the messages of types
+// newType and delType, parsed by parse.
+func subscriber[T any](k *KernelEvents, newType, delType uint16, parse func(syscall.NetlinkMessage) (T, error),
+	onError func(error)) func(chan<- T, <-chan struct{}) error {
+	return func(ch chan<- T, done <-chan struct{}) error {
 		return k.subscribe(&eventSub{
 			deliver: func(m syscall.NetlinkMessage, done <-chan struct{}) (bool, error) {
-				if m.Header.Type != unix.RTM_NEWROUTE && m.Header.Type != unix.RTM_DELROUTE {
+				if m.Header.Type != newType && m.Header.Type != delType {
 					return false, nil
 				}
-				u, err := parseRouteUpdate(m)
+				u, err := parse(m)
 				if err != nil {
 					return true, err
 				}

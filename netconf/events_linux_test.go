@@ -36,18 +36,37 @@ func routeMsg(typ uint16, family, dstLen, table uint8, attrs ...*nl.RtAttr) sysc
 }
 
 func ip4(s string) []byte { return net.ParseIP(s).To4() }
+
+// parseCase is a case of a table test of a message parser.
+type parseCase[T any] struct {
+	name    string
+	msg     syscall.NetlinkMessage
+	want    T
+	wantErr string
+}
+
+// runParseCases runs the cases against parse.
+func runParseCases[T any](t *testing.T, parse func(syscall.NetlinkMessage) (T, error), cases []parseCase[T]) {
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parse(tt.msg)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
 func ip6(s string) []byte { return net.ParseIP(s).To16() }
 
 func TestParseAddrUpdate(t *testing.T) {
 	cache := make([]byte, unix.SizeofIfaCacheinfo)
 	nl.NativeEndian().PutUint32(cache[0:], 300) // preferred
 	nl.NativeEndian().PutUint32(cache[4:], 600) // valid
-	for _, tt := range []struct {
-		name    string
-		msg     syscall.NetlinkMessage
-		want    netlink.AddrUpdate
-		wantErr string
-	}{
+	runParseCases(t, parseAddrUpdate, []parseCase[netlink.AddrUpdate]{
 		{
 			name: "IPv4 added: the local address",
 			msg: addrMsg(unix.RTM_NEWADDR, unix.AF_INET, 24, 3,
@@ -91,27 +110,11 @@ func TestParseAddrUpdate(t *testing.T) {
 			}(),
 			wantErr: "parse address message",
 		},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseAddrUpdate(tt.msg)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	})
 }
 
 func TestParseRouteUpdate(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		msg     syscall.NetlinkMessage
-		want    netlink.RouteUpdate
-		wantErr string
-	}{
+	runParseCases(t, parseRouteUpdate, []parseCase[netlink.RouteUpdate]{
 		{
 			name: "main-table route via a gateway",
 			msg: routeMsg(unix.RTM_NEWROUTE, unix.AF_INET, 16, unix.RT_TABLE_MAIN,
@@ -147,18 +150,7 @@ func TestParseRouteUpdate(t *testing.T) {
 			}(),
 			wantErr: "parse route message",
 		},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseRouteUpdate(tt.msg)
-			if tt.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
+	})
 }
 
 func TestParseLinkUpdate(t *testing.T) {
