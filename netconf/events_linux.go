@@ -47,8 +47,9 @@ func NewKernelEvents(ns *netns.NsHandle) *KernelEvents {
 }
 
 // eventGroups are the multicast groups KernelEvents joins: what the
-// Reconciler and the AddressRestorer act on. IPv6 routes are left out;
-// nothing of hc-agent's is one.
+// Reconciler and the AddressRestorer act on. IPv6 routes are left out:
+// the Reconciler's routes are IPv4, and the restorer watches floating
+// IPv6 addresses, whose routes come and go with them.
 var eventGroups = []uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR, unix.RTNLGRP_IPV4_ROUTE}
 
 // eventBufSize is the receive buffer: one datagram of notifications, as
@@ -65,6 +66,7 @@ type eventSub struct {
 
 	mu     sync.Mutex // held while sending and closing
 	closed bool
+	ended  chan struct{} // closed with the channel
 }
 
 // send delivers m unless the subscription is closed; it blocks until the
@@ -88,6 +90,7 @@ func (s *eventSub) end() {
 	if !s.closed {
 		s.closed = true
 		s.close()
+		close(s.ended)
 	}
 }
 
@@ -133,8 +136,9 @@ func subscriber[T any](k *KernelEvents, newType, delType uint16, parse func(sysc
 }
 
 // subscribe adds s, opening the socket if it is the first, and ends s when
-// its done channel closes.
+// its done channel closes (unless a failure of the socket ended it first).
 func (k *KernelEvents) subscribe(s *eventSub) error {
+	s.ended = make(chan struct{})
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.sock == nil {
@@ -147,8 +151,11 @@ func (k *KernelEvents) subscribe(s *eventSub) error {
 	}
 	k.subs = append(k.subs, s)
 	go func() {
-		<-s.done
-		k.unsubscribe(s)
+		select {
+		case <-s.done:
+			k.unsubscribe(s)
+		case <-s.ended:
+		}
 	}()
 	return nil
 }
