@@ -56,29 +56,29 @@ var eventGroups = []uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLG
 // large as netlink's.
 const eventBufSize = 64 << 10
 
-// eventSub is one subscription: deliver sends a parsed message to its
-// channel and reports false when the message is not of its kind.
+// eventSub is one subscription: deliver sends a message of its kind,
+// parsed, to its channel (others it ignores) and returns the parse error.
 type eventSub struct {
-	deliver func(m syscall.NetlinkMessage, done <-chan struct{}) (bool, error)
+	deliver func(m syscall.NetlinkMessage) error
 	onError func(error)
 	done    <-chan struct{}
 	close   func()
 
-	mu     sync.Mutex // held while sending and closing
-	closed bool
-	ended  chan struct{} // closed with the channel
+	mu    sync.Mutex    // held while sending and closing
+	ended chan struct{} // closed with the channel
 }
 
-// send delivers m unless the subscription is closed; it blocks until the
+// send delivers m unless the subscription has ended; it blocks until the
 // subscriber takes it or the subscription's done channel closes.
 func (s *eventSub) send(m syscall.NetlinkMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	select {
+	case <-s.ended:
 		return
+	default:
 	}
-	ok, err := s.deliver(m, s.done)
-	if ok && err != nil && s.onError != nil {
+	if err := s.deliver(m); err != nil && s.onError != nil {
 		s.onError(err)
 	}
 }
@@ -87,8 +87,9 @@ func (s *eventSub) send(m syscall.NetlinkMessage) {
 func (s *eventSub) end() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
+	select {
+	case <-s.ended:
+	default:
 		s.close()
 		close(s.ended)
 	}
@@ -116,19 +117,19 @@ func subscriber[T any](k *KernelEvents, newType, delType uint16, parse func(sysc
 	onError func(error)) func(chan<- T, <-chan struct{}) error {
 	return func(ch chan<- T, done <-chan struct{}) error {
 		return k.subscribe(&eventSub{
-			deliver: func(m syscall.NetlinkMessage, done <-chan struct{}) (bool, error) {
+			deliver: func(m syscall.NetlinkMessage) error {
 				if m.Header.Type != newType && m.Header.Type != delType {
-					return false, nil
+					return nil
 				}
 				u, err := parse(m)
 				if err != nil {
-					return true, err
+					return err
 				}
 				select {
 				case ch <- u:
 				case <-done:
 				}
-				return true, nil
+				return nil
 			},
 			onError: onError, done: done, close: func() { close(ch) },
 		})
